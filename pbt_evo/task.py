@@ -1,0 +1,101 @@
+"""What a task provides to pbt_evo: a search space and a way to build a trainable member.
+
+A task is built once per worker process. For each population member it builds a :class:`Member`
+from a genome; pbt_evo then loads the member's inherited state into it, trains it ``e_step`` epochs,
+evaluates it and keeps its state. Everything a member must carry between generations is one of:
+
+- ``member.model``: an ``nn.Module`` holding *all* its weights, including target or EMA copies.
+  Its ``state_dict()`` keys are what search-space variables own (by prefix).
+- ``member.optimizers``: named optimizers over parameters of ``member.model``; their state is
+  stored by parameter *name* (see :mod:`pbt_evo.weights`), never by position.
+- ``member.extras_state()`` / ``load_extras()``: anything else (replay buffer, step counters).
+  A child takes its base parent's extras.
+
+Randomness: pbt_evo seeds ``torch``, ``numpy.random`` and ``random`` before ``build`` (which is how
+a "fresh initialisation" is reproducible), before ``train`` and before ``evaluate``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .space import SearchSpace
+
+
+class Member(ABC):
+    """One trainable network (plus its optimizers and extras) built for one genome."""
+
+    model: torch.nn.Module
+    optimizers: Mapping[str, torch.optim.Optimizer] = {}
+
+    @abstractmethod
+    def train(self, epochs: int) -> dict[str, float]:
+        """Train for ``epochs`` of the task's epochs; return metrics to log (may be empty)."""
+
+    @abstractmethod
+    def evaluate(self) -> float:
+        """Fitness, higher is better (e.g. validation accuracy, mean return, -FID)."""
+
+    def extras_state(self) -> dict[str, Any]:
+        """Non-weight state that travels with the member (numpy arrays preferred)."""
+        return {}
+
+    def load_extras(self, extras: Mapping[str, Any]) -> None:
+        """Restore what :meth:`extras_state` returned."""
+
+
+class Task(ABC):
+    """A search problem: the space and how to build a member for a genome.
+
+    Subclasses set ``space`` in ``__init__``; ``epoch_unit`` names what one epoch means in logs.
+    """
+
+    space: SearchSpace
+    epoch_unit: str = "epoch"
+
+    @abstractmethod
+    def build(self, genome: Sequence[int]) -> Member:
+        """A member with freshly initialised weights (under the caller's torch seed)."""
+
+    def build_model(self, genome: Sequence[int]) -> torch.nn.Module:
+        """The network alone, e.g. to load exported weights: ``task.build_model(g).load_state_dict(...)``."""
+        return self.build(genome).model
+
+    def cost(self, genome: Sequence[int]) -> float:
+        """Relative training cost of a genome, used to schedule the costliest members first."""
+        return 1.0
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A picklable recipe for a task: ``"package.module:Class"`` plus keyword arguments.
+
+    Workers build the task from it once; no code is evaluated from strings.
+
+    >>> spec = TaskSpec("tasks.digits:DigitsTask", {"hidden": 16})
+    >>> spec.target
+    'tasks.digits:DigitsTask'
+    """
+
+    target: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self) -> Task:
+        module_name, _, attr = self.target.partition(":")
+        if not attr:
+            raise ValueError(f"task {self.target!r}: expected 'package.module:ClassName'")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ValueError(f"task {self.target!r}: cannot import {module_name!r} ({exc})") from exc
+        try:
+            factory = getattr(module, attr)
+        except AttributeError:
+            raise ValueError(f"task {self.target!r}: {module_name} has no {attr!r}") from None
+        return factory(**dict(self.kwargs))
