@@ -1,0 +1,97 @@
+"""DEAP-compatible individuals: a categorical genome plus a handle to the trained weights.
+
+Defined in an importable module (not with ``creator.create``) so Ray workers unpickle them.
+Cloning (``copy.deepcopy``, DEAP's default ``toolbox.clone``) copies the genome and bookkeeping but
+shares the weight handle: no tensor is ever copied by the driver.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from deap import base
+
+from .handles import WeightHandle
+
+
+class FitnessMax(base.Fitness):
+    """Single objective, maximised (accuracy, return, -FID)."""
+
+    weights = (1.0,)
+
+
+class Individual(list):
+    """A genome (list of option indices) that DEAP's tools accept, with PBT bookkeeping.
+
+    Attributes: ``fitness``; ``id`` (stable, unique in a run); ``parents`` (ids); ``origin`` (per
+    variable, the id of the initial network the gene descends from); ``handle`` (weights);
+    ``seed`` (training randomness); ``epochs`` (epochs its weights have been trained);
+    ``taken`` (variables taken from the donor when it was made); ``metrics`` (last training metrics).
+
+    Two individuals are equal when they are the same network at the same training age (same id,
+    epochs and genome), so ``tools.HallOfFame`` keeps the best *trained state* rather than refusing a
+    better-trained copy of an architecture it already holds.
+
+    >>> ind = Individual([0, 2, 1], id=7)
+    >>> ind.fitness.values = (0.9,)
+    >>> clone = copy.deepcopy(ind)
+    >>> clone.fitness.values, clone.id, clone.origin
+    ((0.9,), 7, [7, 7, 7])
+    """
+
+    fitness_class: type[base.Fitness] = FitnessMax
+    __hash__ = None  # mutable, like list
+
+    def __init__(self, genome: Iterable[int] = (), *, id: int = -1, parents: Sequence[int] = (),
+                 origin: Sequence[int] | None = None, handle: WeightHandle | None = None,
+                 seed: int = 0, epochs: int = 0):
+        super().__init__(genome)
+        self.fitness = self.fitness_class()
+        self.id = id
+        self.parents = tuple(parents)
+        self.origin = list(origin) if origin is not None else [id] * len(self)
+        self.handle = handle
+        self.seed = seed
+        self.epochs = epochs
+        self.taken: tuple[int, ...] = ()
+        self.metrics: dict[str, Any] = {}
+
+    def __deepcopy__(self, memo: dict) -> "Individual":
+        new = copy.copy(self)  # shares handle; containers copied below
+        list.__init__(new, self)
+        new.fitness = copy.deepcopy(self.fitness, memo)
+        new.origin = list(self.origin)
+        new.metrics = dict(self.metrics)
+        return new
+
+    def __reduce__(self):
+        return (self.__class__, (list(self),), self.__dict__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Individual):
+            return NotImplemented
+        return (self.id, self.epochs, list(self)) == (other.id, other.epochs, list(other))
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    def __repr__(self) -> str:
+        fit = self.fitness.values[0] if self.fitness.valid else None
+        return f"Individual(id={self.id}, genome={list(self)}, fitness={fit}, epochs={self.epochs})"
+
+    @property
+    def score(self) -> float:
+        """Weighted fitness for sorting: non-finite or missing fitness is ``-inf`` (the worst)."""
+        if not self.fitness.valid:
+            return -math.inf
+        w = self.fitness.wvalues[0]
+        return w if math.isfinite(w) else -math.inf
+
+
+def worst_value(fitness_class: type[base.Fitness]) -> float:
+    """The value that makes a fitness the worst possible (``-inf`` when maximising)."""
+    return -math.inf if fitness_class.weights[0] > 0 else math.inf

@@ -1,0 +1,161 @@
+"""PBT-NAS operators in DEAP's shapes.
+
+- Initialisers: :func:`init_population` (uniform or balanced).
+- Selection: :func:`sel_truncation` (best and worst ``tau`` fractions), :func:`pair_random`,
+  :func:`pair_self` (the "no mixing" ablation mixes a parent with itself).
+- Variation: :func:`cx_mix` (Algorithm 2: uniform crossover carrying shrink-perturbed weights),
+  :func:`mut_searl` (the SEARL-like baseline), :func:`mut_resample`, :func:`mut_weights`.
+
+Like DEAP's operators they use the ``random`` module, change the individuals given (pass clones) and
+return tuples. Weights are not touched here: operators only write recipes into handles, which the
+worker that trains the child materialises.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+from .handles import FreshState, as_recipe
+from .individual import Individual
+from .space import SearchSpace
+
+
+def init_population(space: SearchSpace, n: int, balanced: bool = True,
+                    container: type[Individual] = Individual) -> list[Individual]:
+    """``n`` individuals with ids 0..n-1, fresh weights and origins pointing at themselves.
+
+    Balanced (the research code's default): every option of every variable appears ``n // k`` times.
+
+    >>> from pbt_evo.space import Variable
+    >>> pop = init_population(SearchSpace([Variable("a", (0, 1))]), 4)
+    >>> [ind.id for ind in pop], sorted(ind[0] for ind in pop)
+    ([0, 1, 2, 3], [0, 0, 1, 1])
+    """
+    genomes = space.sample_balanced(n) if balanced else [space.sample() for _ in range(n)]
+    pop = []
+    for i, g in enumerate(genomes):
+        seed = random.getrandbits(31)
+        pop.append(container(g, id=i, handle=FreshState(seed), seed=seed))
+    return pop
+
+
+def n_selected(n: int, tau: float) -> int:
+    """Members in each of the best and worst ``tau`` fractions, rounded half up (N=12 -> 3, N=24 -> 6).
+
+    >>> n_selected(12, 0.25), n_selected(24, 0.25), n_selected(10, 0.25)
+    (3, 6, 3)
+    """
+    if not 0 <= tau <= 0.5:
+        raise ValueError(f"tau must be in [0, 0.5], got {tau}")
+    return min(int(math.floor(tau * n + 0.5)), n // 2)
+
+
+def sel_truncation(individuals: Sequence[Individual], tau: float = 0.25) -> tuple[list[Individual], list[Individual]]:
+    """The best and the worst ``round(tau * N)`` individuals, best first / worst last.
+
+    Non-finite or missing fitness counts as the worst and is never among the best.
+
+    >>> pop = [Individual([0], id=i) for i in range(4)]
+    >>> for ind, f in zip(pop, [0.5, float("nan"), 0.9, 0.1]): ind.fitness.values = (f,)
+    >>> best, worst = sel_truncation(pop, tau=0.25)
+    >>> [b.id for b in best], [w.id for w in worst]
+    ([2], [1])
+    """
+    k = n_selected(len(individuals), tau)
+    ranked = sorted(individuals, key=lambda ind: ind.score, reverse=True)
+    best = [ind for ind in ranked[:k] if math.isfinite(ind.score)]
+    return best, ranked[len(ranked) - k:] if k else []
+
+
+def pair_random(parents: Sequence[Individual]) -> tuple[Individual, Individual]:
+    """Two distinct parents drawn at random (Algorithm 2, line 1)."""
+    if len(parents) < 2:
+        raise ValueError(f"mixing needs at least 2 parents, got {len(parents)}: raise the population size or tau"
+                         " (population * tau must round to >= 2)")
+    a, b = random.sample(list(parents), 2)
+    return a, b
+
+
+def pair_self(parents: Sequence[Individual]) -> tuple[Individual, Individual]:
+    """One parent twice: the paper's "no mixing" ablation (layers still shrink-perturbed)."""
+    a = random.choice(list(parents))
+    return a, a
+
+
+def cx_mix(ind1: Individual, ind2: Individual, p: float = 0.25,
+           shrink_perturb: Sequence[float] = (0.4, 0.1), optimizer_policy: str = "reset") -> tuple[Individual]:
+    """Mix two parents into one child (Algorithm 2); pass clones, the fitter one becomes the child.
+
+    Each variable is taken from the less fit parent (the donor) with probability ``p``; layers of taken
+    variables get ``shrink * w_donor + perturb * w_fresh`` (also when both parents agree on the value,
+    as in the research code). ``shrink_perturb=(1, 0)`` copies exactly, ``(0, 1)`` re-initialises.
+
+    >>> a, b = Individual([0, 0], id=1), Individual([1, 1], id=2)
+    >>> a.fitness.values, b.fitness.values = (0.9,), (0.5,)
+    >>> from pbt_evo.handles import StoredState
+    >>> a.handle, b.handle = StoredState({}), StoredState({})
+    >>> child, = cx_mix(a, b, p=1.0)
+    >>> list(child), child.parents, child.origin, child.taken
+    ([1, 1], (1, 2), [2, 2], (0, 1))
+    """
+    base, donor = (ind1, ind2) if ind1.score >= ind2.score else (ind2, ind1)
+    taken = tuple(i for i in range(len(base)) if random.random() < p)
+    for i in taken:
+        base[i] = donor[i]
+        base.origin[i] = donor.origin[i]
+    base.handle = as_recipe(base.handle).with_(
+        donor=donor.handle, taken=taken, shrink_perturb=tuple(float(c) for c in shrink_perturb),
+        optimizer_policy=optimizer_policy, seed=random.getrandbits(31))
+    base.parents = (base.id, donor.id)
+    base.taken = taken
+    del base.fitness.values
+    return (base,)
+
+
+def mut_resample(individual: Individual, space: SearchSpace) -> tuple[Individual]:
+    """Resample one variable to a different value; its layers are freshly initialised.
+
+    The new gene's origin is ``None`` until the loop gives the child its id (then it is the child's).
+    """
+    choices = [i for i, v in enumerate(space) if v.n_options > 1]
+    if not choices:
+        return (individual,)
+    i = random.choice(choices)
+    individual[i] = random.choice([o for o in range(space[i].n_options) if o != individual[i]])
+    individual.origin[i] = None
+    recipe = as_recipe(individual.handle)
+    individual.handle = recipe.with_(reinit=tuple(sorted(set(recipe.reinit) | {i})),
+                                     taken=tuple(t for t in recipe.taken if t != i),
+                                     seed=random.getrandbits(31))
+    del individual.fitness.values
+    return (individual,)
+
+
+def mut_weights(individual: Individual) -> tuple[Individual]:
+    """SEARL weight mutation of the individual's weights (applied in the worker, seeded here)."""
+    recipe = as_recipe(individual.handle)
+    individual.handle = recipe.with_(searl_seed=random.getrandbits(31),
+                                     seed=recipe.seed or random.getrandbits(31))
+    del individual.fitness.values
+    return (individual,)
+
+
+def mut_searl(individual: Individual, space: SearchSpace) -> tuple[Individual]:
+    """The SEARL-like baseline: with probability 1/3 each, resample one variable (fresh layers),
+    mutate the weights SEARL's way, or change nothing.
+
+    >>> from pbt_evo.space import Variable
+    >>> from pbt_evo.handles import StoredState
+    >>> random.seed(1)
+    >>> ind = Individual([0], id=3, handle=StoredState({}))
+    >>> mut_searl(ind, SearchSpace([Variable("a", (0, 1))]))[0] is ind
+    True
+    """
+    r = random.random()
+    if r < 1 / 3:
+        return mut_resample(individual, space)
+    if r < 2 / 3:
+        return mut_weights(individual)
+    return (individual,)

@@ -1,0 +1,67 @@
+"""What runs inside a worker for one member: materialise, train ``epochs``, evaluate, capture.
+
+Workers (and the serial map) hold one task, built once; :func:`train_member` uses it through
+:func:`current_task`. Register it in a toolbox as ``toolbox.register("train", train_member)``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from .handles import TrainResult, capture, seed_everything
+from .individual import Individual
+from .task import Task
+
+_TASK: Task | None = None
+
+
+def set_task(task: Task | None) -> None:
+    """Install the task this process trains (done by the maps)."""
+    global _TASK
+    _TASK = task
+
+
+def current_task() -> Task:
+    if _TASK is None:
+        raise RuntimeError("no task in this process: use pbt_evo.SerialMap(task) or pbt_evo.RayMap(task_spec)"
+                           " as toolbox.map, or call pbt_evo.train.set_task(task) first")
+    return _TASK
+
+
+def train_seed(individual: Individual) -> int:
+    """Training randomness of a member for its next step: a function of its seed and age only, so the
+    result does not depend on which worker trains it or in which order."""
+    return int(np.random.SeedSequence([individual.seed, individual.epochs]).generate_state(1)[0])
+
+
+def train_member(individual: Individual, epochs: int) -> TrainResult:
+    """Train ``individual`` for ``epochs`` from the state its handle describes, then evaluate it.
+
+    Returns a :class:`TrainResult` whose ``state`` the map turns into a handle.
+    """
+    task = current_task()
+    start = time.perf_counter()
+    member = individual.handle.materialise(task, individual)
+    seed = train_seed(individual)
+    seed_everything(seed)
+    metrics: dict[str, Any] = dict(member.train(epochs) or {})
+    seed_everything(seed + 1)
+    fitness = float(member.evaluate())
+    state = capture(member)
+    if not math.isfinite(fitness):
+        metrics["nonfinite_fitness"] = fitness
+    return TrainResult(fitness=fitness, metrics=metrics, state=state, seconds=time.perf_counter() - start)
+
+
+def export_module(task: Task, individual: Individual) -> torch.nn.Module:
+    """The individual's trained network as a working ``nn.Module`` (no retraining).
+
+    >>> # model = export_module(task, halloffame[0]); model.eval()
+    """
+    member = individual.handle.materialise(task, individual)
+    return member.model
