@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import torch
 
 from .handles import StoredState, TrainResult
@@ -54,6 +56,17 @@ class SerialMap:
         set_task(self.task)
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
+        # members reseed the global generators; the driver's streams (DEAP's operators use `random`)
+        # must not depend on whether training ran in this process or in a worker
+        saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        try:
+            return self._run(func, iterable)
+        finally:
+            random.setstate(saved[0])
+            np.random.set_state(saved[1])
+            torch.set_rng_state(saved[2])
+
+    def _run(self, func: Callable[[Any], Any], iterable: Iterable[Any]) -> list[Any]:
         results = []
         for i, item in enumerate(iterable):
             for attempt in range(self.max_retries + 1):

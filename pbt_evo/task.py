@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +74,8 @@ class Task(ABC):
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A picklable recipe for a task: ``"package.module:Class"`` plus keyword arguments.
+    """A picklable recipe for a task: ``"package.module:Class"`` (or a picklable factory) plus keyword
+    arguments.
 
     Workers build the task from it once; no code is evaluated from strings.
 
@@ -83,10 +84,12 @@ class TaskSpec:
     'tasks.digits:DigitsTask'
     """
 
-    target: str
+    target: str | Callable[..., Task]
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def build(self) -> Task:
+        if callable(self.target):
+            return self.target(**dict(self.kwargs))
         module_name, _, attr = self.target.partition(":")
         if not attr:
             raise ValueError(f"task {self.target!r}: expected 'package.module:ClassName'")

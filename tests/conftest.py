@@ -1,0 +1,32 @@
+import os
+import random
+
+import pytest
+import torch
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    random.seed(0)
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance (2 CPUs) shared by the tests that need real workers."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def digits_task():
+    from tasks.digits import DigitsTask
+
+    return DigitsTask()

@@ -1,0 +1,162 @@
+"""The PBT loop end to end on the digits task: Ray workers, export, lineage, variants, failures."""
+
+import random
+import sys
+from functools import partial
+
+import numpy as np
+import pytest
+import ray.cloudpickle
+import torch
+from deap import base, tools
+
+import pbt_evo
+from pbt_evo.handles import StoredState
+from tasks.digits import DigitsTask, accuracy
+
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers get FlakyDigits by value
+
+
+def make_toolbox(task, n=8, variant="pbt_nas", tau=None):
+    tb = base.Toolbox()
+    tb.register("population", pbt_evo.init_population, task.space, n)
+    tb.register("train", pbt_evo.train_member)
+    if variant != "random":
+        tb.register("select", pbt_evo.sel_truncation, tau=tau or (0.25 if n >= 8 else 0.5))
+    if variant in ("pbt_nas", "no_mixing"):
+        tb.register("pair", pbt_evo.pair_random if variant == "pbt_nas" else pbt_evo.pair_self)
+        tb.register("mate", pbt_evo.cx_mix, p=0.25)
+    if variant == "searl":
+        tb.register("mutate", pbt_evo.mut_searl, space=task.space)
+    return tb
+
+
+def run(tb, e_total=3, e_step=1, seed=0, hof=None):
+    random.seed(seed)
+    gens = []
+    stats = tools.Statistics(lambda ind: ind.fitness.values[0])
+    stats.register("max", np.max)
+    pop, log = pbt_evo.ea_pbt(tb.population(), tb, e_total, e_step, stats=stats, halloffame=hof, hook=gens.append)
+    return pop, log, gens
+
+
+def check_lineage(gens):
+    for g in gens:
+        ids = {ind.id for ind in g.trained}
+        for _, child in g.replaced:
+            assert set(child.parents) <= ids
+            assert child.id not in ids
+
+
+def test_ray_loop_best_member_reproduces_fitness(ray_session, digits_task):
+    tb = make_toolbox(digits_task)
+    tb.map = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2)
+    hof = tools.HallOfFame(1)
+    pop, log, gens = run(tb, hof=hof)
+    tb.map.close()
+    assert [r["epochs"] for r in log] == [1, 2, 3] and [len(g.replaced) for g in gens] == [2, 2, 0]
+    assert all(isinstance(ind.handle, StoredState) and isinstance(ind.handle.ref, ray.ObjectRef) for ind in pop)
+    check_lineage(gens)
+    best = hof[0]
+    model = pbt_evo.export_module(digits_task, best)
+    assert accuracy(model, *digits_task.data["val"]) == best.fitness.values[0]
+    assert best.fitness.values[0] == max(r["max"] for r in log) > 0.5
+
+
+def test_serial_map_gives_the_ray_result(ray_session, digits_task):
+    results = []
+    for make_map in (lambda: pbt_evo.SerialMap(digits_task, num_threads=1),
+                     lambda: pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2)):
+        tb = make_toolbox(digits_task, n=4)
+        tb.map = make_map()
+        pop, _, _ = run(tb, e_total=3, seed=7)
+        results.append([(ind.id, list(ind), ind.fitness.values) for ind in pop])
+        tb.map.close()
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("variant", ["pbt_nas", "no_mixing", "searl", "random"])
+def test_variants_are_toolbox_configurations(digits_task, variant):
+    tb = make_toolbox(digits_task, n=4, variant=variant)
+    tb.map = pbt_evo.SerialMap(digits_task)
+    pop, log, gens = run(tb, e_total=3)
+    check_lineage(gens)
+    children = [c for g in gens for _, c in g.replaced]
+    if variant == "random":
+        assert children == [] and sorted(ind.id for ind in pop) == [0, 1, 2, 3]
+    else:
+        assert len(children) == 4  # two children after generations 1 and 2, none after the last
+    if variant == "no_mixing":
+        assert all(len(set(c.parents)) == 1 for c in children)
+    if variant == "searl":
+        assert all(len(c.parents) == 1 for c in children)
+
+
+def test_e_step_schedule_and_final_generation(digits_task):
+    tb = make_toolbox(digits_task, n=4)
+    tb.map = pbt_evo.SerialMap(digits_task)
+    pop, log, gens = run(tb, e_total=5, e_step={0: 2, 4: 1})
+    assert [r["epochs"] for r in log] == [2, 4, 5]
+    assert gens[-1].done and gens[-1].replaced == []
+    assert all(ind.epochs == 5 for ind in pop if ind.id < 4)
+
+
+class FlakyDigits(DigitsTask):
+    """Digits whose members fail: ``always`` genomes on every attempt, others once per marker file."""
+
+    def __init__(self, marker_dir, always_op0=None):
+        super().__init__()
+        self.marker_dir, self.always_op0 = marker_dir, always_op0
+
+    def build(self, genome):
+        member = super().build(genome)
+        train, task = member.train, self
+
+        def flaky_train(epochs):
+            import os
+            from pathlib import Path
+
+            if genome[0] == task.always_op0:
+                raise RuntimeError("diverged")
+            marker = Path(task.marker_dir) / "-".join(map(str, genome))
+            if not marker.exists():
+                marker.write_text(str(os.getpid()))
+                raise RuntimeError("first attempt fails")
+            return {**train(epochs), "pid": float(os.getpid())}
+
+        member.train = flaky_train
+        return member
+
+
+def test_ray_retries_on_another_worker(ray_session, digits_task, tmp_path):
+    spec = pbt_evo.TaskSpec(FlakyDigits, {"marker_dir": str(tmp_path)})
+    rmap = pbt_evo.RayMap(spec, workers=2, max_retries=1)
+    pop = pbt_evo.init_population(digits_task.space, 3)
+    results = rmap(partial(pbt_evo.train_member, epochs=1), pop)
+    rmap.close()
+    for ind, res in zip(pop, results):
+        assert not res.failed and 0 < res.fitness <= 1
+        first_pid = int((tmp_path / "-".join(map(str, ind))).read_text())
+        assert res.metrics["pid"] != first_pid  # the retry ran on the other worker
+
+
+def test_failed_member_is_worst_and_run_continues(digits_task, tmp_path):
+    task = FlakyDigits(str(tmp_path), always_op0=0)
+    for g in task.space.sample_balanced(8, random.Random(0)):  # pre-create markers: only op0=0 fails
+        (tmp_path / "-".join(map(str, g))).write_text("0")
+    tb = make_toolbox(task, n=8)
+    tb.map = pbt_evo.SerialMap(task, max_retries=1)
+    random.seed(0)
+    pop0 = tb.population()
+    failing = [ind.id for ind in pop0 if ind[0] == 0]
+    assert failing
+    gens = []
+    pbt_evo.ea_pbt(pop0, tb, e_total=1, e_step=1, hook=gens.append)
+    g = gens[0]
+    assert g.failed == len(failing)
+    for ind in g.trained:
+        if ind.id in failing:
+            assert ind.fitness.values == (-float("inf"),) and ind.epochs == 0
+            assert isinstance(ind.handle, pbt_evo.FreshState)  # previous state kept, nothing lost
+        else:
+            assert 0 < ind.fitness.values[0] <= 1
