@@ -12,6 +12,7 @@ from .individual import FitnessMax, Individual
 from .operators import (cx_mix, init_population, mut_resample, mut_searl, mut_weights, n_selected, pair_random,
                         pair_self, sel_truncation)
 from .parallel import RayMap, SerialMap
+from .report import load_best
 from .space import SearchSpace, SpaceError, Variable
 from .task import Member, Task, TaskSpec
 from .train import export_module, train_member
@@ -24,7 +25,7 @@ __all__ = [
     "FitnessMax", "Individual",
     "cx_mix", "init_population", "mut_resample", "mut_searl", "mut_weights", "n_selected", "pair_random",
     "pair_self", "sel_truncation",
-    "RayMap", "SerialMap",
+    "RayMap", "SerialMap", "load_best",
     "SearchSpace", "SpaceError", "Variable",
     "Member", "Task", "TaskSpec",
     "export_module", "train_member",

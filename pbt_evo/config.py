@@ -1,0 +1,221 @@
+"""Search configs: one YAML file per search, validated before anything starts.
+
+Every key, its type, its default (the paper's where the paper has one) and what is allowed are in
+:data:`SCHEMA`; nothing else is read, nothing is evaluated. ``--set key.sub=value`` overrides parse the
+value as YAML. Errors name the file, the key and what is allowed.
+
+>>> cfg = resolve({"task": {"target": "tasks.digits:DigitsTask"},
+...                "algorithm": {"population": 8, "e_total": 4, "e_step": 1}}, "demo.yaml")
+>>> cfg["algorithm"]["tau"], cfg["algorithm"]["shrink_perturb"], cfg["parallel"]["workers"]
+(0.25, [0.4, 0.1], 2)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ALGORITHMS = ("pbt_nas", "searl", "random", "no_mixing")
+REQUIRED = object()
+
+
+class ConfigError(ValueError):
+    """A config problem, worded for the user: file, key, what is wrong, what is allowed."""
+
+
+@dataclass(frozen=True)
+class Key:
+    default: Any
+    kind: str  # int, float, str, bool, map, e_step, pair, str_or_none, choice
+    doc: str
+    choices: tuple = ()
+    check: Callable[[Any], bool] | None = None
+    rule: str = ""
+
+
+def _positive(x: Any) -> bool:
+    return x > 0
+
+
+SCHEMA: dict[str, Any] = {
+    "name": Key(None, "str_or_none", "run name; the run folder is <output.dir>/<name> (default: config file name)"),
+    "seed": Key(0, "int", "seed of the driver's random streams (selection, mixing, initial population)"),
+    "task": {
+        "target": Key(REQUIRED, "str", "the task class, 'package.module:Class' (e.g. tasks.digits:DigitsTask)"),
+        "args": Key({}, "map", "keyword arguments of the task class"),
+    },
+    "algorithm": {
+        "name": Key("pbt_nas", "choice", "which variant of the loop", choices=ALGORITHMS),
+        "population": Key(REQUIRED, "int", "population size N", check=lambda n: n >= 2, rule=">= 2"),
+        "e_total": Key(REQUIRED, "int", "epochs each member trains in total", check=_positive, rule="> 0"),
+        "e_step": Key(REQUIRED, "e_step", "epochs per generation: an int or {first epoch: step}"),
+        "tau": Key(0.25, "float", "fraction replaced / used as parents", check=lambda t: 0 < t <= 0.5, rule="in (0, 0.5]"),
+        "p": Key(0.25, "float", "probability of taking each variable from the donor", check=lambda p: 0 <= p <= 1,
+                 rule="in [0, 1]"),
+        "shrink_perturb": Key([0.4, 0.1], "pair", "[lambda, gamma]: w = lambda * w_donor + gamma * w_fresh"),
+        "init": Key("balanced", "choice", "initial population sampling", choices=("balanced", "random")),
+        "optimizer_policy": Key("reset", "choice", "optimizer state of inherited layers (see pbt_evo.weights)",
+                                choices=("reset", "donor")),
+        "hall_of_fame": Key(1, "int", "best trained states kept", check=_positive, rule="> 0"),
+    },
+    "parallel": {
+        "backend": Key("ray", "choice", "ray: persistent Ray workers; serial: this process", choices=("ray", "serial")),
+        "workers": Key(2, "int", "Ray workers (persistent actors)", check=_positive, rule="> 0"),
+        "cpus_per_worker": Key(1.0, "float", "CPUs per worker (also its torch threads)", check=_positive, rule="> 0"),
+        "gpus_per_worker": Key(0.0, "float", "GPU (fraction) per worker", check=lambda g: g >= 0, rule=">= 0"),
+        "address": Key(None, "str_or_none", "Ray cluster address ('auto' joins a running cluster); null starts one"),
+        "max_retries": Key(1, "int", "retries of a failed member on another worker", check=lambda r: r >= 0, rule=">= 0"),
+    },
+    "output": {
+        "dir": Key("runs", "str", "folder that holds run folders"),
+        "keep_checkpoints": Key(1, "int", "complete checkpoints kept on disk", check=_positive, rule="> 0"),
+        "checkpoint_every": Key(1, "int", "generations between checkpoints", check=_positive, rule="> 0"),
+        "tensorboard": Key(True, "bool", "write TensorBoard scalars (if tensorboard is installed)"),
+    },
+}
+
+
+def _type_ok(key: Key, value: Any) -> bool:
+    kind = key.kind
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind == "str":
+        return isinstance(value, str) and value != ""
+    if kind == "str_or_none":
+        return value is None or (isinstance(value, str) and value != "")
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "map":
+        return isinstance(value, Mapping)
+    if kind == "choice":
+        return value in key.choices
+    if kind == "pair":
+        return (isinstance(value, (list, tuple)) and len(value) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+    if kind == "e_step":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value > 0
+        return (isinstance(value, Mapping) and 0 in value and all(
+            isinstance(k, int) and k >= 0 and isinstance(v, int) and not isinstance(v, bool) and v > 0
+            for k, v in value.items()))
+    raise AssertionError(kind)
+
+
+_EXPECTED = {"int": "an integer", "float": "a number", "str": "a non-empty string", "bool": "true or false",
+             "str_or_none": "a string or null", "map": "a mapping", "pair": "a list of two numbers",
+             "e_step": "a positive integer or a schedule {0: step, epoch: step, ...}"}
+
+
+def _merge(schema: Mapping[str, Any], data: Mapping[str, Any], where: str, path: str) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: '{path or 'the file'}' must be a mapping of keys, got {type(data).__name__}")
+    unknown = [k for k in data if k not in schema]
+    if unknown:
+        dotted = f"{path}.{unknown[0]}" if path else str(unknown[0])
+        raise ConfigError(f"{where}: unknown key '{dotted}'; allowed here: {', '.join(schema)}")
+    out: dict[str, Any] = {}
+    for name, spec in schema.items():
+        dotted = f"{path}.{name}" if path else name
+        if isinstance(spec, dict):
+            out[name] = _merge(spec, data.get(name, {}) or {}, where, dotted)
+            continue
+        if name not in data:
+            if spec.default is REQUIRED:
+                raise ConfigError(f"{where}: missing key '{dotted}' ({spec.doc})")
+            out[name] = copy.deepcopy(spec.default)
+            continue
+        value = data[name]
+        if spec.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not _type_ok(spec, value):
+            allowed = "one of " + ", ".join(map(str, spec.choices)) if spec.kind == "choice" else _EXPECTED[spec.kind]
+            raise ConfigError(f"{where}: '{dotted}' is {value!r}; expected {allowed} ({spec.doc})")
+        if spec.check is not None and not spec.check(value):
+            raise ConfigError(f"{where}: '{dotted}' is {value!r}; it must be {spec.rule}")
+        out[name] = list(value) if spec.kind == "pair" else value
+    return out
+
+
+def resolve(data: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
+    """Validate ``data`` and fill in every default; raises :class:`ConfigError`."""
+    cfg = _merge(SCHEMA, data or {}, where, "")
+    alg = cfg["algorithm"]
+    from .operators import n_selected
+
+    k = n_selected(alg["population"], alg["tau"])
+    if alg["name"] == "pbt_nas" and k < 2:
+        raise ConfigError(f"{where}: 'algorithm.population' {alg['population']} with tau {alg['tau']} gives {k} parent;"
+                          " mixing needs at least 2 (use population >= 6 with tau 0.25)")
+    if alg["name"] in ("searl", "no_mixing") and k < 1:
+        raise ConfigError(f"{where}: 'algorithm.population' * 'algorithm.tau' rounds to 0; nothing would be replaced")
+    return cfg
+
+
+def set_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one ``key.sub=value`` override (value parsed as YAML) to raw config ``data``.
+
+    >>> d = {"algorithm": {"e_total": 300}}
+    >>> set_override(d, "algorithm.e_total=4"); d
+    {'algorithm': {'e_total': 4}}
+    """
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected key.sub=value, e.g. --set algorithm.e_total=10")
+    dotted, _, text = assignment.partition("=")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML ({exc.problem})") from None
+    keys = dotted.strip().split(".")
+    node = data
+    for k in keys[:-1]:
+        if not isinstance(node.get(k, {}), dict):
+            raise ConfigError(f"--set {assignment!r}: '{k}' is not a section")
+        node = node.setdefault(k, {})
+    node[keys[-1]] = value
+
+
+def load(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
+    """Read, override and validate a config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (configs live in spaces/, e.g. spaces/digits.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    for assignment in overrides:
+        set_override(data, assignment)
+    cfg = resolve(data, str(path))
+    if cfg["name"] is None:
+        cfg["name"] = path.stem
+    return cfg
+
+
+def describe() -> str:
+    """Every key with its default and meaning, for ``python -m pbt_evo.run --keys``."""
+    lines: list[str] = []
+
+    def walk(schema: Mapping[str, Any], prefix: str) -> None:
+        for name, spec in schema.items():
+            dotted = f"{prefix}{name}"
+            if isinstance(spec, dict):
+                walk(spec, dotted + ".")
+            else:
+                default = "(required)" if spec.default is REQUIRED else repr(spec.default)
+                choices = f" [{' | '.join(map(str, spec.choices))}]" if spec.choices else ""
+                lines.append(f"{dotted:30s} {default:12s} {spec.doc}{choices}")
+
+    walk(SCHEMA, "")
+    return "\n".join(lines)

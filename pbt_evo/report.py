@@ -1,0 +1,163 @@
+"""The run folder: per-generation logs, lineage, population, TensorBoard, and the exported best network.
+
+``runs/<name>/``::
+
+    config.yaml        the resolved config (every key, defaults filled in)
+    log.csv, log.jsonl one row per generation: epochs, best/median/worst fitness, seconds, framework share
+    population.jsonl   every member as trained each generation: id, genome, architecture, fitness, origin
+    lineage.jsonl      every child: parents, variables taken from the donor, per-variable origin
+    checkpoints/       see pbt_evo.checkpoint
+    best/              genome.json, model.pt, README.md (how to load)
+    plots/             fitness.png, origins.png (pbt_evo.plot)
+    tb/                TensorBoard scalars
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from .algorithms import Generation
+from .individual import Individual
+from .space import SearchSpace
+from .task import Task, TaskSpec
+
+LOG_FIELDS = ["gen", "epochs", "best", "median", "worst", "failed", "replaced", "wall_s", "train_s",
+              "framework_s", "framework_share"]
+RUN_FILES = ("log.csv", "log.jsonl", "population.jsonl", "lineage.jsonl")
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def member_record(ind: Individual, space: SearchSpace, generation: int) -> dict[str, Any]:
+    return {"gen": generation, "id": ind.id, "genome": list(ind), "arch": space.decode(list(ind)),
+            "fitness": _finite(ind.fitness.values[0]) if ind.fitness.valid else None, "epochs": ind.epochs,
+            "origin": list(ind.origin), "parents": list(ind.parents),
+            "metrics": {k: v for k, v in ind.metrics.items() if isinstance(v, (int, float))}}
+
+
+def generation_row(g: Generation, workers: int, wall: float) -> dict[str, Any]:
+    """One log row; the framework share is the part of the workers' time not spent training."""
+    fits = np.array([ind.score for ind in g.trained])
+    finite = fits[np.isfinite(fits)]
+    framework = max(wall - g.train_seconds / workers, 0.0)
+    return {"gen": g.generation, "epochs": g.epochs,
+            "best": float(finite.max()) if finite.size else None,
+            "median": float(np.median(finite)) if finite.size else None,
+            "worst": float(finite.min()) if finite.size else None,
+            "failed": g.failed, "replaced": len(g.replaced), "wall_s": round(wall, 4),
+            "train_s": round(g.train_seconds, 4), "framework_s": round(framework, 4),
+            "framework_share": round(framework / wall, 5) if wall > 0 else 0.0}
+
+
+class RunFolder:
+    """Writes one run's files; resumable (rows past the checkpoint are dropped on resume)."""
+
+    def __init__(self, path: str | Path, space: SearchSpace, tensorboard: bool = True):
+        self.path = Path(path)
+        self.space = space
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.path / "tb"))
+            except ImportError:  # tensorboard is optional
+                self._tb = None
+
+    def write_config(self, cfg: dict[str, Any]) -> None:
+        (self.path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    def truncate(self, generation: int) -> None:
+        """Drop rows of generations after ``generation`` (written after the checkpoint we resume from)."""
+        for name in ("log.jsonl", "population.jsonl", "lineage.jsonl"):
+            f = self.path / name
+            if f.exists():
+                keep = [line for line in f.read_text().splitlines() if line and json.loads(line)["gen"] <= generation]
+                f.write_text("".join(line + "\n" for line in keep))
+        rows = self.read_log()
+        with open(self.path / "log.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def read_log(self) -> list[dict[str, Any]]:
+        f = self.path / "log.jsonl"
+        return [json.loads(line) for line in f.read_text().splitlines() if line] if f.exists() else []
+
+    def _append(self, name: str, records: Iterable[dict[str, Any]]) -> None:
+        with open(self.path / name, "a") as f:
+            for r in records:
+                f.write(json.dumps(r) + "\n")
+
+    def record(self, g: Generation, row: dict[str, Any]) -> None:
+        self._append("log.jsonl", [row])
+        new_csv = not (self.path / "log.csv").exists()
+        with open(self.path / "log.csv", "a", newline="") as f:
+            writer = csv.DictWriter(f, LOG_FIELDS)
+            if new_csv:
+                writer.writeheader()
+            writer.writerow(row)
+        self._append("population.jsonl", [member_record(ind, self.space, g.generation) for ind in g.trained])
+        names = self.space.names
+        self._append("lineage.jsonl", [{
+            "gen": g.generation, "child": c.id, "replaced_slot": j, "parents": list(c.parents),
+            "taken": [names[i] for i in c.taken], "origin": list(c.origin), "genome": list(c)}
+            for j, c in g.replaced])
+        if self._tb is not None:
+            for key in ("best", "median", "worst", "framework_share"):
+                if row[key] is not None:
+                    self._tb.add_scalar(f"fitness/{key}" if key != "framework_share" else "time/framework_share",
+                                        row[key], g.epochs)
+            self._tb.flush()
+
+    def export_best(self, task: Task, best: Individual, cfg: dict[str, Any]) -> Path:
+        """``best/``: genome, weights (model state dict) and how to load them."""
+        folder = self.path / "best"
+        folder.mkdir(exist_ok=True)
+        member = best.handle.materialise(task, best)
+        torch.save(member.model.state_dict(), folder / "model.pt")
+        info = {"id": best.id, "genome": list(best), "arch": self.space.decode(list(best)),
+                "fitness": _finite(best.fitness.values[0]), "epochs": best.epochs,
+                "task": cfg["task"], "parents": list(best.parents)}
+        (folder / "genome.json").write_text(json.dumps(info, indent=2))
+        (folder / "README.md").write_text(
+            f"# Best network of run `{cfg['name']}`\n\n"
+            f"Fitness {info['fitness']} after {best.epochs} epochs (member {best.id}).\n\n"
+            "Load it, trained, in two lines:\n\n```python\nimport pbt_evo\n"
+            f"model, info = pbt_evo.load_best(\"{self.path}\")\n```\n\n"
+            "or by hand: build the task from `genome.json`'s `task` entry, then\n"
+            "`task.build_model(info['genome']).load_state_dict(torch.load('model.pt'))`.\n")
+        return folder
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def load_best(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The best network of a finished run as a trained ``nn.Module`` (in eval mode), and its record.
+
+    >>> # model, info = load_best("runs/digits"); model(x)
+    """
+    folder = Path(run_dir) / "best"
+    if not (folder / "genome.json").is_file():
+        raise FileNotFoundError(f"{folder}/genome.json not found: the run has not finished; resume it with"
+                                f" `python -m pbt_evo.run {run_dir} --resume`")
+    info = json.loads((folder / "genome.json").read_text())
+    task = TaskSpec(info["task"]["target"], info["task"].get("args", {})).build()
+    model = task.build_model(info["genome"])
+    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu"))
+    model.eval()
+    return model, info

@@ -1,0 +1,45 @@
+"""The paper's algorithms as DEAP toolboxes over one loop (see :mod:`pbt_evo.algorithms`).
+
+>>> from tasks.digits import DigitsTask
+>>> tb = make_toolbox("searl", DigitsTask().space, population=8)
+>>> hasattr(tb, "mutate"), hasattr(tb, "mate")
+(True, False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from deap import base
+
+from .operators import cx_mix, init_population, mut_searl, pair_random, pair_self, sel_truncation
+from .space import SearchSpace
+from .train import train_member
+
+VARIANTS = ("pbt_nas", "searl", "random", "no_mixing")
+
+
+def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float = 0.25, p: float = 0.25,
+                 shrink_perturb: Sequence[float] = (0.4, 0.1), init: str = "balanced",
+                 optimizer_policy: str = "reset") -> base.Toolbox:
+    """A toolbox for one of :data:`VARIANTS`; set ``toolbox.map`` before running the loop.
+
+    - ``pbt_nas``: truncation selection, two distinct parents, mixing with shrink-perturb;
+    - ``no_mixing``: the same with a parent mixed with itself;
+    - ``searl``: truncation selection, one parent, the SEARL-like mutation;
+    - ``random``: no selection: N random networks trained for the whole budget.
+    """
+    if algorithm not in VARIANTS:
+        raise ValueError(f"algorithm {algorithm!r}: allowed values are {', '.join(VARIANTS)}")
+    tb = base.Toolbox()
+    tb.register("population", init_population, space, population, balanced=(init == "balanced"))
+    tb.register("train", train_member)
+    if algorithm == "random":
+        return tb
+    tb.register("select", sel_truncation, tau=tau)
+    if algorithm == "searl":
+        tb.register("mutate", mut_searl, space=space)
+        return tb
+    tb.register("pair", pair_random if algorithm == "pbt_nas" else pair_self)
+    tb.register("mate", cx_mix, p=p, shrink_perturb=tuple(shrink_perturb), optimizer_policy=optimizer_policy)
+    return tb
