@@ -285,3 +285,39 @@ def test_tiny_train_and_evaluate(obs, request):
     # a second generation continues the step counter and keeps the buffer
     member.train(epochs=1)
     assert member.global_step == 200 and len(member.replay) == 202
+
+
+# -- mixing (pbt_evo.weights.inherit_model via the core's child recipe) --------------------------------
+def test_mixing_two_agents_with_different_encoders(pixel_task):
+    from pbt_evo.handles import MixedState, StoredState, capture, seed_everything
+
+    task, space = pixel_task, pixel_task.space
+    extras = filled_extras(task, steps=12)
+    values = space.decode(drqv2_default(space))
+    base_g = space.encode({**values, "encoder.layer1": "conv3"})
+    donor_g = space.encode({**values, "encoder.layer1": "resnet5", "critic.feature_dim": 100})
+    seed_everything(1)
+    base = task.build(base_g)
+    base.load_extras(extras)
+    seed_everything(2)
+    donor = task.build(donor_g)
+    taken = (space.index("encoder.layer1"), space.index("critic.feature_dim"))
+    child_g = list(base_g)
+    for i in taken:
+        child_g[i] = donor_g[i]
+    recipe = MixedState(base=StoredState(capture(base)), donor=StoredState(capture(donor)), taken=taken, seed=7)
+    child = recipe.materialise(task, child_g)
+    seed_everything(7)
+    fresh = task.build(child_g).model.state_dict()
+    b, d, c = base.model.state_dict(), donor.model.state_dict(), child.model.state_dict()
+    moved = [k for k in c if space.owner(k) in taken]
+    assert {"encoder.net.1.conv1.weight", "critic_target.trunk.linear.weight", "critic.Q2.0.linear.weight"} <= set(moved)
+    for k in c:
+        if space.owner(k) in taken:
+            assert torch.equal(c[k], 0.4 * d[k] + 0.1 * fresh[k]), k
+        else:
+            assert torch.equal(c[k], b[k]), k
+    assert c["critic_target.trunk.linear.weight"].shape[0] == 100
+    # the child starts from the base parent's replay buffer and step counter
+    assert np.array_equal(child.extras_state()["replay/frames"], extras["replay/frames"])
+    assert np.isfinite(child.agent.update(child.replay.sample(4, 0.99), step=100)["critic_loss"])

@@ -85,7 +85,7 @@ class RLMember(Member):
                 returns.append(ep_return)
         seconds = time.perf_counter() - t0
         metrics = {"frames": float(self.global_step * env.action_repeat), "updates": float(n_updates),
-                   "seconds": seconds, **stats}
+                   "train_s": seconds, **stats}
         if returns:
             metrics["train_return"] = float(np.mean(returns))
         return metrics
