@@ -139,7 +139,7 @@ def _merge(schema: Mapping[str, Any], data: Mapping[str, Any], where: str, path:
             allowed = "one of " + ", ".join(map(str, spec.choices)) if spec.kind == "choice" else _EXPECTED[spec.kind]
             raise ConfigError(f"{where}: '{dotted}' is {value!r}; expected {allowed} ({spec.doc})")
         if spec.check is not None and not spec.check(value):
-            raise ConfigError(f"{where}: '{dotted}' is {value!r}; it must be {spec.rule}")
+            raise ConfigError(f"{where}: '{dotted}' is {data[name]!r}; it must be {spec.rule}")
         out[name] = list(value) if spec.kind == "pair" else value
     return out
 

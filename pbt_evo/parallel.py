@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .handles import StoredState, TrainResult
+from .handles import StoredState, TrainResult, capture, restore
 from .task import Task, TaskSpec
 from .train import set_task
 
@@ -96,6 +96,13 @@ class _Worker:
         torch.set_num_threads(max(1, num_threads))
         self.task = spec.build()
         set_task(self.task)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Pay the one-time costs (lazy imports of optimizers and state handling) before the first
+        member, so they do not land in the first generation's wall time."""
+        member = self.task.build([0] * len(self.task.space))
+        restore(member, capture(member))
 
     def run(self, func: Callable[[Any], Any], item: Any) -> tuple[Any, Any]:
         res = func(item)
@@ -144,6 +151,11 @@ class RayMap:
         return self._remote.remote(self.spec, self._threads)
 
     def _costs(self, items: list[Any]) -> list[float]:
+        """Expected cost per item: its last measured training time (children inherit their base
+        parent's), else the task's estimate, else equal."""
+        measured = [getattr(it, "metrics", {}).get("train_seconds") for it in items]
+        if all(m is not None for m in measured):
+            return [float(m) for m in measured]
         task = self._local_task
         if task is None or not all(isinstance(it, list) for it in items):
             return [1.0] * len(items)

@@ -1,0 +1,186 @@
+"""The runner: config errors, run folder, exact resume after SIGKILL, atomic checkpoints, best export."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import pbt_evo
+from pbt_evo import checkpoint
+from pbt_evo.handles import StoredState
+from pbt_evo.individual import Individual
+from pbt_evo.run import main
+from tasks.digits import accuracy, load_splits
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = {
+    "name": "t",
+    "task": {"target": "tasks.digits:DigitsTask", "args": {"channels": 8}},
+    "algorithm": {"population": 6, "e_total": 6, "e_step": 1},
+    "parallel": {"backend": "serial"},
+    "output": {"tensorboard": False},
+}
+
+
+def write_config(tmp_path, data=None, name="c.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data or BASE))
+    return path
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"algorithm": {"populaton": 6}}, "unknown key 'algorithm.populaton'; allowed here: name, population,"),
+    ({"algorithm": {"population": "six"}}, "'algorithm.population' is 'six'; expected an integer"),
+    ({"algorithm": {"tau": 0.9}}, "'algorithm.tau' is 0.9; it must be in (0, 0.5]"),
+    ({"algorithm": {"name": "pbt"}}, "'algorithm.name' is 'pbt'; expected one of pbt_nas, searl, random, no_mixing"),
+    ({"algorithm": {"e_step": {5: 2}}}, "'algorithm.e_step' is {5: 2}; expected a positive integer or a schedule"),
+    ({"algorithm": {"shrink_perturb": [0.4]}}, "'algorithm.shrink_perturb' is [0.4]; expected a list of two numbers"),
+    ({"algorithm": {"population": 4}}, "gives 1 parent; mixing needs at least 2"),
+    ({"parallel": {"backend": "dask"}}, "'parallel.backend' is 'dask'; expected one of ray, serial"),
+    ({"task": {"target": "tasks.nope:Task"}}, "task tasks.nope:Task could not be built: task 'tasks.nope:Task': cannot import"),
+    ({"task": {"args": {"width": 3}}}, "task.args do not fit tasks.digits:DigitsTask"),
+])
+def test_bad_config_is_one_clear_line(tmp_path, capsys, change, message):
+    data = json.loads(json.dumps(BASE))
+    for section, values in change.items():
+        data[section].update(values)
+    path = write_config(tmp_path, data)
+    assert main([str(path), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err, err
+    assert str(path) in err or "task" in message
+
+
+def test_missing_required_key_missing_file_and_bad_set(tmp_path, capsys):
+    data = json.loads(json.dumps(BASE))
+    del data["algorithm"]["e_total"]
+    assert main([str(write_config(tmp_path, data))]) == 2
+    assert "missing key 'algorithm.e_total'" in capsys.readouterr().err
+    assert main([str(tmp_path / "nope.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    assert main([str(write_config(tmp_path)), "--set", "algorithm.e_total"]) == 2
+    assert "expected key.sub=value" in capsys.readouterr().err
+
+
+def test_cli_error_has_no_traceback(tmp_path):
+    data = json.loads(json.dumps(BASE))
+    data["algorithm"]["p"] = 2
+    proc = subprocess.run([sys.executable, "-m", "pbt_evo.run", str(write_config(tmp_path, data))],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("'algorithm.p' is 2; it must be in [0, 1]")
+    assert "Traceback" not in proc.stderr
+
+
+def cli(config, out, *extra):
+    return [sys.executable, "-m", "pbt_evo.run", str(config), "--out", str(out), "--quiet", *extra]
+
+
+def final_population(run_dir):
+    rows = [json.loads(line) for line in (run_dir / "population.jsonl").read_text().splitlines()]
+    keys = ("gen", "id", "genome", "fitness", "epochs", "origin", "parents")
+    return [{k: r[k] for k in keys} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    config = write_config(tmp)
+    subprocess.run(cli(config, tmp / "a"), check=True, cwd=ROOT, capture_output=True)
+    return tmp, config, tmp / "a" / "t"
+
+
+def test_resume_after_sigkill_equals_uninterrupted(finished_run):
+    tmp, config, run_a = finished_run
+    out_b = tmp / "b"
+    proc = subprocess.Popen(cli(config, out_b), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = out_b / "t" / "checkpoints" / "LATEST"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (latest.exists() and latest.read_text() >= "gen_00003"):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert latest.read_text() < "gen_00006", "the run finished before it could be killed"
+    resumed = subprocess.run(cli(config, out_b)[:-1], cwd=ROOT, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    assert final_population(out_b / "t") == final_population(run_a)
+    log_a = [json.loads(x)["best"] for x in (run_a / "log.jsonl").read_text().splitlines()]
+    log_b = [json.loads(x)["best"] for x in (out_b / "t" / "log.jsonl").read_text().splitlines()]
+    assert log_a == log_b and len(log_a) == 6
+
+
+def test_run_folder_lineage_and_origins(finished_run):
+    _, _, run = finished_run
+    for name in ("config.yaml", "log.csv", "log.jsonl", "lineage.jsonl", "population.jsonl", "best/model.pt",
+                 "best/genome.json", "best/README.md", "plots/fitness.png", "plots/origins.png"):
+        assert (run / name).is_file(), name
+    pop = final_population(run)
+    lineage = [json.loads(x) for x in (run / "lineage.jsonl").read_text().splitlines()]
+    assert len(lineage) == 2 * 5  # round(0.25 * 6) = 2 children after each of 5 generations, none after the last
+    n_layers = len(pbt_evo.SearchSpace.from_dict(json.loads((run / "space.json").read_text())).layer_variables)
+    for gen in range(1, 7):
+        members = [r for r in pop if r["gen"] == gen]
+        assert len(members) == 6
+        origins = [r["origin"][i] for r in members for i in range(n_layers)]
+        assert len(origins) == 6 * n_layers  # every layer of the population has exactly one origin
+        assert all(o < 6 or o in {r["id"] for r in members} for o in origins)
+        for child in (c for c in lineage if c["gen"] == gen):
+            assert set(child["parents"]) <= {r["id"] for r in members}
+            assert child["child"] in {r["id"] for r in pop if r["gen"] == gen + 1}
+    csv_rows = (run / "log.csv").read_text().splitlines()
+    assert csv_rows[0].startswith("gen,epochs,best,median,worst") and len(csv_rows) == 7
+
+
+def test_best_loads_in_two_lines_and_reproduces_fitness(finished_run):
+    _, _, run = finished_run
+    model, info = pbt_evo.load_best(run)
+    assert accuracy(model, *load_splits()["val"]) == info["fitness"]
+    assert info["fitness"] == max(json.loads(x)["best"] for x in (run / "log.jsonl").read_text().splitlines())
+
+
+def test_same_command_resumes_a_finished_run_and_refuses_a_changed_config(finished_run, capsys):
+    tmp, config, run = finished_run
+    assert main([str(config), "--out", str(tmp / "a"), "--quiet"]) == 0  # nothing left to train
+    assert main([str(config), "--out", str(tmp / "a"), "--set", "algorithm.p=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "different config (differs in: algorithm.p)" in err and "--resume" in err
+
+
+def test_plot_command_redraws(finished_run):
+    _, _, run = finished_run
+    (run / "plots" / "fitness.png").unlink()
+    proc = subprocess.run([sys.executable, "-m", "pbt_evo.plot", str(run)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0 and (run / "plots" / "fitness.png").stat().st_size > 10_000
+
+
+def test_crash_mid_checkpoint_keeps_previous(tmp_path, monkeypatch):
+    pop = [Individual([0], id=i, handle=StoredState({"model": {"w": torch.full((3,), float(i))}})) for i in range(3)]
+    checkpoint.save(tmp_path, 1, pop, [], payload={"epochs": 1})
+    calls = []
+
+    def crash(path, state):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        checkpoint._fsync_write(path, b"partial")
+
+    monkeypatch.setattr(checkpoint, "_write_state", crash)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save(tmp_path, 2, pop, [], payload={"epochs": 2})
+    monkeypatch.undo()
+    folder = checkpoint.latest(tmp_path)
+    assert folder.name == "gen_00001"
+    data = checkpoint.load(folder)
+    assert data["epochs"] == 1
+    assert [ind.handle.load()["model"]["w"].tolist() for ind in data["population"]] == [[0.0] * 3, [1.0] * 3, [2.0] * 3]
+    # the next successful checkpoint replaces it and keeps only one
+    checkpoint.save(tmp_path, 2, pop, [], payload={"epochs": 2})
+    assert [p.name for p in (tmp_path / "checkpoints").glob("gen_*")] == ["gen_00002"]
