@@ -147,3 +147,18 @@ def test_capture_restore_roundtrip(parents):
     other = task.build([1, 2, 3, 0, 1, 2, 0, 1])
     restore(other, state)
     assert other.evaluate() == base.evaluate()
+
+
+@pytest.mark.parametrize("coefs", [(1.0, 0.0), (0.0, 1.0)])
+def test_ablation_coefficients_through_the_child_recipe(parents, coefs):
+    task, base, donor = parents
+    genome = [4, 2, 0, 0, 1, 2, 0, 1]  # op0 and op2 from the donor
+    recipe = MixedState(base=StoredState(capture(base)), donor=StoredState(capture(donor)), taken=(0, 2),
+                        shrink_perturb=coefs, seed=11)
+    child = recipe.materialise(task, genome).model.state_dict()
+    torch.manual_seed(11)
+    fresh = task.build(genome).model.state_dict()
+    d = donor.model.state_dict()
+    for key in child:
+        if task.space.owner(key) in (0, 2) and child[key].is_floating_point():
+            assert torch.equal(child[key], d[key] if coefs == (1.0, 0.0) else fresh[key]), key
