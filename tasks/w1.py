@@ -1,0 +1,147 @@
+"""Workload W1 (../shared/benchmarks/W1.md) as a pbt_evo task: a fixed PBT micro-workload that measures
+orchestration overhead, identical in every process.
+
+- N = 8 members, each an MLP regressor 64 -> [Linear(hidden) -> ReLU] x depth -> Linear 1 (hidden 256,
+  depth 4 in W1), PyTorch default init, member ``i`` initialised after ``torch.manual_seed(1000 + i)``
+  (:func:`w1_population` gives each its :class:`~pbt_evo.handles.FreshState` with that seed).
+- Adam, lr 1e-3; MSE on a fixed synthetic regression problem (:func:`make_data`).
+- One epoch = 64 steps of batch 128 over a permutation of the 8192 rows drawn from a generator seeded
+  with ``1_000_003 * (generation + 1) + slot``.
+- The space has one variable with one option and owns no layers: mixing with ``p = 0`` makes a child
+  an exact copy (weights and Adam state) of its fitter parent, W1's "replace the worst 25% by copies".
+
+Generation and slot. pbt_evo's :func:`~pbt_evo.train.train_member` does not tell a member where it sits
+in the population, so W1 registers :func:`train_w1` as ``toolbox.train``: it reads the generation from the
+individual's age (``epochs``, one epoch per generation) and the slot from ``individual.slot``, which
+:func:`w1_population` sets and :func:`slot_hook` keeps right for children (a child takes its loser's slot).
+With these, pbt_evo trains bit for bit what the sequential reference trains (``benchmarks/w1.py`` checks it).
+
+>>> task = W1Task()
+>>> member = task.build([0])
+>>> sum(p.numel() for p in member.model.parameters())
+214273
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from pbt_evo.handles import FreshState, TrainResult
+from pbt_evo.individual import Individual
+from pbt_evo.space import SearchSpace, Variable
+from pbt_evo.task import Member, Task
+from pbt_evo.train import current_task, train_member
+
+N_MEMBERS = 8
+GENERATIONS = 12
+N_TRAIN, N_VAL, N_IN, N_FEAT = 8192, 1024, 64, 16
+BATCH, STEPS = 128, 64
+LR = 1e-3
+
+
+def make_data() -> dict[str, torch.Tensor]:
+    """W1's data, drawn in W1's order from ``torch.Generator().manual_seed(0)``."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(N_IN, N_FEAT, generator=g) / 8
+    x = torch.randn(N_TRAIN, N_IN, generator=g)
+    x_val = torch.randn(N_VAL, N_IN, generator=g)
+    return {"x": x, "y": torch.sin(x @ w).sum(1, keepdim=True),
+            "x_val": x_val, "y_val": torch.sin(x_val @ w).sum(1, keepdim=True)}
+
+
+def make_model(hidden: int = 256, depth: int = 4) -> nn.Sequential:
+    """The W1 regressor under the caller's torch seed (PyTorch default init)."""
+    layers: list[nn.Module] = []
+    width = N_IN
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    layers.append(nn.Linear(width, 1))
+    return nn.Sequential(*layers)
+
+
+def permutation_seed(generation: int, slot: int) -> int:
+    """W1's per-epoch permutation seed."""
+    return 1_000_003 * (generation + 1) + slot
+
+
+def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: dict[str, torch.Tensor],
+                generation: int, slot: int) -> float:
+    """One W1 epoch; returns the mean training loss. Shared by pbt_evo, the sequential floor and Tune
+    so that all three do exactly the same work."""
+    perm = torch.randperm(N_TRAIN, generator=torch.Generator().manual_seed(permutation_seed(generation, slot)))
+    x, y = data["x"], data["y"]
+    model.train()
+    total = torch.zeros(())
+    for step in range(STEPS):
+        idx = perm[step * BATCH:(step + 1) * BATCH]
+        loss = nn.functional.mse_loss(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.detach()  # no .item() per step: no sync point, same arithmetic everywhere
+    return float(total) / STEPS
+
+
+def evaluate(model: nn.Module, data: dict[str, torch.Tensor]) -> float:
+    """Fitness: -MSE on the validation rows."""
+    model.eval()
+    with torch.no_grad():
+        return -float(nn.functional.mse_loss(model(data["x_val"]), data["y_val"]))
+
+
+class W1Member(Member):
+    def __init__(self, task: "W1Task"):
+        self.task = task
+        self.model = make_model(task.hidden, task.depth)
+        self.optimizers = {"adam": torch.optim.Adam(self.model.parameters(), lr=LR)}
+
+    def train(self, epochs: int) -> dict[str, float]:
+        generation, slot = self.task.position
+        loss = 0.0
+        for e in range(epochs):
+            loss = train_epoch(self.model, self.optimizers["adam"], self.task.data, generation + e, slot)
+        return {"train_loss": loss}
+
+    def evaluate(self) -> float:
+        return evaluate(self.model, self.task.data)
+
+
+class W1Task(Task):
+    """W1 in pbt_evo: a one-variable, one-option space that owns no layers (children are copies)."""
+
+    def __init__(self, hidden: int = 256, depth: int = 4):
+        self.hidden, self.depth = hidden, depth
+        self.space = SearchSpace([Variable("mlp", ("w1",))])
+        self.data = make_data()
+        self.position = (0, 0)  # (generation, slot) of the member being trained, set by train_w1
+
+    def build(self, genome: Sequence[int]) -> W1Member:
+        return W1Member(self)
+
+
+def train_w1(individual: Individual, epochs: int) -> TrainResult:
+    """``toolbox.train`` for W1: tell the task the member's generation and slot, then train as usual."""
+    current_task().position = (individual.epochs, individual.slot)  # type: ignore[attr-defined]
+    return train_member(individual, epochs)
+
+
+def w1_population(n: int = N_MEMBERS) -> list[Individual]:
+    """W1's initial population: member ``i`` in slot ``i``, initialised under ``torch.manual_seed(1000 + i)``
+    (FreshState seeds torch with exactly that before building)."""
+    pop = []
+    for i in range(n):
+        ind = Individual([0], id=i, handle=FreshState(1000 + i), seed=1000 + i)
+        ind.slot = i  # type: ignore[attr-defined]
+        pop.append(ind)
+    return pop
+
+
+def slot_hook(generation: Any) -> None:
+    """Loop hook: a child takes the slot of the member it replaces (W1's permutation seeds use it)."""
+    for j, child in generation.replaced:
+        child.slot = j
