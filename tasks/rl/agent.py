@@ -89,6 +89,7 @@ class DrQV2Agent:
         self.opt = optimizers
         self.cfg = config
         self.pixels = pixels
+        self.device = next(model.parameters()).device
         model.train()
         model.critic_target.train()
 
@@ -103,7 +104,8 @@ class DrQV2Agent:
     def act(self, obs: np.ndarray, step: int, eval_mode: bool) -> np.ndarray:
         """Mean action in evaluation; otherwise a scheduled-std sample, uniform for the first
         ``num_expl_steps`` steps."""
-        h = self.model.encoder(torch.as_tensor(obs, dtype=torch.float32)[None])
+        self.model.eval()  # no spectral-norm power iteration while acting, as DrQ-v2's eval_mode
+        h = self.model.encoder(torch.as_tensor(obs, dtype=torch.float32, device=self.device)[None])
         mu = self.model.actor(h)
         if eval_mode:
             action = mu
@@ -111,11 +113,13 @@ class DrQV2Agent:
             action = sample_truncated(mu, schedule(self.cfg.stddev_schedule, step), None)
             if step < self.cfg.num_expl_steps:
                 action = torch.empty_like(mu).uniform_(-1.0, 1.0)
-        return action[0].numpy().astype(np.float32)
+        self.model.train()
+        return action[0].cpu().numpy().astype(np.float32)
 
     def update(self, batch: tuple[np.ndarray, ...], step: int) -> dict[str, float]:
         """One DrQ-v2 update on a sampled batch ``(obs, action, reward, discount, next_obs)``."""
-        obs, action, reward, discount, next_obs = (torch.as_tensor(x, dtype=torch.float32) for x in batch)
+        obs, action, reward, discount, next_obs = (torch.as_tensor(x, dtype=torch.float32, device=self.device)
+                                                     for x in batch)
         if self.pixels and self.cfg.augment:
             obs, next_obs = random_shift(obs), random_shift(next_obs)
         m, std = self.model, schedule(self.cfg.stddev_schedule, step)

@@ -122,6 +122,7 @@ class RLTask(Task):
     """DrQ-v2 on a dm_control task, searching the paper's space (``obs="pixels"``) or its state
     counterpart (``obs="states"``). Defaults are the paper's quadruped-run settings.
 
+    ``device="auto"`` trains on the GPU when torch sees one (pbt_evo's ``gpus_per_worker``), else CPU.
     The environment is built once per task object (i.e. once per worker) on first use and shared by
     the members that worker trains one after another.
     """
@@ -135,7 +136,8 @@ class RLTask(Task):
                  buffer_size: int = 1_000_000, nstep: int = 3, discount: float = 0.99,
                  critic_target_tau: float = 0.01, update_every_steps: int = 2, num_seed_frames: int = 4000,
                  num_expl_steps: int = 2000, stddev_schedule: str | float = "linear(1.0,0.1,500000)",
-                 stddev_clip: float = 0.3, augment: bool = True, torch_threads: int | None = None):
+                 stddev_clip: float = 0.3, augment: bool = True, torch_threads: int | None = None,
+                 device: str = "auto"):
         if obs not in ("states", "pixels"):
             raise ValueError(f"RLTask obs must be 'states' or 'pixels', got {obs!r}")
         if frames_per_epoch < action_repeat:
@@ -155,6 +157,9 @@ class RLTask(Task):
                                         stddev_schedule=stddev_schedule, stddev_clip=stddev_clip,
                                         augment=augment)
         self.torch_threads = torch_threads
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
         self.space = pixel_space() if obs == "pixels" else state_space()
         self._env: DMCEnv | None = None
 
@@ -171,7 +176,7 @@ class RLTask(Task):
             torch.set_num_threads(self.torch_threads)
         arch = self.space.decode(genome)
         model = DrQV2Model(self.obs, self.env.obs_shape, self.env.action_dim, self.hidden_dim, arch,
-                           encoder_dim=self.encoder_dim)
+                           encoder_dim=self.encoder_dim).to(self.device)
         return RLMember(self, model)
 
     def cost(self, genome: Sequence[int]) -> float:
