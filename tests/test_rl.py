@@ -325,3 +325,23 @@ def test_mixing_two_agents_with_different_encoders(pixel_task):
     # the child starts from the base parent's replay buffer and step counter
     assert np.array_equal(child.extras_state()["replay/frames"], extras["replay/frames"])
     assert np.isfinite(child.agent.update(child.replay.sample(4, 0.99), step=100)["critic_loss"])
+
+
+def test_paper_config_smoke_run_with_pixels(tmp_path):
+    """A paper config shrunk by --set runs pixel agents (real rendering) through the whole loop."""
+    from pathlib import Path
+
+    from pbt_evo.run import main
+
+    root = Path(__file__).resolve().parents[1]
+    sets = {"task.args.frames_per_epoch": 60, "task.args.time_limit": 0.6, "task.args.hidden_dim": 32,
+            "task.args.batch_size": 4, "task.args.buffer_size": 1000, "task.args.num_seed_frames": 20,
+            "task.args.num_expl_steps": 10, "task.args.eval_episodes": 1, "task.args.torch_threads": 1,
+            "algorithm.population": 6, "algorithm.e_total": 2, "algorithm.e_step": 1,
+            "parallel.backend": "serial"}
+    argv = [str(root / "spaces" / "rl_quadruped_run.yaml"), "--out", str(tmp_path), "--quiet"]
+    for k, v in sets.items():
+        argv += ["--set", f"{k}={v}"]
+    assert main(argv) == 0
+    run = tmp_path / "rl_quadruped_run"
+    assert (run / "best").exists()

@@ -57,7 +57,7 @@ class DMCEnv:
 
     def __init__(self, domain: str, task: str, obs: ObsType = "states", action_repeat: int = 2,
                  frame_stack: int = 3, image_size: int = 84, camera_id: int | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, time_limit: float | None = None):
         if obs not in ("states", "pixels"):
             raise ValueError(f"obs must be 'states' or 'pixels', got {obs!r}")
         if action_repeat < 1 or frame_stack < 1:
@@ -66,7 +66,10 @@ class DMCEnv:
             raise ValueError(f"unknown dm_control task {domain}/{task}; e.g. cartpole/swingup, walker/walk, "
                              f"quadruped/run, humanoid/run")
         seed = int(np.random.randint(2 ** 31 - 1)) if seed is None else int(seed)
-        self._env = suite.load(domain, task, task_kwargs={"random": seed})
+        task_kwargs: dict = {"random": seed}
+        if time_limit is not None:  # seconds of simulated time; shortens episodes for smoke runs
+            task_kwargs["time_limit"] = float(time_limit)
+        self._env = suite.load(domain, task, task_kwargs=task_kwargs)
         self.obs_type = obs
         self.action_repeat = action_repeat
         self.frame_stack = frame_stack

@@ -74,7 +74,8 @@ class RLMember(Member):
                 self.replay.add_first(obs)
                 ep_return, done = 0.0, False
             action = self.agent.act(obs, self.global_step, eval_mode=False)
-            if self.global_step >= seed_steps and self.global_step % cfg.update_every_steps == 0:
+            if (self.global_step >= seed_steps and self.global_step % cfg.update_every_steps == 0
+                    and len(self.replay) > cfg.nstep + 1):
                 stats = self.agent.update(self.replay.sample(cfg.batch_size, cfg.discount), self.global_step)
                 n_updates += 1
             obs, reward, discount, done = env.step(action)
@@ -122,7 +123,8 @@ class RLTask(Task):
     """DrQ-v2 on a dm_control task, searching the paper's space (``obs="pixels"``) or its state
     counterpart (``obs="states"``). Defaults are the paper's quadruped-run settings.
 
-    ``device="auto"`` trains on the GPU when torch sees one (pbt_evo's ``gpus_per_worker``), else CPU.
+    ``time_limit`` (simulated seconds, default the task's own: 1000 frames) shortens episodes, for
+    smoke runs only. ``device="auto"`` trains on the GPU when torch sees one (pbt_evo's ``gpus_per_worker``), else CPU.
     The environment is built once per task object (i.e. once per worker) on first use and shared by
     the members that worker trains one after another.
     """
@@ -137,7 +139,7 @@ class RLTask(Task):
                  critic_target_tau: float = 0.01, update_every_steps: int = 2, num_seed_frames: int = 4000,
                  num_expl_steps: int = 2000, stddev_schedule: str | float = "linear(1.0,0.1,500000)",
                  stddev_clip: float = 0.3, augment: bool = True, torch_threads: int | None = None,
-                 device: str = "auto"):
+                 device: str = "auto", time_limit: float | None = None):
         if obs not in ("states", "pixels"):
             raise ValueError(f"RLTask obs must be 'states' or 'pixels', got {obs!r}")
         if frames_per_epoch < action_repeat:
@@ -147,7 +149,7 @@ class RLTask(Task):
         self.domain, self.task_name, self.obs = domain, task, obs
         self.frames_per_epoch, self.eval_episodes = int(frames_per_epoch), int(eval_episodes)
         self.env_kwargs = dict(action_repeat=action_repeat, frame_stack=frame_stack, image_size=image_size,
-                               camera_id=camera_id)
+                               camera_id=camera_id, time_limit=time_limit)
         self.hidden_dim, self.encoder_dim = int(hidden_dim), int(encoder_dim)
         self.lr, self.buffer_size, self.nstep = float(lr), int(buffer_size), int(nstep)
         self.num_seed_frames = int(num_seed_frames)
