@@ -13,7 +13,12 @@ What travels between generations, and what happens on mixing:
   state follows the core's inheritance policy by parameter name.
 - ``extras_state()``: the global agent-step counter (drives the std schedule, exploration and seed
   phase, so a child continues its base parent's schedule) and the replay buffer's contents, so a
-  child starts from its base parent's experience.
+  child starts from its base parent's experience. (The paper shared one buffer per machine for
+  walker and humanoid; a shared per-node buffer is not implemented here yet: each agent has its own.)
+
+Costs measured on this project's 2-core CPU machine (one thread): a state update (hidden 128,
+encoder 64, batch 128) ~7 ms, so a 10,000-frame epoch of cartpole swingup ~25 s; a pixel update at
+the paper's size (hidden 1024, batch 256) ~3.9 s, i.e. pixels need a GPU.
 
 >>> task = RLTask("cartpole", "swingup", obs="states", hidden_dim=32, batch_size=8,
 ...               num_seed_frames=40, frames_per_epoch=100, eval_episodes=1)
