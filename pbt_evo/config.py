@@ -59,7 +59,10 @@ SCHEMA: dict[str, Any] = {
         "p": Key(0.25, "float", "probability of taking each variable from the donor", check=lambda p: 0 <= p <= 1,
                  rule="in [0, 1]"),
         "shrink_perturb": Key([0.4, 0.1], "pair", "[lambda, gamma]: w = lambda * w_donor + gamma * w_fresh"),
-        "init": Key("balanced", "choice", "initial population sampling", choices=("balanced", "random")),
+        "init": Key("balanced", "choice", "initial population sampling (naswot: best N of k*N by the training-free"
+                    " NASWOT score, see pbt_evo.naswot)", choices=("balanced", "random", "naswot")),
+        "naswot_candidates_per_member": Key(10, "int", "k: init naswot scores k*N candidate genomes, keeps the best N",
+                                           check=_positive, rule="> 0"),
         "optimizer_policy": Key("reset", "choice", "optimizer state of inherited layers (see pbt_evo.weights)",
                                 choices=("reset", "donor")),
         "hall_of_fame": Key(1, "int", "best trained states kept", check=_positive, rule="> 0"),

@@ -95,7 +95,8 @@ class Runner:
         pmap = self.make_map(task)
         pmap.progress = self._progress
         toolbox = make_toolbox(alg["name"], task.space, alg["population"], alg["tau"], alg["p"],
-                               alg["shrink_perturb"], alg["init"], alg["optimizer_policy"])
+                               alg["shrink_perturb"], alg["init"], alg["optimizer_policy"], task=task,
+                               naswot_candidates=alg["naswot_candidates_per_member"])
         toolbox.map = pmap
         put = (lambda s: s) if isinstance(pmap, SerialMap) else __import__("ray").put
         ckpt = checkpoint.latest(self.run_dir) if resume else None

@@ -71,6 +71,11 @@ class Task(ABC):
         """Relative training cost of a genome, used to schedule the costliest members first."""
         return 1.0
 
+    def naswot_batch(self) -> torch.Tensor | None:
+        """One minibatch of inputs for the training-free NASWOT score (``algorithm.init: naswot``,
+        see :mod:`pbt_evo.naswot`); None (the default) means the task does not support it."""
+        return None
+
 
 @dataclass(frozen=True)
 class TaskSpec:

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from deap import base
 
 from .operators import cx_mix, init_population, mut_searl, pair_random, pair_self, sel_truncation
+from .naswot import init_population_naswot, task_scorer
 from .space import SearchSpace
+from .task import Task
 from .train import train_member
 
 VARIANTS = ("pbt_nas", "searl", "random", "no_mixing")
@@ -21,18 +23,27 @@ VARIANTS = ("pbt_nas", "searl", "random", "no_mixing")
 
 def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float = 0.25, p: float = 0.25,
                  shrink_perturb: Sequence[float] = (0.4, 0.1), init: str = "balanced",
-                 optimizer_policy: str = "reset") -> base.Toolbox:
+                 optimizer_policy: str = "reset", task: Task | None = None,
+                 naswot_candidates: int = 10) -> base.Toolbox:
     """A toolbox for one of :data:`VARIANTS`; set ``toolbox.map`` before running the loop.
 
     - ``pbt_nas``: truncation selection, two distinct parents, mixing with shrink-perturb;
     - ``no_mixing``: the same with a parent mixed with itself;
     - ``searl``: truncation selection, one parent, the SEARL-like mutation;
     - ``random``: no selection: N random networks trained for the whole budget.
+
+    ``init="naswot"`` needs ``task`` (its ``naswot_batch()``): the population is the best N of
+    ``naswot_candidates * N`` candidates by the training-free score (:mod:`pbt_evo.naswot`).
     """
     if algorithm not in VARIANTS:
         raise ValueError(f"algorithm {algorithm!r}: allowed values are {', '.join(VARIANTS)}")
     tb = base.Toolbox()
-    tb.register("population", init_population, space, population, balanced=(init == "balanced"))
+    if init == "naswot":
+        if task is None:
+            raise ValueError("init 'naswot' scores candidate networks: pass task= to make_toolbox")
+        tb.register("population", init_population_naswot, space, population, task_scorer(task), k=naswot_candidates)
+    else:
+        tb.register("population", init_population, space, population, balanced=(init == "balanced"))
     tb.register("train", train_member)
     if algorithm == "random":
         return tb

@@ -178,6 +178,10 @@ class DigitsTask(Task):
     def build(self, genome: Sequence[int]) -> DigitsMember:
         return DigitsMember(self.build_model(genome), self.data, self.batch_size, self.lr)
 
+    def naswot_batch(self, size: int = 64) -> torch.Tensor:
+        """The first ``size`` training images: the fixed minibatch of the NASWOT score."""
+        return self.data["train"][0][:size]
+
     def cost(self, genome: Sequence[int]) -> float:
         weights = {"identity": 0.0, "conv3x3": 1.0, "conv5x5": 2.8, "sepconv3x3": 0.3, "resblock3x3": 2.2}
         return 1.0 + sum(weights[self.space[i].options[genome[i]]] for i in range(N_CELLS))

@@ -1,0 +1,240 @@
+"""Statistics of a comparison of algorithms over seeds (and tasks), as in the PBT-NAS paper.
+
+- best-of-run fitness per run; mean +- std per algorithm (sample std, ``ddof=1``: with 3-5 seeds the
+  population formula would understate the spread);
+- one-sided Wilcoxon signed-rank tests (``scipy.stats.wilcoxon``, ``alternative="greater"``: the
+  baseline is better) of the baseline against each other algorithm, paired by (task, seed) so several
+  tasks can be pooled (the paper pools 3 tasks x 3 seeds, n = 9);
+- Bonferroni correction over the m tests: a difference is significant when ``p < alpha / m``
+  (the paper: 4 tests, threshold 0.0125); the corrected ``min(1, m * p)`` is reported too;
+- anytime curves: best fitness so far against epochs, mean and std over runs per algorithm.
+
+Pure functions over plain data; :mod:`pbt_evo.compare` is the command line around them.
+
+>>> rows = compare_table({"a": {("t", 0): 0.9, ("t", 1): 0.8}, "b": {("t", 0): 0.7, ("t", 1): 0.6}}, "a")
+>>> [(r.algorithm, r.n, round(r.mean, 2)) for r in rows]
+[('a', 2, 0.85), ('b', 2, 0.65)]
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+DDOF = 1  # sample standard deviation
+Key = tuple[str, int]  # (task, seed)
+
+
+class CompareError(ValueError):
+    """Input a comparison cannot use (not a run folder, unpaired seeds, ...); worded for the user."""
+
+
+# -- runs ---------------------------------------------------------------------------------------------
+@dataclass
+class RunSummary:
+    """One finished run: its algorithm label, task, seed, best-of-run fitness and anytime curve."""
+
+    path: str
+    algorithm: str
+    task: str
+    seed: int
+    best: float
+    epochs: list[int]
+    best_so_far: list[float]
+
+
+def task_label(cfg: Mapping[str, Any]) -> str:
+    """The task a run solved: target plus arguments (runs of one task pair with each other).
+
+    >>> task_label({"task": {"target": "tasks.digits:DigitsTask", "args": {"lr": 0.001, "channels": 8}}})
+    'tasks.digits:DigitsTask(channels=8, lr=0.001)'
+    """
+    args = cfg["task"].get("args") or {}
+    return f"{cfg['task']['target']}({', '.join(f'{k}={args[k]}' for k in sorted(args))})"
+
+
+def best_so_far(values: Sequence[float | None]) -> list[float]:
+    """Running maximum; missing (failed) values carry the previous best (NaN before any).
+
+    >>> best_so_far([0.2, None, 0.1, 0.5])
+    [0.2, 0.2, 0.2, 0.5]
+    """
+    out, best = [], -math.inf
+    for v in values:
+        if v is not None and math.isfinite(v):
+            best = max(best, v)
+        out.append(best if math.isfinite(best) else math.nan)
+    return out
+
+
+def load_run(run_dir: str | Path, require_finished: bool = True) -> RunSummary:
+    """Read a run folder's ``config.yaml`` and ``log.jsonl``; raises :class:`CompareError`."""
+    from .sweep import algorithm_label
+
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file() or not (run / "log.jsonl").is_file():
+        raise CompareError(f"{run} is not a pbt_evo run folder (needs config.yaml and log.jsonl)")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    if not rows:
+        raise CompareError(f"{run}: log.jsonl is empty (the run has not finished a generation)")
+    e_total = cfg["algorithm"]["e_total"]
+    if require_finished and rows[-1]["epochs"] < e_total:
+        raise CompareError(f"{run}: unfinished ({rows[-1]['epochs']}/{e_total} epochs); resume it first")
+    curve = best_so_far([r["best"] for r in rows])
+    if not math.isfinite(curve[-1]):
+        raise CompareError(f"{run}: no member ever had a finite fitness")
+    return RunSummary(str(run), algorithm_label(cfg), task_label(cfg), int(cfg["seed"]), curve[-1],
+                      [int(r["epochs"]) for r in rows], curve)
+
+
+def by_algorithm(runs: Sequence[RunSummary]) -> dict[str, dict[Key, float]]:
+    """Best-of-run fitness by algorithm, then by (task, seed); a repeated (task, seed) is an error."""
+    out: dict[str, dict[Key, float]] = {}
+    for r in runs:
+        cell = out.setdefault(r.algorithm, {})
+        if (r.task, r.seed) in cell:
+            raise CompareError(f"two runs of {r.algorithm} with seed {r.seed} on the same task (one is {r.path})")
+        cell[(r.task, r.seed)] = r.best
+    return out
+
+
+# -- statistics ---------------------------------------------------------------------------------------
+def mean_std(values: Sequence[float], ddof: int = DDOF) -> tuple[float, float]:
+    """Mean and standard deviation (sample, ``ddof=1``, by default; 0 for a single value).
+
+    >>> mean_std([1.0, 2.0, 3.0])
+    (2.0, 1.0)
+    """
+    a = np.asarray(values, dtype=float)
+    return float(a.mean()), float(a.std(ddof=ddof)) if a.size > ddof else 0.0
+
+
+def wilcoxon_greater(x: Sequence[float], y: Sequence[float]) -> float:
+    """One-sided Wilcoxon signed-rank p-value for "x is greater than y", paired.
+
+    scipy's defaults: zero differences dropped (``zero_method="wilcox"``), the exact distribution for
+    small samples without ties. All differences zero means no evidence: p = 1.
+
+    >>> wilcoxon_greater([2, 3, 4, 5, 6, 7, 8, 9, 10], [1] * 9)  # 9 pairs, all favour x: 1 / 2**9
+    0.001953125
+    """
+    from scipy.stats import wilcoxon
+
+    d = np.asarray(x, dtype=float) - np.asarray(y, dtype=float)
+    if len(d) == 0:
+        raise CompareError("no paired runs to test")
+    if not np.any(d != 0):
+        return 1.0
+    return float(wilcoxon(x, y, alternative="greater").pvalue)
+
+
+def bonferroni(pvalues: Sequence[float], alpha: float = 0.05) -> tuple[list[float], float]:
+    """Bonferroni-corrected p-values ``min(1, m * p)`` and the per-test threshold ``alpha / m``.
+
+    >>> bonferroni([0.001953125, 0.02, 0.5, 0.01])
+    ([0.0078125, 0.08, 1.0, 0.04], 0.0125)
+    """
+    m = len(pvalues)
+    if m == 0:
+        return [], alpha
+    return [min(1.0, p * m) for p in pvalues], alpha / m
+
+
+@dataclass
+class Row:
+    """One line of the comparison table."""
+
+    algorithm: str
+    n: int
+    mean: float
+    std: float
+    p: float | None = None          # one-sided Wilcoxon, baseline > this algorithm
+    p_bonferroni: float | None = None
+    threshold: float | None = None  # alpha / m
+    significant: bool | None = None
+
+
+def compare_table(results: Mapping[str, Mapping[Key, float]], baseline: str, alpha: float = 0.05) -> list[Row]:
+    """The table: every algorithm's mean +- std; the baseline tested against each other one.
+
+    ``results[algorithm][(task, seed)] = best-of-run fitness``. Baseline first, then the others in the
+    given order. Raises :class:`CompareError` when fewer than 2 algorithms are given, the baseline is
+    missing, or an algorithm's (task, seed) pairs differ from the baseline's.
+    """
+    if len(results) < 2:
+        raise CompareError(f"need runs of at least 2 algorithms to compare, got {len(results)}: {', '.join(results)}")
+    if baseline not in results:
+        raise CompareError(f"baseline {baseline!r} has no runs; algorithms present: {', '.join(results)}")
+    keys = sorted(results[baseline])
+    others = [a for a in results if a != baseline]
+    for a in others:
+        if set(results[a]) != set(keys):
+            missing = sorted(set(keys) ^ set(results[a]))
+            raise CompareError(f"runs of {a} and {baseline} are not paired: (task, seed) {missing[0]} is in only one"
+                               f" of them ({len(results[a])} vs {len(keys)} runs)")
+    base = [results[baseline][k] for k in keys]
+    pvalues = [wilcoxon_greater(base, [results[a][k] for k in keys]) for a in others]
+    corrected, threshold = bonferroni(pvalues, alpha)
+    rows = [Row(baseline, len(keys), *mean_std(base))]
+    for a, p, pc in zip(others, pvalues, corrected):
+        rows.append(Row(a, len(keys), *mean_std([results[a][k] for k in keys]), p, pc, threshold, p < threshold))
+    return rows
+
+
+def to_csv(rows: Sequence[Row]) -> str:
+    """The table as CSV (every number at full precision)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, list(asdict(rows[0])))
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in asdict(r).items()})
+    return buf.getvalue()
+
+
+def to_markdown(rows: Sequence[Row], digits: int = 4) -> str:
+    """The table as Markdown: mean +- std, p, Bonferroni-corrected p, significance at alpha / m."""
+    base = rows[0].algorithm
+    threshold = rows[1].threshold if len(rows) > 1 else None
+    lines = [f"| algorithm | n | best-of-run fitness (mean +- std) | p ({base} better) | p x m | significant"
+             f" (p < {threshold:.4g}) |" if threshold is not None else "| algorithm | n | fitness | p | p x m | sig |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        fit = f"{r.mean:.{digits}f} +- {r.std:.{digits}f}"
+        if r.p is None:
+            lines.append(f"| **{r.algorithm}** (baseline) | {r.n} | {fit} | | | |")
+        else:
+            lines.append(f"| {r.algorithm} | {r.n} | {fit} | {r.p:.4g} | {r.p_bonferroni:.4g} |"
+                         f" {'yes' if r.significant else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+# -- anytime curves -----------------------------------------------------------------------------------
+def anytime(runs: Sequence[RunSummary]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per algorithm: epochs, mean and std (``ddof=1``) of the best fitness so far over its runs.
+
+    Runs with different generation grids are aligned on the union of their epochs (a run's best so far
+    holds until its next generation; NaN before its first).
+    """
+    out = {}
+    for alg in dict.fromkeys(r.algorithm for r in runs):
+        mine = [r for r in runs if r.algorithm == alg]
+        grid = np.array(sorted({e for r in mine for e in r.epochs}))
+        curves = []
+        for r in mine:
+            idx = np.searchsorted(r.epochs, grid, side="right") - 1
+            curves.append(np.where(idx >= 0, np.asarray(r.best_so_far)[np.clip(idx, 0, None)], np.nan))
+        c = np.array(curves)
+        with np.errstate(invalid="ignore"):
+            std = np.nanstd(c, axis=0, ddof=DDOF) if len(c) > 1 else np.zeros(len(grid))
+        out[alg] = (grid, np.nanmean(c, axis=0), np.nan_to_num(std))
+    return out

@@ -1,0 +1,90 @@
+"""A tiny sweep (2 algorithms x 2 seeds, serial, tiny budgets) end to end: run folders, skip and resume,
+then compare.py's table and plot, and a model soup of one of the runs."""
+
+import csv
+import json
+import shutil
+
+import pytest
+import yaml
+
+from pbt_evo import compare, sweep
+from pbt_evo.soup import soup_run
+
+CONFIG = {
+    "name": "tiny",
+    "task": {"target": "tasks.digits:DigitsTask", "args": {"channels": 4}},
+    "algorithm": {"population": 6, "e_total": 2, "e_step": 1},
+    "parallel": {"backend": "serial", "cpus_per_worker": 1},
+    "output": {"tensorboard": False},
+}
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump(CONFIG))
+    out = root / "runs"
+    code = sweep.main([str(path), "--algorithms", "pbt_nas,random", "--seeds", "0,1", "--out", str(out)])
+    return path, out, code
+
+
+def test_sweep_makes_one_folder_per_run(swept):
+    path, out, code = swept
+    assert code == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["tiny_pbt_nas_s0", "tiny_pbt_nas_s1", "tiny_random_s0", "tiny_random_s1"]
+    cfg = yaml.safe_load((out / "tiny_random_s1" / "config.yaml").read_text())
+    assert cfg["seed"] == 1 and cfg["algorithm"]["name"] == "random" and cfg["name"] == "tiny_random_s1"
+    assert all((out / n / "best" / "genome.json").is_file() for n in names)
+
+
+def test_sweep_skips_finished_and_resumes_interrupted(swept, capsys):
+    path, out, _ = swept
+    shutil.rmtree(out / "tiny_random_s0" / "best")  # as if killed before the export
+    assert sweep.main([str(path), "--algorithms", "pbt_nas,random", "--seeds", "0,1", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.count("finished before, skipped") == 3 and "tiny_random_s0: resuming" in text
+    assert (out / "tiny_random_s0" / "best" / "genome.json").is_file()
+
+
+def test_compare_table_has_a_row_per_algorithm(swept, tmp_path):
+    _, out, _ = swept
+    assert compare.main([str(out), "--out", str(tmp_path / "cmp"), "--baseline", "pbt_nas"]) == 0
+    rows = list(csv.DictReader((tmp_path / "cmp" / "compare.csv").open()))
+    assert [r["algorithm"] for r in rows] == ["pbt_nas", "random"] and all(r["n"] == "2" for r in rows)
+    best = [json.loads((out / f"tiny_pbt_nas_s{s}" / "best" / "genome.json").read_text())["fitness"] for s in (0, 1)]
+    assert float(rows[0]["mean"]) == pytest.approx(sum(best) / 2)
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "| **pbt_nas** (baseline) | 2 |" in md and "| random | 2 |" in md
+    assert (tmp_path / "cmp" / "anytime.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{out}/tiny_pbt_nas_s0", "{out}/tiny_pbt_nas_s1"], "at least 2 algorithms"),
+    (["{out}/tiny_pbt_nas_s0", "{out}/tiny_pbt_nas_s1", "{out}/tiny_random_s0"], "not paired"),
+    (["{out}/tiny_pbt_nas_s0/best"], "is not a pbt_evo run folder"),
+    (["{out}", "--baseline", "searl"], "baseline 'searl' has no runs"),
+])
+def test_compare_bad_input_is_one_line_exit_2(swept, tmp_path, capsys, args, message):
+    _, out, _ = swept
+    assert compare.main([a.format(out=out) for a in args] + ["--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err, err
+
+
+def test_sweep_bad_label_is_one_line_exit_2(swept, capsys):
+    path, out, _ = swept
+    assert sweep.main([str(path), "--algorithms", "pbt_nas,pbt_nas_sp11", "--seeds", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown suffix '_sp11'" in err
+
+
+def test_soup_of_a_run(swept):
+    _, out, _ = swept
+    run = out / "tiny_pbt_nas_s0"
+    result, folder = soup_run(run, log=lambda s: None)
+    info = json.loads((folder / "soup.json").read_text())
+    assert result.fitness >= result.best_single and info["gain"] == result.gain
+    assert (folder / "model.pt").is_file() and info["ingredients"][0] == info["candidates"][0]["id"]
