@@ -68,6 +68,7 @@ def test_space_sizes_match_the_paper():
     px, st = pixel_space(), state_space()
     assert len(px) == 36 and len(st) == 36
     assert 4.5e21 < 10 ** px.log10_size < 4.7e21  # paper: ~4.6e21
+    assert math.isclose(10 ** st.log10_size, 4 ** 32 * 2 ** 4, rel_tol=1e-9)
     per_net = {net: sum(v.name.startswith(net + ".") for v in px) for net in ("encoder", "actor", "critic")}
     assert per_net == {"encoder": 8, "actor": 10, "critic": 18}
     assert px["encoder.layer1"].n_options == 10 and st["encoder.layer1"].n_options == 4

@@ -1,6 +1,6 @@
 """The paper's DrQ-v2 search spaces: 36 variables for pixels, 36 for states.
 
-Breakdown (it matches the paper's count, 36, and its size, ~4.6e21 = 10^3 * 2^4 * 4^30; as in the
+Breakdown (it matches the paper's count, 36, and its size, ~4.6e21 = 10^3 * 4^29 * 2^4; as in the
 authors' code, actor and critic each have their own representation-dimension variable, and each
 network's fixed first layer and each trunk also get a searched activation):
 
@@ -17,7 +17,7 @@ critic     q1.layer1..3, q1.act0..3, q2.layer1..3, q2.act0..3, feature_dim,     
 
 ``act0`` is the activation of the network's fixed first layer; ``feature_dim`` is the
 representation dimension {25, 50, 100, 150}. The state space replaces the encoder's conv options
-by the MLP options {identity, linear, residual0.5, residual2.0} (size 4^33 * 2^4 ~ 1.2e21).
+by the MLP options {identity, linear, residual0.5, residual2.0} (size 4^32 * 2^4 ~ 3.0e20).
 
 Ownership (state-dict prefixes of ``member.model``; see :mod:`tasks.rl.networks` for the layout):
 
