@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=8)
     parser.add_argument("--generations", type=int, default=6)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pipeline", type=int, default=2, help="calls in flight per worker (1: no pipelining)")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -42,7 +43,8 @@ def main() -> None:
     ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
     t_init = time.perf_counter() - t0
     task = DigitsTask()
-    rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=args.workers, local_task=task)
+    rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=args.workers, local_task=task,
+                           pipeline=args.pipeline)
     ray.get([a.cost.remote([0] * len(task.space)) for a in rmap.actors])  # workers built their task
     t_workers = time.perf_counter() - t0 - t_init
     tb = make_toolbox("pbt_nas", task.space, args.population)

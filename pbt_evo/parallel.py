@@ -7,9 +7,10 @@ lives in the object store of the node that trained it and is owned by the driver
 worker), so the driver never pulls weights.
 
 RayMap: persistent actors that build the task once (torch threads = CPUs per worker); items are
-dispatched dynamically, costliest first (``task.cost``), to whichever worker is free; an item whose
-function raises is retried on another worker, then returned as a failed result carrying the input's
-handle (no work lost, fitness worst) without ending the run.
+dispatched costliest first (last measured training time, else ``task.cost``), each to the worker with
+the least work queued, with ``pipeline`` calls in flight per worker so that no worker waits for the
+driver between members; an item whose function raises is retried on another worker, then returned as a
+failed result carrying the input's handle (no work lost, fitness worst) without ending the run.
 """
 
 from __future__ import annotations
@@ -126,29 +127,53 @@ class RayMap:
     ``spec`` builds the task in each worker. Connects to a running cluster when the caller has called
     ``ray.init(address=...)``; otherwise starts a local one (``address`` is passed to ``ray.init``).
 
+    Scheduling (why): a synchronous generation ends at a barrier, so its wall time is the busiest
+    worker's queue plus every moment a worker waits for the driver. Items go out costliest first
+    (measured ``train_seconds`` of the last generation, else ``task.cost``), each to the worker whose
+    queued work is smallest (greedy list scheduling, i.e. longest-processing-time-first, decided one item
+    at a time so that a misestimate is corrected by the next decision), and each worker keeps
+    ``pipeline`` calls in flight: the next member is already queued in the actor when the current one
+    finishes, so a worker never idles for a driver round trip (~2-12 ms a call, plus the driver's own
+    latency when it is busy). ``pipeline=1`` is pure dynamic dispatch.
+
+    ``last_workers`` holds, after each call, the index of the worker that produced each result (``-1``
+    for failed items); :meth:`nodes` maps worker indices to Ray node ids.
+
     >>> # toolbox.map = RayMap(TaskSpec("tasks.digits:DigitsTask"), workers=2)
     """
 
     def __init__(self, spec: TaskSpec, workers: int = 2, cpus_per_worker: float = 1, gpus_per_worker: float = 0,
-                 max_retries: int = 1, address: str | None = None, local_task: Task | None = None):
+                 max_retries: int = 1, address: str | None = None, local_task: Task | None = None,
+                 pipeline: int = 2, resources: dict[str, float] | None = None):
         import ray
 
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
+        if pipeline < 1:
+            raise ValueError(f"pipeline must be >= 1 (calls in flight per worker), got {pipeline}")
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
                      log_to_driver=os.environ.get("PBT_EVO_WORKER_LOGS", "0") == "1")
         self.spec = spec
         self.max_retries = max_retries
+        self.pipeline = pipeline
         self.progress: Progress | None = None
+        self.last_workers: list[int] = []
         self._remote = ray.remote(_Worker).options(
-            num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0, scheduling_strategy="SPREAD")
+            num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0, scheduling_strategy="SPREAD",
+            resources=dict(resources or {}))
         self._threads = max(1, int(cpus_per_worker))
         self.actors = [self._spawn() for _ in range(workers)]
+        # bound method handles, built once: `.options()` per call costs driver time for nothing
+        self._calls = [a.run.options(num_returns=2) for a in self.actors]
         self._local_task = local_task  # for cost estimates in the driver, if given
 
     def _spawn(self):
         return self._remote.remote(self.spec, self._threads)
+
+    def _respawn(self, w: int) -> None:
+        self.actors[w] = self._spawn()
+        self._calls[w] = self.actors[w].run.options(num_returns=2)
 
     def _costs(self, items: list[Any]) -> list[float]:
         """Expected cost per item: its last measured training time (children inherit their base
@@ -169,27 +194,34 @@ class RayMap:
         costs = self._costs(items)
         queue = deque(sorted(range(len(items)), key=lambda i: -costs[i]))
         results: list[Any] = [None] * len(items)
+        self.last_workers = [-1] * len(items)
         tried: dict[int, set[int]] = {i: set() for i in range(len(items))}
-        free = deque(range(len(self.actors)))
-        pending: dict[Any, tuple[int, int, Any]] = {}
+        n_workers = len(self.actors)
+        inflight = [0] * n_workers       # calls queued or running per worker
+        queued = [0.0] * n_workers       # their expected cost (what the worker still has to do)
+        pending: dict[Any, tuple[int, int, Any, Any]] = {}
         while queue or pending:
-            while queue and free:
-                pick = self._pick(queue, free, tried)
+            while queue:
+                pick = self._pick(queue, inflight, queued, tried)
                 if pick is None:
-                    if pending:
-                        break  # wait for a worker this item has not failed on
-                    pick = queue.popleft(), free.popleft()
+                    break  # every worker is full, or the item waits for a worker it has not failed on
                 i, w = pick
-                res_ref, state_ref = self.actors[w].run.options(num_returns=2).remote(func, items[i])
-                pending[res_ref] = (i, w, state_ref)
+                res_ref, state_ref = self._calls[w].remote(func, items[i])
+                pending[res_ref] = (i, w, state_ref, self.actors[w])
+                inflight[w] += 1
+                queued[w] += costs[i]
+            if not pending:  # only reachable if no worker can take an item: should not happen
+                raise RuntimeError("RayMap: items left but no worker can take them")
             done, _ = ray.wait(list(pending), num_returns=1)
-            i, w, state_ref = pending.pop(done[0])
+            i, w, state_ref, actor = pending.pop(done[0])
+            inflight[w] -= 1
+            queued[w] = max(0.0, queued[w] - costs[i]) if inflight[w] else 0.0
             try:
                 res = ray.get(done[0])
             except (RayTaskError, RayActorError) as exc:
-                if isinstance(exc, RayActorError):
+                if isinstance(exc, RayActorError) and self.actors[w] is actor:
                     log.warning("worker %d died; starting a new one", w)
-                    self.actors[w] = self._spawn()
+                    self._respawn(w)
                 tried[i].add(w)
                 if len(tried[i]) <= self.max_retries:
                     log.warning("member %s failed on worker %d, retrying elsewhere: %s",
@@ -199,25 +231,35 @@ class RayMap:
                     results[i] = _failed(str(exc))
                     if self.progress:
                         self.progress(i, results[i])
-                free.append(w)
                 continue
             if isinstance(res, TrainResult):
                 res.state = StoredState(state_ref)
             results[i] = res
-            free.append(w)
+            self.last_workers[i] = w
             if self.progress:
                 self.progress(i, res)
         return results
 
-    def _pick(self, queue: deque, free: deque, tried: dict[int, set[int]]) -> tuple[int, int] | None:
-        """The next item and a free worker it has not failed on (any worker once it failed on all)."""
+    def _pick(self, queue: deque, inflight: list[int], queued: list[float],
+              tried: dict[int, set[int]]) -> tuple[int, int] | None:
+        """The next item (queue order: costliest first, retries at the front) and the worker to run it:
+        among workers with room in their pipeline and on which the item has not failed, the one with
+        the least work queued (an idle worker first). An item that failed on every worker may run
+        anywhere. ``None`` when nothing can be dispatched now."""
+        n = len(inflight)
+        # a queued call commits an item to a worker before it is known which worker frees first; that
+        # is cheap while big items remain, but the last n items (the smallest) go only to idle workers
+        # so that the tail of the generation is balanced on measured, not estimated, finish times
+        depth = self.pipeline if len(queue) > n else 1
         for i in queue:
-            untried = [w for w in free if w not in tried[i]]
-            if untried or len(tried[i]) >= len(self.actors):
-                w = untried[0] if untried else free[0]
+            allowed = [w for w in range(n) if inflight[w] < depth
+                       and (w not in tried[i] or len(tried[i]) >= n)]
+            if allowed:
+                w = min(allowed, key=lambda w: (inflight[w] > 0, queued[w], inflight[w]))
                 queue.remove(i)
-                free.remove(w)
                 return i, w
+            if any(w not in tried[i] for w in range(n)):
+                continue  # a worker it may run on is busy: let items behind it go meanwhile
         return None
 
     def nodes(self) -> list[str]:
@@ -232,3 +274,4 @@ class RayMap:
         for a in self.actors:
             ray.kill(a)
         self.actors = []
+        self._calls = []

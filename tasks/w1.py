@@ -70,21 +70,21 @@ def permutation_seed(generation: int, slot: int) -> int:
 
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: dict[str, torch.Tensor],
-                generation: int, slot: int) -> float:
-    """One W1 epoch; returns the mean training loss. Shared by pbt_evo, the sequential floor and Tune
-    so that all three do exactly the same work."""
+                generation: int, slot: int, steps: int = STEPS) -> float:
+    """One W1 epoch (``steps`` batches, W1: 64); returns the mean training loss. Shared by pbt_evo, the
+    sequential floor and Tune so that all three do exactly the same work."""
     perm = torch.randperm(N_TRAIN, generator=torch.Generator().manual_seed(permutation_seed(generation, slot)))
     x, y = data["x"], data["y"]
     model.train()
     total = torch.zeros(())
-    for step in range(STEPS):
+    for step in range(steps):
         idx = perm[step * BATCH:(step + 1) * BATCH]
         loss = nn.functional.mse_loss(model(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         total += loss.detach()  # no .item() per step: no sync point, same arithmetic everywhere
-    return float(total) / STEPS
+    return float(total) / steps
 
 
 def evaluate(model: nn.Module, data: dict[str, torch.Tensor]) -> float:
@@ -104,7 +104,8 @@ class W1Member(Member):
         generation, slot = self.task.position
         loss = 0.0
         for e in range(epochs):
-            loss = train_epoch(self.model, self.optimizers["adam"], self.task.data, generation + e, slot)
+            loss = train_epoch(self.model, self.optimizers["adam"], self.task.data, generation + e, slot,
+                               self.task.steps)
         return {"train_loss": loss}
 
     def evaluate(self) -> float:
@@ -112,10 +113,13 @@ class W1Member(Member):
 
 
 class W1Task(Task):
-    """W1 in pbt_evo: a one-variable, one-option space that owns no layers (children are copies)."""
+    """W1 in pbt_evo: a one-variable, one-option space that owns no layers (children are copies).
 
-    def __init__(self, hidden: int = 256, depth: int = 4):
-        self.hidden, self.depth = hidden, depth
+    ``hidden``, ``depth`` and ``steps`` (per epoch) default to W1's; the memory benchmark changes them.
+    """
+
+    def __init__(self, hidden: int = 256, depth: int = 4, steps: int = STEPS):
+        self.hidden, self.depth, self.steps = hidden, depth, steps
         self.space = SearchSpace([Variable("mlp", ("w1",))])
         self.data = make_data()
         self.position = (0, 0)  # (generation, slot) of the member being trained, set by train_w1
