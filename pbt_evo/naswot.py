@@ -201,6 +201,26 @@ def kendall(rows: Sequence[dict[str, Any]], key: str) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
+def plot_correlation(rows: Sequence[dict[str, Any]], summary: dict[str, Any], path: Path) -> Path:
+    """Scatter of the score (ReLU units) against trained fitness, Kendall tau in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.4))
+    finite = [r for r in rows if math.isfinite(r["score_relu"])]
+    ax.scatter([r["score_relu"] for r in finite], [r["fitness"] for r in finite], s=14)
+    ax.set_xlabel("NASWOT score at initialisation (log|K_H|)")
+    ax.set_ylabel(f"fitness after {summary['epochs']} epochs")
+    ax.set_title(f"Kendall tau {summary['kendall_tau_score_relu']:.2f} (n={len(rows)})", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pbt_evo.naswot",
                                 description="Kendall tau of the NASWOT score against trained fitness on a config's task")
@@ -234,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         summary[f"kendall_tau_{key}"], summary[f"kendall_p_{key}"] = tau, pval
         print(f"Kendall tau ({key}) vs fitness: {tau:.3f} (p = {pval:.3g}, n = {len(rows)})")
     (out / "naswot.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
-    print(f"written: {out / 'naswot.csv'}, {out / 'naswot.json'}")
+    plot_correlation(rows, summary, out / "naswot.png")
+    print(f"written: {out / 'naswot.csv'}, {out / 'naswot.json'}, {out / 'naswot.png'}")
     return 0
 
 
