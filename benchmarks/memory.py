@@ -112,7 +112,7 @@ def run_one(hidden: int, generations: int) -> dict:
 
     random.seed(0)
     pop, _ = pbt_evo.ea_pbt(w1_population(), tb, e_total=generations, e_step=1, hook=hook)
-    params = ray.get(rmap.actors[0].run.remote(_count_params, None))[0]
+    params = ray.get(rmap.actors[0].run.remote(_count_params, None))[0][0]
     rmap.close()
     ray.shutdown()
     return {"hidden": hidden, "params": params, "members": len(pop), "state_bytes": sizes[0],

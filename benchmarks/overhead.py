@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=6)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pipeline", type=int, default=2, help="calls in flight per worker (1: no pipelining)")
+    parser.add_argument("--no-reuse", action="store_true", help="rebuild every member (no live members in workers)")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -44,7 +45,7 @@ def main() -> None:
     t_init = time.perf_counter() - t0
     task = DigitsTask()
     rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=args.workers, local_task=task,
-                           pipeline=args.pipeline)
+                           pipeline=args.pipeline, reuse_members=False if args.no_reuse else None)
     ray.get([a.cost.remote([0] * len(task.space)) for a in rmap.actors])  # workers built their task
     t_workers = time.perf_counter() - t0 - t_init
     tb = make_toolbox("pbt_nas", task.space, args.population)

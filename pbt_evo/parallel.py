@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .handles import StoredState, TrainResult, capture, restore
+from .handles import StoredState, TrainResult, WeightHandle, capture, restore
 from .task import Task, TaskSpec
 from .train import set_task
 
@@ -90,13 +90,32 @@ class SerialMap:
         set_task(None)
 
 
+class _Kept(WeightHandle):
+    """Inside a worker: the item's handle, or the live member that already is its state; records the
+    member that ``func`` trains so the worker can keep it."""
+
+    def __init__(self, inner: WeightHandle, cached: Any, sink: list[Any]):
+        self.inner, self.cached, self.sink = inner, cached, sink
+
+    def materialise(self, task: Task, genome: Any) -> Any:
+        member = self.cached if self.cached is not None else self.inner.materialise(task, genome)
+        self.sink.append(member)
+        return member
+
+    def __getattr__(self, name: str) -> Any:  # code that inspects the handle sees the real one
+        return getattr(self.__dict__["inner"], name)
+
+
 class _Worker:
     """A Ray actor holding one task (wrapped by ``ray.remote`` in :class:`RayMap`)."""
 
-    def __init__(self, spec: TaskSpec, num_threads: int):
+    def __init__(self, spec: TaskSpec, num_threads: int, reuse_members: bool | None = None):
         torch.set_num_threads(max(1, num_threads))
         self.task = spec.build()
         set_task(self.task)
+        self._keep_members = bool(getattr(self.task, "reuse_members", False) if reuse_members is None
+                                  else reuse_members)
+        self._live: dict[int, Any] = {}  # token -> member trained here, state identical to a stored one
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -105,12 +124,36 @@ class _Worker:
         member = self.task.build([0] * len(self.task.space))
         restore(member, capture(member))
 
-    def run(self, func: Callable[[Any], Any], item: Any) -> tuple[Any, Any]:
+    def run(self, func: Callable[[Any], Any], item: Any, use: int | None = None, keep: int | None = None,
+            live: tuple[int, ...] | None = None) -> tuple[tuple[Any, bool], Any]:
+        """``func(item)``; returns ``((result, kept), state)``, the state as a separate return value so
+        that it goes to the object store without passing through the driver.
+
+        Live members (tasks with ``reuse_members = True``): ``use`` names a member this worker trained
+        before and still holds, whose state is exactly the item's stored state; it is continued instead
+        of building a new member and loading that state (saves the build, the ``load_state_dict`` and
+        the optimizer reload: ~5-10 ms a member on digits/W1). ``keep`` is the name to keep the member
+        just trained under; ``live`` (sent with a generation's first call) lists the names still worth
+        keeping, everything else is dropped so a worker holds at most its share of the population.
+        """
+        if live is not None:
+            for token in [t for t in self._live if t not in live]:
+                del self._live[token]
+        cached = self._live.pop(use, None) if use is not None else None
+        sink: list[Any] = []
+        handle = getattr(item, "handle", None)
+        if self._keep_members and isinstance(handle, WeightHandle):
+            # a continued member must be exactly the stored state: only for plain stored states (a
+            # child's recipe always materialises from its parents' states)
+            item.handle = _Kept(handle, cached if isinstance(handle, StoredState) else None, sink)
         res = func(item)
         if isinstance(res, TrainResult):
             state, res.state = res.state, None
-            return res, state
-        return res, None
+            kept = bool(self._keep_members and keep is not None and sink and not res.failed)
+            if kept:
+                self._live[keep] = sink[-1]
+            return (res, kept), state
+        return (res, False), None
 
     def cost(self, item: Any) -> float:
         return float(self.task.cost(list(item)))
@@ -136,6 +179,17 @@ class RayMap:
     finishes, so a worker never idles for a driver round trip (~2-12 ms a call, plus the driver's own
     latency when it is busy). ``pipeline=1`` is pure dynamic dispatch.
 
+    Live members (why): rebuilding a member and loading its state costs ~5-10 ms on small tasks (2-3%
+    of a digits epoch). A task that sets ``reuse_members = True`` declares that its members carry no
+    state besides ``model``, ``optimizers`` and extras (the contract of :class:`~pbt_evo.task.Member`,
+    made explicit because e.g. an RL member's environment would continue mid-episode; ``reuse_members``
+    overrides it); then each worker
+    keeps the members it trained, and a member that trains again on the same worker (the scheduler
+    prefers that, except in a generation's tail) continues in memory. Results are bit for bit those of
+    rebuilding (tested: serial map == Ray map); the price is one extra copy of a survivor's state in
+    its worker between generations (states in the store are still the source of truth for children,
+    retries and checkpoints).
+
     ``last_workers`` holds, after each call, the index of the worker that produced each result (``-1``
     for failed items); :meth:`nodes` maps worker indices to Ray node ids.
 
@@ -144,7 +198,8 @@ class RayMap:
 
     def __init__(self, spec: TaskSpec, workers: int = 2, cpus_per_worker: float = 1, gpus_per_worker: float = 0,
                  max_retries: int = 1, address: str | None = None, local_task: Task | None = None,
-                 pipeline: int = 2, resources: dict[str, float] | None = None):
+                 pipeline: int = 2, resources: dict[str, float] | None = None,
+                 reuse_members: bool | None = None):
         import ray
 
         if workers < 1:
@@ -157,6 +212,7 @@ class RayMap:
         self.spec = spec
         self.max_retries = max_retries
         self.pipeline = pipeline
+        self.reuse_members = reuse_members
         self.progress: Progress | None = None
         self.last_workers: list[int] = []
         self._remote = ray.remote(_Worker).options(
@@ -167,9 +223,11 @@ class RayMap:
         # bound method handles, built once: `.options()` per call costs driver time for nothing
         self._calls = [a.run.options(num_returns=2) for a in self.actors]
         self._local_task = local_task  # for cost estimates in the driver, if given
+        self._homes: dict[bytes, tuple[int, int]] = {}  # stored state -> (worker, token) of its live member
+        self._token = 0
 
     def _spawn(self):
-        return self._remote.remote(self.spec, self._threads)
+        return self._remote.remote(self.spec, self._threads, self.reuse_members)
 
     def _respawn(self, w: int) -> None:
         self.actors[w] = self._spawn()
@@ -197,31 +255,40 @@ class RayMap:
         self.last_workers = [-1] * len(items)
         tried: dict[int, set[int]] = {i: set() for i in range(len(items))}
         n_workers = len(self.actors)
+        home = self._homes_of(items)     # (worker, token) holding each item's live member, if any
+        live_sent = [False] * n_workers  # whether this call told the worker which members to keep
         inflight = [0] * n_workers       # calls queued or running per worker
         queued = [0.0] * n_workers       # their expected cost (what the worker still has to do)
-        pending: dict[Any, tuple[int, int, Any, Any]] = {}
+        pending: dict[Any, tuple[int, int, Any, Any, int]] = {}
         while queue or pending:
             while queue:
-                pick = self._pick(queue, inflight, queued, tried)
+                pick = self._pick(queue, inflight, queued, tried, home)
                 if pick is None:
                     break  # every worker is full, or the item waits for a worker it has not failed on
                 i, w = pick
-                res_ref, state_ref = self._calls[w].remote(func, items[i])
-                pending[res_ref] = (i, w, state_ref, self.actors[w])
+                use = home[i][1] if home[i] is not None and home[i][0] == w else None
+                live = None
+                if not live_sent[w]:
+                    live = tuple(h[1] for h in home if h is not None and h[0] == w)
+                    live_sent[w] = True
+                self._token += 1
+                res_ref, state_ref = self._calls[w].remote(func, items[i], use, self._token, live)
+                pending[res_ref] = (i, w, state_ref, self.actors[w], self._token)
                 inflight[w] += 1
                 queued[w] += costs[i]
             if not pending:  # only reachable if no worker can take an item: should not happen
                 raise RuntimeError("RayMap: items left but no worker can take them")
             done, _ = ray.wait(list(pending), num_returns=1)
-            i, w, state_ref, actor = pending.pop(done[0])
+            i, w, state_ref, actor, token = pending.pop(done[0])
             inflight[w] -= 1
             queued[w] = max(0.0, queued[w] - costs[i]) if inflight[w] else 0.0
             try:
-                res = ray.get(done[0])
+                res, kept = ray.get(done[0])
             except (RayTaskError, RayActorError) as exc:
                 if isinstance(exc, RayActorError) and self.actors[w] is actor:
                     log.warning("worker %d died; starting a new one", w)
                     self._respawn(w)
+                    home = [None if h is not None and h[0] == w else h for h in home]
                 tried[i].add(w)
                 if len(tried[i]) <= self.max_retries:
                     log.warning("member %s failed on worker %d, retrying elsewhere: %s",
@@ -234,28 +301,58 @@ class RayMap:
                 continue
             if isinstance(res, TrainResult):
                 res.state = StoredState(state_ref)
+                if kept:
+                    self._homes[state_ref.binary()] = (w, token)
             results[i] = res
             self.last_workers[i] = w
             if self.progress:
                 self.progress(i, res)
         return results
 
-    def _pick(self, queue: deque, inflight: list[int], queued: list[float],
-              tried: dict[int, set[int]]) -> tuple[int, int] | None:
+    def _homes_of(self, items: list[Any]) -> list[tuple[int, int] | None]:
+        """For each item whose handle is a stored state some worker still holds as a live member, that
+        (worker, token); forgets every other live member (their states are superseded)."""
+        homes: list[tuple[int, int] | None] = []
+        current: dict[bytes, tuple[int, int]] = {}
+        for it in items:
+            handle = getattr(it, "handle", None)
+            ref = getattr(handle, "ref", None) if isinstance(handle, StoredState) else None
+            key = ref.binary() if hasattr(ref, "binary") else None
+            h = self._homes.get(key) if key is not None else None
+            if h is not None and key in current:
+                h = None  # two items share one state (a clone): only one can continue the live member
+            homes.append(h)
+            if h is not None:
+                current[key] = h
+        self._homes = current
+        return homes
+
+    def _pick(self, queue: deque, inflight: list[int], queued: list[float], tried: dict[int, set[int]],
+              home: list[tuple[int, int] | None]) -> tuple[int, int] | None:
         """The next item (queue order: costliest first, retries at the front) and the worker to run it:
         among workers with room in their pipeline and on which the item has not failed, the one with
         the least work queued (an idle worker first). An item that failed on every worker may run
-        anywhere. ``None`` when nothing can be dispatched now."""
+        anywhere. ``None`` when nothing can be dispatched now.
+
+        Affinity: the chosen worker takes, instead of the head item, one of the next few (similar in
+        cost, as the queue is sorted) whose live member it holds, so that member continues without
+        being rebuilt; never in the tail (the last ``n`` items), where balance matters more."""
         n = len(inflight)
         # a queued call commits an item to a worker before it is known which worker frees first; that
         # is cheap while big items remain, but the last n items (the smallest) go only to idle workers
         # so that the tail of the generation is balanced on measured, not estimated, finish times
         depth = self.pipeline if len(queue) > n else 1
-        for i in queue:
+        order = list(queue)
+        for pos, i in enumerate(order):
             allowed = [w for w in range(n) if inflight[w] < depth
                        and (w not in tried[i] or len(tried[i]) >= n)]
             if allowed:
                 w = min(allowed, key=lambda w: (inflight[w] > 0, queued[w], inflight[w]))
+                if len(queue) > n and not (home[i] is not None and home[i][0] == w):
+                    for j in order[pos + 1:pos + n]:
+                        if home[j] is not None and home[j][0] == w and w not in tried[j]:
+                            i = j
+                            break
                 queue.remove(i)
                 return i, w
             if any(w not in tried[i] for w in range(n)):

@@ -165,6 +165,8 @@ class DigitsTask(Task):
     True
     """
 
+    reuse_members = True  # a member is its model + optimizer (no other state): RayMap may continue it live
+
     def __init__(self, channels: int = 16, batch_size: int = 64, lr: float = 3e-3, data_seed: int = 0):
         if channels < 1 or batch_size < 1 or lr <= 0:
             raise ValueError("channels and batch_size must be >= 1 and lr > 0")

@@ -118,6 +118,8 @@ class W1Task(Task):
     ``hidden``, ``depth`` and ``steps`` (per epoch) default to W1's; the memory benchmark changes them.
     """
 
+    reuse_members = True  # a member is its model + Adam (the data is the task's): RayMap may continue it live
+
     def __init__(self, hidden: int = 256, depth: int = 4, steps: int = STEPS):
         self.hidden, self.depth, self.steps = hidden, depth, steps
         self.space = SearchSpace([Variable("mlp", ("w1",))])
