@@ -366,3 +366,44 @@ def test_digits_config_builds() -> None:
     assert args["dataset"] == "digits" and args["fitness"] == "fd_digits_classifier"
     task = GanTask(**args)
     assert task.steps_per_epoch >= 1 and len(task.images) == 1797
+
+
+# -- mixing with pbt_evo's weight inheritance ----------------------------------------------------------------
+def test_mixing_two_gan_hard_individuals_moves_taken_layers() -> None:
+    from pbt_evo.weights import inherit_model
+
+    space = build_space("gan_hard")
+    base_v = space.decode(genomes("gan_hard")[0])
+    donor_v = space.decode(genomes("gan_hard")[1])
+    taken_values = {"g.cell0.c3": ("conv_1x1", "conv_5x5"), "d.cell1.c2": ("none", "dil_conv_3x3"),
+                    "g.proj1.linear": ("part/target", "whole/bottom"), "d.cell0.down0": ("avg_pool_end", "conv_3x3")}
+    for name, (b, d) in taken_values.items():
+        base_v[name], donor_v[name] = b, d
+    child_v = {**base_v, **{name: d for name, (_, d) in taken_values.items()}}
+    taken = [space.index(n) for n in taken_values]
+    torch.manual_seed(0)
+    base = build_gan_model(space, space.encode(base_v), **TINY).state_dict()
+    torch.manual_seed(1)
+    donor = build_gan_model(space, space.encode(donor_v), **TINY).state_dict()
+    torch.manual_seed(2)
+    child_model = build_gan_model(space, space.encode(child_v), **TINY)
+    fresh = {k: v.clone() for k, v in child_model.state_dict().items()}
+
+    child = inherit_model(base, donor, fresh, space, taken=taken, shrink_perturb_coefs=(0.4, 0.1))
+    child_model.load_state_dict(child)  # keys and shapes fit the child's architecture exactly
+    moved = [k for k in child if space.owner(k) in taken]
+    for prefix in ("G.cells.0.c3.", "G_ema.cells.0.c3.", "D.blocks.1.c2.", "G.projections.1.linear.",
+                   "G_ema.projections.1.linear.", "D.blocks.0.down0.op.1."):
+        assert any(k.startswith(prefix) for k in moved), prefix
+    for k in moved:
+        if child[k].is_floating_point():
+            assert torch.equal(child[k], 0.4 * donor[k] + 0.1 * fresh[k]), k
+        else:
+            assert torch.equal(child[k], donor[k]), k
+    assert not torch.equal(child["G.cells.0.c3.1.weight"], donor["G.cells.0.c3.1.weight"])
+    assert base["G.cells.0.c3.1.weight"].shape != child["G.cells.0.c3.1.weight"].shape  # 1x1 -> 5x5 moved in
+    for k in child:
+        if space.owner(k) not in taken:
+            assert torch.equal(child[k], base[k]), k
+    x = torch.randn(2, 3, IMG, IMG)
+    assert child_model.D(x).shape == (2, 1) and child_model.G_ema(torch.randn(2, 6)).shape == (2, 3, IMG, IMG)
