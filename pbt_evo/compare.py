@@ -73,7 +73,10 @@ def compare(paths: Sequence[str | Path], out: str | Path | None = None, baseline
     runs = [load_run(p) for p in expand(paths)]
     if only:
         runs = [r for r in runs if r.algorithm in only]
-    rows = compare_table(by_algorithm(runs), baseline, alpha)
+    results = by_algorithm(runs)
+    if only:  # the table follows the order asked for
+        results = {a: results[a] for a in only if a in results}
+    rows = compare_table(results, baseline, alpha)
     out = Path(out) if out is not None else Path(runs[0].path).parent / "compare"
     out.mkdir(parents=True, exist_ok=True)
     tasks = sorted({r.task for r in runs})

@@ -201,12 +201,11 @@ def to_csv(rows: Sequence[Row]) -> str:
     return buf.getvalue()
 
 
-def to_markdown(rows: Sequence[Row], digits: int = 4) -> str:
-    """The table as Markdown: mean +- std, p, Bonferroni-corrected p, significance at alpha / m."""
+def to_markdown(rows: Sequence[Row], digits: int = 4, value: str = "best-of-run fitness") -> str:
+    """The table as Markdown: mean +- std of ``value``, p, Bonferroni-corrected p, significance at alpha / m."""
     base = rows[0].algorithm
-    threshold = rows[1].threshold if len(rows) > 1 else None
-    lines = [f"| algorithm | n | best-of-run fitness (mean +- std) | p ({base} better) | p x m | significant"
-             f" (p < {threshold:.4g}) |" if threshold is not None else "| algorithm | n | fitness | p | p x m | sig |",
+    threshold = f" (p < {rows[1].threshold:.4g})" if len(rows) > 1 else ""
+    lines = [f"| algorithm | n | {value} (mean +- std) | p ({base} better) | p x m | significant{threshold} |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         fit = f"{r.mean:.{digits}f} +- {r.std:.{digits}f}"

@@ -182,8 +182,6 @@ def _init_ray(cfg: dict[str, Any]) -> bool:
 
 
 def _best(run_dir: Path) -> Any:
-    import json
-
     try:
         return json.loads((run_dir / "best" / "genome.json").read_text())["fitness"]
     except (OSError, ValueError, KeyError):

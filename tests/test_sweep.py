@@ -88,3 +88,14 @@ def test_soup_of_a_run(swept):
     info = json.loads((folder / "soup.json").read_text())
     assert result.fitness >= result.best_single and info["gain"] == result.gain
     assert (folder / "model.pt").is_file() and info["ingredients"][0] == info["candidates"][0]["id"]
+
+
+@pytest.mark.slow
+def test_sweep_on_ray_reuses_one_instance(ray_session, tmp_path):
+    """Runs one after another on the session's Ray instance, which the sweep must leave running."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**CONFIG, "parallel": {"backend": "ray", "workers": 2}}))
+    out = tmp_path / "runs"
+    assert sweep.main([str(path), "--algorithms", "pbt_nas,searl", "--seeds", "0", "--out", str(out)]) == 0
+    assert ray_session.is_initialized()
+    assert all((out / n / "best" / "genome.json").is_file() for n in ("tiny_pbt_nas_s0", "tiny_searl_s0"))
