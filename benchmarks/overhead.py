@@ -25,6 +25,41 @@ def best_packing(costs: list[float], workers: int) -> float:
     return max(max(costs), sum(costs) / workers)
 
 
+def decompose(rows: list[tuple], maps: list[tuple[float, float]], gen_starts: list[float],
+              timelines: list[list[tuple[float, float]]], workers: int) -> None:
+    """Where the workers' wall time went, in worker-seconds, from the workers' own call timelines.
+
+    - training + evaluation: the task's own work (``TrainResult.seconds``);
+    - in-worker framework: building members, loading/mixing and capturing states (inside the call);
+    - rest of the calls: the call wrapper (live-member bookkeeping) and the train function's own code;
+    - between calls: a worker waiting for its next call inside a map (driver round trip, argument
+      deserialization, storing the returned state), the time pipelining removes;
+    - barrier: from a worker's last call to the map's return (the other worker still training: packing),
+      and from the map's start to a worker's first call (dispatch);
+    - driver between maps: selection, mixing recipes, statistics, hooks (all workers idle).
+    """
+    total = (gen_starts[-1] - gen_starts[0]) * workers
+    train = sum(r[2] for r in rows)
+    wfw = sum(r[3] for r in rows)
+    in_calls = between = barrier = 0.0
+    for m0, m1 in maps:
+        for tl in timelines:
+            calls = sorted((a, b) for a, b in tl if m0 <= a and b <= m1 + 0.05)
+            if not calls:
+                barrier += m1 - m0
+                continue
+            in_calls += sum(b - a for a, b in calls)
+            between += sum(calls[k + 1][0] - calls[k][1] for k in range(len(calls) - 1))
+            barrier += (calls[0][0] - m0) + max(0.0, m1 - calls[-1][1])
+    driver = total - sum(m1 - m0 for m0, m1 in maps) * workers
+    parts = [("training + evaluation", train), ("in-worker framework (build, load/mix, capture)", wfw),
+             ("rest of the calls", in_calls - train - wfw), ("between calls (round trips, state transfer)", between),
+             ("barrier (packing) + first dispatch", barrier), ("driver between maps (selection, mixing, stats)", driver)]
+    print(f"where the {workers} workers' time went (worker-seconds, share of {total:.2f}):")
+    for name, value in parts:
+        print(f"  {name:<50} {value:8.3f} {value / total:7.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--population", type=int, default=8)
@@ -32,6 +67,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pipeline", type=int, default=2, help="calls in flight per worker (1: no pipelining)")
     parser.add_argument("--no-reuse", action="store_true", help="rebuild every member (no live members in workers)")
+    parser.add_argument("--cprofile", action="store_true", help="also print a cProfile of the driver's loop")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -49,7 +85,15 @@ def main() -> None:
     ray.get([a.cost.remote([0] * len(task.space)) for a in rmap.actors])  # workers built their task
     t_workers = time.perf_counter() - t0 - t_init
     tb = make_toolbox("pbt_nas", task.space, args.population)
-    tb.map = rmap
+    maps: list[tuple[float, float]] = []  # wall-clock (time.time) start and end of each map call
+
+    def timed_map(func, iterable):
+        t = time.time()
+        out = rmap(func, iterable)
+        maps.append((t, time.time()))
+        return out
+
+    tb.map = timed_map
     random.seed(0)
     rows = []
     last = [time.perf_counter()]
@@ -62,9 +106,20 @@ def main() -> None:
         rows.append((g.generation, wall, g.train_seconds, worker_fw, best_packing(per_member, args.workers)))
         last[0] = now
 
+    profiler = None
+    if args.cprofile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    gen_starts = [time.time()]
     start = time.perf_counter()
-    pbt_evo.ea_pbt(tb.population(), tb, e_total=args.generations, e_step=1, hook=hook)
+    pbt_evo.ea_pbt(tb.population(), tb, e_total=args.generations, e_step=1,
+                   hook=lambda g: (hook(g), gen_starts.append(time.time())))
     total = time.perf_counter() - start
+    if profiler is not None:
+        profiler.disable()
+    timelines = ray.get([a.timeline.remote() for a in rmap.actors])
     rmap.close()
     ray.shutdown()
 
@@ -79,6 +134,12 @@ def main() -> None:
     print(f"total wall {total:.2f} s, training+evaluation in workers {train:.2f} s over {args.workers} workers")
     print(f"in-worker framework (build, load/mix, capture) {sum(r[3] for r in rows):.2f} s")
     print(f"generation wall / best packing (median) {packing:.3f}")
+    decompose(rows, maps, gen_starts, timelines, args.workers)
+    if profiler is not None:
+        import pstats
+
+        print("driver cProfile (cumulative, top 15):")
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(15)
     print(f"framework_share={share:.4f}")
 
 

@@ -168,6 +168,17 @@ def run_tune() -> dict:
                 group["lr"] = new_config["lr"]
             return True
 
+    class Collect(tune.Callback):
+        """Sums the members' own training time and keeps each trial's last fitness (in the driver)."""
+
+        def __init__(self) -> None:
+            self.train_s, self.fitness = 0.0, {}
+
+        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+            self.train_s += float(result.get("train_s", 0.0))
+            self.fitness[trial.trial_id] = float(result["fitness"])
+
+    collect = Collect()
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     t_init = time.perf_counter() - t0
@@ -179,13 +190,14 @@ def run_tune() -> dict:
             param_space={"lr": LR, "member": tune.grid_search(list(range(N_MEMBERS)))},
             tune_config=tune.TuneConfig(scheduler=pbt, metric="fitness", mode="max", reuse_actors=True),
             run_config=tune.RunConfig(storage_path=storage, name="w1", stop={"training_iteration": GENERATIONS},
-                                      verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
+                                      verbose=0, callbacks=[collect],
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
         )
         t0 = time.perf_counter()
-        results = tuner.fit()
+        tuner.fit()
         wall = time.perf_counter() - t0
-    fitness = [r.metrics["fitness"] for r in results]
-    train_s = sum(r.metrics_dataframe["train_s"].sum() for r in results)
+    fitness = [collect.fitness[k] for k in sorted(collect.fitness)]
+    train_s = collect.train_s
     t0 = time.perf_counter()
     ray.shutdown()
     return {"wall": wall, "init": t_init, "shutdown": time.perf_counter() - t0, "train_s": float(train_s),

@@ -116,6 +116,7 @@ class _Worker:
         self._keep_members = bool(getattr(self.task, "reuse_members", False) if reuse_members is None
                                   else reuse_members)
         self._live: dict[int, Any] = {}  # token -> member trained here, state identical to a stored one
+        self._timeline: deque = deque(maxlen=100_000)  # (start, end) wall clock of each call, for profiling
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -136,6 +137,7 @@ class _Worker:
         just trained under; ``live`` (sent with a generation's first call) lists the names still worth
         keeping, everything else is dropped so a worker holds at most its share of the population.
         """
+        start = time.time()
         if live is not None:
             for token in [t for t in self._live if t not in live]:
                 del self._live[token]
@@ -152,8 +154,17 @@ class _Worker:
             kept = bool(self._keep_members and keep is not None and sink and not res.failed)
             if kept:
                 self._live[keep] = sink[-1]
+            self._timeline.append((start, time.time()))
             return (res, kept), state
+        self._timeline.append((start, time.time()))
         return (res, False), None
+
+    def timeline(self) -> list[tuple[float, float]]:
+        """``(start, end)`` wall-clock times of the calls so far (``time.time()``), then forgets them:
+        gaps between calls are time the worker spent waiting for the driver or in Ray."""
+        out = list(self._timeline)
+        self._timeline.clear()
+        return out
 
     def cost(self, item: Any) -> float:
         return float(self.task.cost(list(item)))
