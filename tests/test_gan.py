@@ -308,6 +308,26 @@ def test_inception_score_from_logits(random_inception_home: Path, monkeypatch: p
     assert torch.allclose(logits, net.fc(pool))
 
 
+def test_final_scores_fid_and_inception_score(random_inception_home: Path, monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(random_inception_home))
+    calls = []
+    monkeypatch.setattr("pytorch_fid.fid_score.calculate_frechet_distance",
+                        lambda *args, **kwargs: calls.append(args) or 42.5)  # 2048-d sqrtm: see above
+    task = GanTask(space="gan", dataset="synthetic", n_synthetic=4, eval_batch_size=2, img_size=IMG,
+                   fitness="fd_digits_classifier", cache_dir=str(tmp_path), **TINY)
+    member = task.build([0] * 21)
+    torch.manual_seed(3)
+    scores = member.final_scores(n=4, splits=2)
+    torch.manual_seed(3)
+    images = torch.cat([generate(member.model.G_ema, 2, 2) for _ in range(2)])
+    pool, logits = load_inception(allow_download=False).pool_and_logits(images)
+    assert scores["fid"] == 42.5 and np.allclose(calls[0][0], pool.double().numpy().mean(0), rtol=1e-6)
+    is_mean, is_std = inception_score(logits, splits=2)
+    assert scores["is_mean"] == pytest.approx(is_mean, rel=1e-6) and scores["is_std"] == pytest.approx(is_std, abs=1e-6)
+    assert scores["is_mean"] >= 1.0
+
+
 def test_missing_inception_weights_name_file_and_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     folder = tmp_path / "hub" / "checkpoints"

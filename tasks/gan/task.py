@@ -105,10 +105,14 @@ class GanTask(Task):
     def extractor(self) -> FeatureExtractor:
         """The fitness feature extractor, built on first use (Inception loading is slow)."""
         if self._extractor is None:
-            if self.fitness == "fid":
-                self._extractor = load_inception(self.device)
-            else:
-                self._extractor = DigitsClassifierFeatures(self.img_size, self.channels, self.cache_dir).to(self.device)
+            # building a network draws from torch's RNG; fork it so fitness does not depend on whether
+            # this worker built the extractor before (pbt_evo seeds right before evaluate)
+            with torch.random.fork_rng(devices=[]):
+                if self.fitness == "fid":
+                    self._extractor = load_inception(self.device)
+                else:
+                    self._extractor = DigitsClassifierFeatures(self.img_size, self.channels,
+                                                               self.cache_dir).to(self.device)
         return self._extractor
 
     def reference_stats(self) -> tuple[np.ndarray, np.ndarray]:
@@ -161,7 +165,8 @@ class GanMember(Member):
     def final_scores(self, n: int = 50000, splits: int = 10) -> dict[str, float]:
         """FID on ``n`` images of ``G_ema`` and the Inception Score (needs the Inception weights)."""
         t = self.task
-        inception = load_inception(t.device)
+        with torch.random.fork_rng(devices=[]):  # keep the caller's seed for the latents
+            inception = load_inception(t.device)
         name = stats_cache_name(t.dataset, t.img_size, t.channels, len(t.images), inception.name)
         mu, sigma = reference_statistics(t.images, inception, t.cache_dir / name, t.eval_batch_size, t.device)
         pools, logits = [], []
