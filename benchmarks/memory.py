@@ -20,12 +20,18 @@ Figures, per size:
   children, and Ray has deleted what nobody refers to: deletion is asynchronous), and the part of it still
   referenced ("needed") after every member's result arrives (during a generation).
 
-``bytes_per_member_over_state`` = the peak plasma usage at generation boundaries, plus the one member each
-worker holds while training, over (members x one state). Between generations the store holds exactly the
-population's states (children's recipes point at their parents' states; nothing is copied before a child
-trains), so 1.0 plus the workers' share is the ideal. The peak *during* a generation is printed too: a
-synchronous map keeps its inputs' states alive until it returns (the population still refers to them),
-so the store transiently holds the old and the new state of every member (about 2x) at the barrier.
+``bytes_per_member_over_state`` = (the peak plasma usage at generation boundaries + what the workers hold)
+over (members x one state). What the workers hold: by default only the member each one is training
+(``RayMap(reuse_members=False)``, or a task that does not declare ``reuse_members``), counted as one state
+per worker; with live members (W1 and digits opt in: faster, see ``pbt_evo.parallel``) the members the
+workers keep, measured (``_Worker.live_bytes``): a second copy of every kept member. Both configurations
+run and print; the last-line figure is the rebuilding one (the default of tasks that do not opt in), the
+live-member figure is printed above it.
+Between generations the store holds exactly the population's states (children's recipes point at their
+parents' states; nothing is copied before a child trains), so 1.0 plus the workers' share is the floor.
+The peak *during* a generation is printed too: a synchronous map keeps its inputs' states alive until it
+returns (the population still refers to them), so the store transiently holds the old and the new state
+of every member (about 2x) at the barrier.
 
 Last lines: ``bytes_per_member_over_state=<ratio>`` (of the larger model, where MiB rounding is
 negligible) and ``driver_rss_growth_mb=<MB>``.
@@ -65,7 +71,7 @@ def hidden_for(scale: float, depth: int = 4) -> int:
     return h
 
 
-def run_one(hidden: int, generations: int) -> dict:
+def run_one(hidden: int, generations: int, reuse: bool) -> dict:
     import random
 
     import ray
@@ -77,7 +83,8 @@ def run_one(hidden: int, generations: int) -> dict:
 
     ctx = ray.init(num_cpus=N_WORKERS, include_dashboard=False, log_to_driver=False)
     address = ctx.address_info["address"]
-    rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.w1:W1Task", {"hidden": hidden, "steps": 4}), workers=N_WORKERS)
+    rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.w1:W1Task", {"hidden": hidden, "steps": 4}), workers=N_WORKERS,
+                          reuse_members=reuse)
     ray.get([a.cost.remote([0]) for a in rmap.actors])
     rss_start = rss_mb()
 
@@ -93,6 +100,7 @@ def run_one(hidden: int, generations: int) -> dict:
 
     during: list[float] = []
     boundary: list[float] = []
+    live: list[float] = []  # bytes of live members kept in the workers, at generation boundaries
     rmap.progress = lambda i, res: during.append(plasma_bytes(settled=False))
     tb = base.Toolbox()
     tb.register("train", train_w1)
@@ -106,6 +114,7 @@ def run_one(hidden: int, generations: int) -> dict:
         slot_hook(g)
         time.sleep(1.0)  # let Ray delete the states nobody refers to any more
         boundary.append(plasma_bytes(settled=True))
+        live.append(float(sum(ray.get([a.live_bytes.remote() for a in rmap.actors]))))
         if not sizes:
             ref = g.trained[0].handle.ref
             sizes.append(int(ray.experimental.get_object_locations([ref])[ref]["object_size"]))
@@ -117,7 +126,7 @@ def run_one(hidden: int, generations: int) -> dict:
     ray.shutdown()
     return {"hidden": hidden, "params": params, "members": len(pop), "state_bytes": sizes[0],
             "rss_start_mb": rss_start, "rss_peak_mb": rss_mb("VmHWM"),
-            "plasma_boundary_max": max(boundary), "plasma_during_max": max(during)}
+            "plasma_boundary_max": max(boundary), "plasma_during_max": max(during), "live_max": max(live)}
 
 
 def _count_params(_: object) -> int:
@@ -132,34 +141,45 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=4)
     parser.add_argument("--scale", type=float, default=10.0)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--reuse", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(MARK + json.dumps(run_one(args.one, args.generations)), flush=True)
+        print(MARK + json.dumps(run_one(args.one, args.generations, bool(args.reuse))), flush=True)
         return
 
     env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     rows = []
-    for scale in (1.0, args.scale):
-        proc = subprocess.run([sys.executable, __file__, "--one", str(hidden_for(scale)), "--generations",
-                               str(args.generations)], cwd=ROOT, env=env, capture_output=True, text=True)
-        line = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
-        if not line:
-            raise RuntimeError(f"scale {scale} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-        rows.append((scale, json.loads(line[0][len(MARK):])))
+    for reuse in (False, True):
+        for scale in (1.0, args.scale):
+            proc = subprocess.run([sys.executable, __file__, "--one", str(hidden_for(scale)), "--generations",
+                                   str(args.generations), "--reuse", str(int(reuse))],
+                                  cwd=ROOT, env=env, capture_output=True, text=True)
+            line = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
+            if not line:
+                raise RuntimeError(f"scale {scale} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+            rows.append((reuse, scale, json.loads(line[0][len(MARK):])))
 
-    print(f"{'model':>6} {'params':>9} {'state MB':>9} {'driver RSS start':>17} {'driver RSS peak':>16}"
-          f" {'store/state between gens':>25} {'store/state peak in gen':>24}")
-    ratios = []
-    for scale, r in rows:
+    print(f"{'live members':>12} {'model':>6} {'params':>9} {'state MB':>9} {'driver RSS start':>17}"
+          f" {'driver RSS peak':>16} {'store/state between gens':>25} {'+ live in workers':>18}"
+          f" {'store/state peak in gen':>24}")
+    ratio: dict[bool, float] = {}
+    for reuse, scale, r in rows:
         n, state = r["members"], r["state_bytes"]
         between = r["plasma_boundary_max"] / (n * state)
-        ratios.append((r["plasma_boundary_max"] + N_WORKERS * state) / (n * state))
-        print(f"{scale:5.0f}x {r['params']:9d} {state / 1e6:9.2f} {r['rss_start_mb']:14.0f} MB {r['rss_peak_mb']:13.0f} MB"
-              f" {between:25.2f} {r['plasma_during_max'] / (n * state):24.2f}")
-    print(f"(store = Ray plasma usage, MiB-rounded; + {N_WORKERS} workers x one member being trained)")
-    print(f"bytes_per_member_over_state={ratios[-1]:.3f}")
-    print(f"driver_rss_growth_mb={rows[-1][1]['rss_peak_mb'] - rows[0][1]['rss_peak_mb']:.1f}")
+        # between generations: the store, plus either the live members the workers keep (reuse) or,
+        # while a generation runs, the one member each worker trains
+        total = (r["plasma_boundary_max"] + max(r["live_max"], N_WORKERS * state)) / (n * state)
+        ratio[reuse] = total
+        print(f"{'yes' if reuse else 'no':>12} {scale:5.0f}x {r['params']:9d} {state / 1e6:9.2f}"
+              f" {r['rss_start_mb']:14.0f} MB {r['rss_peak_mb']:13.0f} MB {between:25.2f} {total:18.2f}"
+              f" {r['plasma_during_max'] / (n * state):24.2f}")
+    print(f"(store = Ray plasma usage, MiB-rounded; 'live members': RayMap(reuse_members=...), W1 opts in)")
+    print(f"with live members kept in workers (faster, 2x memory): bytes_per_member_over_state={ratio[True]:.3f}")
+    growth = max(r["rss_peak_mb"] for reuse, s, r in rows if s != 1.0) - max(
+        r["rss_peak_mb"] for reuse, s, r in rows if s == 1.0)
+    print(f"bytes_per_member_over_state={ratio[False]:.3f}")
+    print(f"driver_rss_growth_mb={growth:.1f}")
 
 
 if __name__ == "__main__":

@@ -159,6 +159,16 @@ class _Worker:
         self._timeline.append((start, time.time()))
         return (res, False), None
 
+    def live_bytes(self) -> int:
+        """Bytes of tensors held by the live members this worker keeps (model and optimizer state)."""
+        total = 0
+        for member in self._live.values():
+            tensors = list(member.model.state_dict().values())
+            for opt in getattr(member, "optimizers", {}).values():
+                tensors += [v for st in opt.state.values() for v in st.values() if isinstance(v, torch.Tensor)]
+            total += sum(t.numel() * t.element_size() for t in tensors)
+        return total
+
     def timeline(self) -> list[tuple[float, float]]:
         """``(start, end)`` wall-clock times of the calls so far (``time.time()``), then forgets them:
         gaps between calls are time the worker spent waiting for the driver or in Ray."""
