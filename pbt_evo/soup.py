@@ -192,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, TaskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"soup of {len(result.ingredients)} member(s): fitness {result.fitness:.4g} vs best single"
-          f" {result.best_single:.4g} (change {result.gain:+.4g}) -> {folder}")
+    print(f"soup of {len(result.ingredients)} of {len(result.history)} candidate(s): fitness {result.fitness:.4g}"
+          f" vs best single {result.best_single:.4g} (change {result.gain:+.4g}) -> {folder}")
     return 0
 
 
