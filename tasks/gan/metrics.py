@@ -22,6 +22,7 @@ naming the file and the folder.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -128,6 +129,10 @@ class DigitsClassifierFeatures(nn.Module):
             self._fit(img_size, channels, epochs)
             _atomic_save(lambda f: torch.save(self.state_dict(), f), path)
         self.eval().requires_grad_(False)
+        # Workers that train the classifier at the same time may end with slightly different weights;
+        # naming the features by a hash of the weights keys cached statistics to exactly this network.
+        digest = hashlib.sha1(b"".join(t.detach().cpu().numpy().tobytes() for t in self.state_dict().values()))
+        self.name = f"digits_classifier_{digest.hexdigest()[:10]}"
 
     def _fit(self, img_size: int, channels: int, epochs: int) -> None:
         from sklearn.datasets import load_digits
