@@ -6,6 +6,8 @@ W1 (../shared/benchmarks/W1.md, implemented once in ``tasks/w1.py`` and used by 
 regressors, 12 generations of one epoch (64 Adam steps of batch 128), the worst 2 replaced by copies
 (weights and Adam state) of the best after every generation but the last.
 
+- parallel floor: two independent processes at once, 4 members each, no exchange (W1.md's real
+  parallel floor): what two trainers on this machine cost right now, without any orchestration.
 - sequential: one process, ``torch.set_num_threads(1)``, the same data, seeds and steps, copies made
   with ``copy.deepcopy`` of the state dicts. The process imports torch and runs one Adam step before the
   clock starts, as pbt_evo's workers do while they start.
@@ -84,6 +86,52 @@ def run_sequential() -> dict:
             opt.load_state_dict(copy.deepcopy(best[1].state_dict()))
     wall = time.perf_counter() - t0
     return {"wall": wall, "train_s": train_s, "fitness": fitness}
+
+
+def run_half(half: int) -> dict:
+    """One of the two processes of the parallel floor: members ``4*half .. 4*half+3`` trained for all
+    generations with no exchange at all (W1.md's "two independent training processes")."""
+    import torch
+
+    from tasks.w1 import GENERATIONS, LR, N_MEMBERS, evaluate, make_data, make_model, train_epoch
+
+    torch.set_num_threads(1)
+    data = make_data()
+    warm = make_model()
+    opt = torch.optim.Adam(warm.parameters(), lr=LR)
+    warm(data["x"][:2]).sum().backward()
+    opt.step()
+    t0 = time.perf_counter()
+    slots = range(half * N_MEMBERS // 2, (half + 1) * N_MEMBERS // 2)
+    members = []
+    for i in slots:
+        torch.manual_seed(1000 + i)
+        model = make_model()
+        members.append((model, torch.optim.Adam(model.parameters(), lr=LR)))
+    train_s = 0.0
+    for gen in range(GENERATIONS):
+        for slot, (model, opt) in zip(slots, members):
+            t = time.perf_counter()
+            train_epoch(model, opt, data, gen, slot)
+            evaluate(model, data)
+            train_s += time.perf_counter() - t
+    return {"wall": time.perf_counter() - t0, "train_s": train_s}
+
+
+def run_parallel_floor() -> dict:
+    """Two independent processes at once, no communication: the machine's real parallel floor. Wall =
+    the slower process's own wall (each starts its clock after the same warm-up)."""
+    env = _env()
+    procs = [subprocess.Popen([sys.executable, __file__, "--one", f"half{h}"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for h in (0, 1)]
+    outs = []
+    for p in procs:
+        out, err = p.communicate()
+        line = [ln for ln in out.splitlines() if ln.startswith(MARK)]
+        if not line:
+            raise RuntimeError(f"parallel floor failed:\n{err[-3000:]}")
+        outs.append(json.loads(line[0][len(MARK):]))
+    return {"wall": max(o["wall"] for o in outs), "train_s": sum(o["train_s"] for o in outs)}
 
 
 def run_pbt_evo() -> dict:
@@ -204,15 +252,19 @@ def run_tune() -> dict:
             "fitness": fitness}
 
 
-RUNNERS = {"sequential": run_sequential, "pbt_evo": run_pbt_evo, "tune": run_tune}
+RUNNERS = {"sequential": run_sequential, "parallel_floor": run_parallel_floor, "pbt_evo": run_pbt_evo,
+           "tune": run_tune, "half0": lambda: run_half(0), "half1": lambda: run_half(1)}
+
+
+def _env() -> dict:
+    return {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            "RAY_DEDUP_LOGS": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0"}
 
 
 def in_subprocess(name: str) -> dict:
     """Run one implementation in a fresh interpreter; its result comes back as one JSON line."""
-    env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "RAY_DEDUP_LOGS": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0"}
-    proc = subprocess.run([sys.executable, __file__, "--one", name], cwd=ROOT, env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, __file__, "--one", name], cwd=ROOT, env=_env(), capture_output=True,
                           text=True)
     for line in proc.stdout.splitlines():
         if line.startswith(MARK):
@@ -230,7 +282,7 @@ def main() -> None:
         print(MARK + json.dumps(RUNNERS[args.one]()), flush=True)
         return
 
-    names = ["sequential", "pbt_evo"] + ([] if args.skip_tune else ["tune"])
+    names = ["sequential", "parallel_floor", "pbt_evo"] + ([] if args.skip_tune else ["tune"])
     rounds = []
     for r in range(args.repeat):
         row = {name: in_subprocess(name) for name in names}
@@ -239,7 +291,7 @@ def main() -> None:
         same = seq["fitness"] == pe["fitness"]
         line = (f"round {r + 1}: sequential {seq['wall']:.2f} s, pbt_evo {pe['wall']:.2f} s"
                 f" (+{pe['workers']:.2f} s workers), ratio {pe['wall'] / seq['wall']:.3f},"
-                f" pbt_evo final fitness == sequential: {same}")
+                f" pbt_evo final fitness == sequential: {same}, parallel floor {row['parallel_floor']['wall']:.2f} s")
         if "tune" in row:
             line += f", tune {row['tune']['wall']:.2f} s"
         print(line, flush=True)
@@ -258,14 +310,17 @@ def main() -> None:
         ratio = statistics.median(r[name]["wall"] / r["sequential"]["wall"] for r in rounds)
         inrun = statistics.median(r[name]["wall"] / (r[name]["train_s"] / (1 if name == "sequential" else 2))
                                   for r in rounds)
-        init = f"{med(name, 'init'):.2f}" if name != "sequential" else "-"
-        down = f"{med(name, 'shutdown'):.2f}" if name != "sequential" else "-"
+        init = f"{med(name, 'init'):.2f}" if "init" in rounds[0][name] else "-"
+        down = f"{med(name, 'shutdown'):.2f}" if "shutdown" in rounds[0][name] else "-"
         label = {"sequential": "sequential, one process, one thread", "pbt_evo": "pbt_evo, RayMap 2 workers",
+                 "parallel_floor": "2 independent processes, no exchange",
                  "tune": "Ray Tune PBT synch, reuse_actors"}[name]
         print(f"{label:<34} {statistics.median(walls):6.2f} ({min(walls):.2f}-{max(walls):.2f})"
               f" {ratio:13.3f} {inrun:14.3f} {init:>11} {down:>11}")
     print(f"pbt_evo workers start (excluded from its wall) {med('pbt_evo', 'workers'):.2f} s")
     print("*wall / (training+evaluation time summed over members / workers)")
+    pe_vs_par = statistics.median(r["pbt_evo"]["wall"] / r["parallel_floor"]["wall"] for r in rounds)
+    print(f"pbt_evo / parallel floor (what orchestration costs on this machine now) {pe_vs_par:.3f}")
     pe_vs_floor = statistics.median(r["pbt_evo"]["wall"] / r["sequential"]["wall"] for r in rounds)
     print(f"pbt_evo_vs_floor={pe_vs_floor:.3f}")
     if "tune" in names:
