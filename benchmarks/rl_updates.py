@@ -1,0 +1,82 @@
+"""DrQ-v2 agent updates per second inside a pbt_evo Ray worker versus a plain loop in one process.
+
+Same task, genome, batch, replay contents and thread count (1) in both; the worker side runs through
+pbt_evo's RayMap (persistent actor, task built once, torch threads set from its CPUs). Repeats are
+interleaved and the median is reported, since this machine is noisy.
+
+    python benchmarks/rl_updates.py [--updates 300] [--repeats 3] [--obs states|pixels]
+
+Last line: worker_vs_plain=<worker updates/s / plain updates/s> (target >= 0.95).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+TASK_ARGS = {"domain": "cartpole", "task": "swingup", "obs": "states", "hidden_dim": 128, "encoder_dim": 64,
+             "batch_size": 128, "frames_per_epoch": 2000, "num_seed_frames": 1000, "eval_episodes": 1}
+
+
+def update_rate(n_updates: int, obs: str) -> float:
+    """Fill a replay buffer with 1,000 agent steps, then time ``n_updates`` agent updates."""
+    import torch
+
+    from pbt_evo.handles import seed_everything
+    from pbt_evo.train import current_task
+
+    task = current_task()
+    seed_everything(0)
+    member = task.build([0] * len(task.space))
+    member.train(1)  # 2,000 frames: fills the buffer (and runs a few updates: warm-up)
+    cfg = task.agent_config
+    batches = [member.replay.sample(cfg.batch_size, cfg.discount) for _ in range(n_updates)]
+    step = member.global_step
+    start = time.perf_counter()
+    for batch in batches:
+        member.agent.update(batch, step)
+    torch.cuda.synchronize() if torch.cuda.is_available() else None
+    return n_updates / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--obs", choices=("states", "pixels"), default="states")
+    args = parser.parse_args()
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+    import torch
+
+    import pbt_evo
+    from pbt_evo.train import set_task
+
+    task_args = {**TASK_ARGS, "obs": args.obs}
+    if args.obs == "pixels":
+        task_args.update(hidden_dim=256, batch_size=32)
+    torch.set_num_threads(1)
+    set_task(pbt_evo.TaskSpec("tasks.rl:RLTask", task_args).build())
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.rl:RLTask", task_args), workers=1, cpus_per_worker=1)
+    from functools import partial
+
+    func = partial(update_rate, obs=args.obs)
+    plain, worker = [], []
+    for r in range(args.repeats):
+        plain.append(func(args.updates))
+        worker.append(rmap(func, [args.updates])[0])
+        print(f"repeat {r}: plain {plain[-1]:.1f} updates/s, pbt_evo worker {worker[-1]:.1f} updates/s")
+    rmap.close()
+    ray.shutdown()
+    p, w = statistics.median(plain), statistics.median(worker)
+    print(f"median: plain {p:.1f} updates/s, worker {w:.1f} updates/s ({args.obs}, batch {task_args['batch_size']},"
+          f" 1 thread each)")
+    print(f"worker_vs_plain={w / p:.3f}")
+
+
+if __name__ == "__main__":
+    main()
