@@ -103,7 +103,10 @@ class _Kept(WeightHandle):
         return member
 
     def __getattr__(self, name: str) -> Any:  # code that inspects the handle sees the real one
-        return getattr(self.__dict__["inner"], name)
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
 
 
 class _Worker:
@@ -148,7 +151,11 @@ class _Worker:
             # a continued member must be exactly the stored state: only for plain stored states (a
             # child's recipe always materialises from its parents' states)
             item.handle = _Kept(handle, cached if isinstance(handle, StoredState) else None, sink)
-        res = func(item)
+        try:
+            res = func(item)
+        finally:
+            if sink or isinstance(getattr(item, "handle", None), _Kept):
+                item.handle = handle  # a function that returns the item must not return the wrapper
         if isinstance(res, TrainResult):
             state, res.state = res.state, None
             kept = bool(self._keep_members and keep is not None and sink and not res.failed)
