@@ -82,7 +82,8 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         ax.stackplot(epochs, shares[:, :n].T, labels=[f"net {k}" for k in range(n)], colors=colors)
         if shares[:, n].any():
             ax.stackplot(epochs, shares[:, :n].sum(1), shares[:, n], colors=["none", "lightgray"], labels=["", "new"])
-        ax.set_xlim(min(epochs), max(epochs))
+        if max(epochs) > min(epochs):
+            ax.set_xlim(min(epochs), max(epochs))
         ax.set_ylim(0, 1)
         ax.set_xlabel("epochs per member")
         ax.set_ylabel("share of layers")
