@@ -80,6 +80,8 @@ SCHEMA: dict[str, Any] = {
         "keep_checkpoints": Key(1, "int", "complete checkpoints kept on disk", check=_positive, rule="> 0"),
         "checkpoint_every": Key(1, "int", "generations between checkpoints", check=_positive, rule="> 0"),
         "tensorboard": Key(True, "bool", "write TensorBoard scalars (if tensorboard is installed)"),
+        "final_evaluation": Key(False, "bool", "score the best network with its member's final_scores() at the"
+                                " end (GAN: FID on 50,000 images and Inception Score)"),
     },
 }
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,13 @@ class RunFolder:
         info = {"id": best.id, "genome": list(best), "arch": self.space.decode(list(best)),
                 "fitness": _finite(best.fitness.values[0]), "epochs": best.epochs,
                 "task": cfg["task"], "parents": list(best.parents)}
+        if cfg["output"]["final_evaluation"]:
+            final = getattr(member, "final_scores", None)
+            try:
+                info["final_scores"] = {k: float(v) for k, v in final().items()} if final else None
+            except Exception as exc:  # the trained network is saved either way; say why scoring failed
+                info["final_scores_error"] = str(exc)
+                print(f"warning: final evaluation of the best network failed: {exc}", file=sys.stderr)
         (folder / "genome.json").write_text(json.dumps(info, indent=2))
         (folder / "README.md").write_text(
             f"# Best network of run `{cfg['name']}`\n\n"

@@ -42,6 +42,9 @@ class Member(ABC):
     def evaluate(self) -> float:
         """Fitness, higher is better (e.g. validation accuracy, mean return, -FID)."""
 
+    # Optional: ``final_scores(self) -> dict[str, float]``, the costly final evaluation of the best
+    # network (e.g. FID on 50,000 images and Inception Score), run when ``output.final_evaluation`` is on.
+
     def extras_state(self) -> dict[str, Any]:
         """Non-weight state that travels with the member (numpy arrays preferred)."""
         return {}

@@ -16,7 +16,8 @@ SPACES = Path(__file__).resolve().parents[1] / "spaces"
 SMOKE = ["task.args.dataset=synthetic", "task.args.fitness=fd_digits_classifier", "task.args.steps_per_epoch=1",
          "task.args.n_fid=64", "task.args.gf_dim=16", "task.args.df_dim=16", "algorithm.population=6",
          "algorithm.e_total=1", "algorithm.e_step=1", "parallel.backend=serial", "parallel.workers=1",
-         "parallel.gpus_per_worker=0", "parallel.cpus_per_worker=1", "output.tensorboard=false"]
+         "parallel.gpus_per_worker=0", "parallel.cpus_per_worker=1", "output.tensorboard=false",
+         "output.final_evaluation=false"]
 
 
 @pytest.mark.parametrize("name", ["gan_cifar10", "gan_hard_cifar10", "gan_hard_stl10"])

@@ -17,7 +17,7 @@ from pbt_evo import checkpoint
 from pbt_evo.handles import StoredState
 from pbt_evo.individual import Individual
 from pbt_evo.run import main
-from tasks.digits import accuracy, load_splits
+from tasks.digits import DigitsTask, accuracy, load_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {
@@ -184,3 +184,23 @@ def test_crash_mid_checkpoint_keeps_previous(tmp_path, monkeypatch):
     # the next successful checkpoint replaces it and keeps only one
     checkpoint.save(tmp_path, 2, pop, [], payload={"epochs": 2})
     assert [p.name for p in (tmp_path / "checkpoints").glob("gen_*")] == ["gen_00002"]
+
+
+class FinalDigits(DigitsTask):
+    """Digits whose members have a final evaluation (test accuracy), as GAN members have FID/IS."""
+
+    def build(self, genome):
+        member = super().build(genome)
+        member.final_scores = lambda: {"test_accuracy": member.test_accuracy()}
+        return member
+
+
+def test_final_evaluation_of_the_best_network(tmp_path):
+    data = json.loads(json.dumps(BASE))
+    data["task"]["target"] = "test_run:FinalDigits"
+    data["algorithm"].update(e_total=2)
+    data["output"]["final_evaluation"] = True
+    assert main([str(write_config(tmp_path, data)), "--out", str(tmp_path), "--quiet"]) == 0
+    info = json.loads((tmp_path / "t" / "best" / "genome.json").read_text())
+    model, _ = pbt_evo.load_best(tmp_path / "t")
+    assert info["final_scores"] == {"test_accuracy": accuracy(model, *load_splits()["test"])}
