@@ -26,6 +26,7 @@ import torch
 
 from .task import Member, Task
 from .weights import (
+    as_tensor,
     inherit_model,
     inherit_optimizer,
     load_optimizer_state_by_name,
@@ -65,8 +66,6 @@ def capture(member: Member) -> State:
 
 def restore(member: Member, state: Mapping[str, Any]) -> None:
     """Load a state made by :func:`capture` (or by inheritance) into a freshly built member."""
-    from .weights import as_tensor
-
     member.model.load_state_dict({k: as_tensor(v) for k, v in state["model"].items()})
     for name, opt in member.optimizers.items():
         named = state.get("optim", {}).get(name)
