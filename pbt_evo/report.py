@@ -33,7 +33,6 @@ from .task import Task, TaskSpec
 
 LOG_FIELDS = ["gen", "epochs", "best", "median", "worst", "failed", "replaced", "wall_s", "train_s",
               "framework_s", "framework_share"]
-RUN_FILES = ("log.csv", "log.jsonl", "population.jsonl", "lineage.jsonl")
 
 
 def _finite(x: float) -> float | None:

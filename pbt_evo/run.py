@@ -98,7 +98,12 @@ class Runner:
                                alg["shrink_perturb"], alg["init"], alg["optimizer_policy"], task=task,
                                naswot_candidates=alg["naswot_candidates_per_member"])
         toolbox.map = pmap
-        put = (lambda s: s) if isinstance(pmap, SerialMap) else __import__("ray").put
+        if isinstance(pmap, SerialMap):
+            put = lambda state: state  # noqa: E731  (states stay in this process)
+        else:
+            import ray
+
+            put = ray.put  # resumed states go back to the object store, not through worker files
         ckpt = checkpoint.latest(self.run_dir) if resume else None
         if ckpt is not None:
             data = checkpoint.load(ckpt, put=put)

@@ -30,7 +30,6 @@ import torch
 
 from .space import SearchSpace
 
-Tensorish = "torch.Tensor | np.ndarray"
 NamedOptimState = dict[str, Any]
 OPTIMIZER_POLICIES = ("reset", "donor")
 
