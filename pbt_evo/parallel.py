@@ -20,6 +20,7 @@ import os
 import random
 import time
 import traceback
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -51,10 +52,11 @@ class SerialMap:
         self.num_threads = num_threads
         self.max_retries = max_retries
         self.progress: Progress | None = None
-        set_task(task)
+        self.scope = uuid.uuid4().hex
+        set_task(task, self.scope)
 
     def __call__(self, func: Callable[[Any], Any], iterable: Iterable[Any]) -> list[Any]:
-        set_task(self.task)
+        set_task(self.task, self.scope)
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
         # members reseed the global generators; the driver's streams (DEAP's operators use `random`)
@@ -112,10 +114,11 @@ class _Kept(WeightHandle):
 class _Worker:
     """A Ray actor holding one task (wrapped by ``ray.remote`` in :class:`RayMap`)."""
 
-    def __init__(self, spec: TaskSpec, num_threads: int, reuse_members: bool | None = None):
+    def __init__(self, spec: TaskSpec, num_threads: int, reuse_members: bool | None = None,
+                 scope: str | None = None):
         torch.set_num_threads(max(1, num_threads))
         self.task = spec.build()
-        set_task(self.task)
+        set_task(self.task, scope)
         self._keep_members = bool(getattr(self.task, "reuse_members", False) if reuse_members is None
                                   else reuse_members)
         self._live: dict[int, Any] = {}  # token -> member trained here, state identical to a stored one
@@ -247,6 +250,7 @@ class RayMap:
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0, scheduling_strategy="SPREAD",
             resources=dict(resources or {}))
         self._threads = max(1, int(cpus_per_worker))
+        self.scope = uuid.uuid4().hex  # names this run's per-node services (pbt_evo.train.current_scope)
         self.actors = [self._spawn() for _ in range(workers)]
         # bound method handles, built once: `.options()` per call costs driver time for nothing
         self._calls = [a.run.options(num_returns=2) for a in self.actors]
@@ -255,7 +259,7 @@ class RayMap:
         self._token = 0
 
     def _spawn(self):
-        return self._remote.remote(self.spec, self._threads, self.reuse_members)
+        return self._remote.remote(self.spec, self._threads, self.reuse_members, self.scope)
 
     def _respawn(self, w: int) -> None:
         self.actors[w] = self._spawn()

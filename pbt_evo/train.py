@@ -18,12 +18,24 @@ from .individual import Individual
 from .task import Task
 
 _TASK: Task | None = None
+_SCOPE = "default"
 
 
-def set_task(task: Task | None) -> None:
-    """Install the task this process trains (done by the maps)."""
-    global _TASK
+def set_task(task: Task | None, scope: str | None = None) -> None:
+    """Install the task this process trains (done by the maps), and the map's ``scope``."""
+    global _TASK, _SCOPE
     _TASK = task
+    _SCOPE = scope or "default"
+
+
+def current_scope() -> str:
+    """A name shared by all workers of one map (one run), e.g. to find a per-node service such as a
+    shared replay buffer: two runs in one Ray session never share one.
+
+    >>> set_task(None, scope="run-1"); current_scope()
+    'run-1'
+    """
+    return _SCOPE
 
 
 def current_task() -> Task:

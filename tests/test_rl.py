@@ -328,21 +328,103 @@ def test_mixing_two_agents_with_different_encoders(pixel_task):
     assert np.isfinite(child.agent.update(child.replay.sample(4, 0.99), step=100)["critic_loss"])
 
 
-def test_paper_config_smoke_run_with_pixels(tmp_path):
-    """A paper config shrunk by --set runs pixel agents (real rendering) through the whole loop."""
+@pytest.mark.parametrize("config,backend", [("rl_quadruped_run", "serial"), ("rl_walker_run", "ray")])
+def test_paper_config_smoke_run_with_pixels(config, backend, tmp_path, request):
+    """A paper config shrunk by --set runs pixel agents (real rendering) through the whole loop; walker
+    with its replay buffer shared by the agents of the machine, in Ray workers."""
     from pathlib import Path
 
     from pbt_evo.run import main
 
+    if backend == "ray":
+        request.getfixturevalue("ray_session")
     root = Path(__file__).resolve().parents[1]
     sets = {"task.args.frames_per_epoch": 60, "task.args.time_limit": 0.6, "task.args.hidden_dim": 32,
             "task.args.batch_size": 4, "task.args.buffer_size": 1000, "task.args.num_seed_frames": 20,
             "task.args.num_expl_steps": 10, "task.args.eval_episodes": 1, "task.args.torch_threads": 1,
-            "algorithm.population": 6, "algorithm.e_total": 2, "algorithm.e_step": 1,
-            "parallel.backend": "serial"}
-    argv = [str(root / "spaces" / "rl_quadruped_run.yaml"), "--out", str(tmp_path), "--quiet"]
+            "algorithm.population": 6, "algorithm.e_total": 2,
+            "algorithm.e_step": 1, "parallel.backend": backend, "parallel.workers": 2,
+            "parallel.gpus_per_worker": 0, "parallel.cpus_per_worker": 1}
+    argv = [str(root / "spaces" / f"{config}.yaml"), "--out", str(tmp_path), "--quiet"]
     for k, v in sets.items():
         argv += ["--set", f"{k}={v}"]
     assert main(argv) == 0
-    run = tmp_path / "rl_quadruped_run"
+    run = tmp_path / config
     assert (run / "best").exists()
+
+
+def test_acting_runs_no_power_iteration_and_keeps_training_mode(state_task):
+    values = state_task.space.decode(drqv2_default(state_task.space))
+    genome = state_task.space.encode({**values, "encoder.spectral_norm": True, "actor.spectral_norm": True})
+    member = state_task.build(genome)
+    sn = {k: v.clone() for k, v in member.model.state_dict().items() if k.endswith("sn_u")}
+    assert any(k.startswith("encoder") for k in sn) and any(k.startswith("actor") for k in sn)
+    member.agent.act(np.zeros(state_task.env.obs_shape, np.float32), step=0, eval_mode=False)
+    after = member.model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in sn.items())
+    assert all(m.training for m in member.model.modules())
+
+
+# -- the replay buffer shared per machine (the paper's walker and humanoid setting) ----------------------
+def test_add_episode_equals_step_by_step_writes():
+    rng = np.random.default_rng(0)
+    frames, actions = rng.random((7, 3), dtype=np.float32), rng.random((6, 2), dtype=np.float32)
+    rewards, discounts = rng.random(6, dtype=np.float32), np.ones(6, np.float32)
+    a, b = (ReplayBuffer(capacity=10, frame_shape=(3,), action_dim=2, nstep=2) for _ in range(2))
+    for buf in (a, b):
+        buf.add_episode(frames[:2], actions[:1], rewards[:1], discounts[:1])  # so the next one wraps
+    a.add_episode(frames, actions, rewards, discounts)
+    b.add_first(frames[0])
+    for t in range(6):
+        b.add(actions[t], rewards[t], discounts[t], frames[t + 1])
+    assert a.n_written == b.n_written == 9 and a.n_valid() == b.n_valid() == 5
+    for name in ("frames", "action", "reward", "discount", "ep_pos"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_shared_replay_is_one_buffer_for_the_agents_of_a_process():
+    # 0.6 s episodes = 30 agent steps: an epoch of 100 steps stores episodes of 30, 30, 30 and 10 steps
+    task = tiny_task("states", shared_replay=True, time_limit=0.6)
+    np.random.seed(0)
+    a = task.build(task.space.sample(random.Random(1)))
+    assert a.train(epochs=1)["updates"] == 45 - 10  # no update before its first episode is stored (step 30)
+    assert a.replay.size() == 100 + 4
+    assert sorted(a.extras_state()) == ["global_step"]  # nothing of the buffer travels
+    b = task.build(task.space.sample(random.Random(2)))
+    assert b.replay.ready()  # before its first step: it samples what `a` collected
+    assert b.train(epochs=1)["updates"] == 45
+    assert b.replay.size() == a.replay.size() == 208
+
+
+def test_shared_replay_is_one_ray_actor_per_node(ray_session):
+    import ray
+
+    from pbt_evo import RayMap, TaskSpec
+
+    args = {"domain": "cartpole", "task": "swingup", "obs": "states", **TINY, "time_limit": 0.6,
+            "shared_replay": True}
+
+    def collect(i: int):
+        from pbt_evo.train import current_task
+
+        task = current_task()
+        np.random.seed(i)
+        member = task.build(task.space.sample(random.Random(i)))
+        member.train(epochs=1)
+        return ray.get_runtime_context().get_node_id(), sorted(member.extras_state())
+
+    rmap = RayMap(TaskSpec("tasks.rl:RLTask", args), workers=2)
+    try:
+        out = rmap(collect, range(4))
+        assert set(rmap.last_workers) == {0, 1}
+        (node,) = {o[0] for o in out}
+        buffer = ray.get_actor(f"pbt_evo.replay.{rmap.scope}.{node}")
+        assert ray.get(buffer.size.remote()) == 4 * 104  # both workers wrote into the one buffer
+        assert all(o[1] == ["global_step"] for o in out)
+        # the buffer dies (e.g. with the worker that made it): agents go on with a new, empty one
+        ray.kill(buffer)
+        rmap(collect, range(4, 6))
+        buffer = ray.get_actor(f"pbt_evo.replay.{rmap.scope}.{node}")
+        assert ray.get(buffer.size.remote()) == 2 * 104
+    finally:
+        rmap.close()

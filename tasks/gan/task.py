@@ -55,7 +55,9 @@ class GanTask(Task):
     bottom width 4; STL-10 img 48, batch 128, gf 270, bottom width 6.
 
     >>> task = GanTask(space="gan", dataset="synthetic", img_size=16, bottom_width=2, gf_dim=8, df_dim=8,
-    ...                latent_dim=12, batch_size=4, fitness="fd_digits_classifier")  # doctest: +SKIP
+    ...                latent_dim=12, batch_size=4, fitness="fd_digits_classifier")
+    >>> len(task.space)
+    21
     """
 
     epoch_unit = "epoch"

@@ -28,6 +28,14 @@ from typing import Any
 import numpy as np
 
 
+def newest_frame(obs: np.ndarray, frame_stack: int) -> np.ndarray:
+    """What a buffer stores of an observation: a stacked pixel observation ``(3*stack, H, W)``
+    contributes only its newest frame; unstacked observations are stored whole."""
+    if frame_stack == 1:
+        return obs
+    return obs[-(obs.shape[0] // frame_stack):]
+
+
 class ReplayBuffer:
     """Ring buffer of time steps; ``frame_shape`` is one stored frame (pixels: ``(3, 84, 84)``)."""
 
@@ -52,16 +60,9 @@ class ReplayBuffer:
     def _lo(self) -> int:
         return max(self.first_key, self.n_written - self.capacity)
 
-    def _frame_of(self, obs: np.ndarray) -> np.ndarray:
-        # A stacked pixel observation (3*stack, H, W) contributes only its newest frame.
-        if self.frame_stack == 1:
-            return obs
-        c = obs.shape[0] // self.frame_stack
-        return obs[-c:]
-
     def _write(self, obs: np.ndarray, ep_pos: int) -> None:
         slot = self.n_written % self.capacity
-        self.frames[slot] = self._frame_of(obs)
+        self.frames[slot] = newest_frame(obs, self.frame_stack)
         self.ep_pos[slot] = ep_pos
         self.n_written += 1
 
@@ -79,6 +80,31 @@ class ReplayBuffer:
         self.discount[slot] = discount
         self._write(next_obs, int(self.ep_pos[slot]) + 1)
 
+    def add_episode(self, frames: np.ndarray, action: np.ndarray, reward: np.ndarray,
+                    discount: np.ndarray) -> None:
+        """An episode (or its first part) written in one piece: ``frames`` are the ``T + 1`` stored
+        frames (newest frame of each observation, as :meth:`add_first` keeps them), then the ``T``
+        actions and their outcomes. Equal to ``add_first`` followed by ``T`` calls of ``add``.
+
+        >>> buf = ReplayBuffer(capacity=10, frame_shape=(1,), action_dim=1)
+        >>> buf.add_episode(np.zeros((4, 1)), np.zeros((3, 1)), np.ones(3), np.ones(3))
+        >>> len(buf), buf.n_valid()
+        (4, 3)
+        """
+        n = len(frames)
+        if n != len(action) + 1 or len(reward) != len(action) or len(discount) != len(action):
+            raise ValueError(f"an episode needs T+1 frames and T actions, rewards, discounts; got {n} frames, "
+                             f"{len(action)} actions, {len(reward)} rewards, {len(discount)} discounts")
+        if n > self.capacity:
+            raise ValueError(f"an episode of {n} steps does not fit a buffer of capacity {self.capacity}")
+        slots = np.arange(self.n_written, self.n_written + n) % self.capacity
+        self.frames[slots] = frames
+        self.ep_pos[slots] = np.arange(n)
+        self.action[slots[:-1]] = action
+        self.reward[slots[:-1]] = reward
+        self.discount[slots[:-1]] = discount
+        self.n_written += n
+
     def _valid(self, k: np.ndarray) -> np.ndarray:
         lo = self._lo()
         c = self.capacity
@@ -88,6 +114,13 @@ class ReplayBuffer:
         # the oldest frame of the stack must not have been overwritten
         ok &= k - np.minimum(self.frame_stack - 1, pos) >= lo
         return ok
+
+    def ready(self) -> bool:
+        """Whether updates may start sampling (DrQ-v2 waits for more than ``nstep + 1`` steps)."""
+        return len(self) > self.nstep + 1
+
+    def flush(self) -> None:
+        """Nothing to send: the buffer is the agent's own (see :class:`~tasks.rl.shared_replay.SharedReplay`)."""
 
     def n_valid(self) -> int:
         """How many n-step transitions can be sampled now."""

@@ -13,8 +13,9 @@ What travels between generations, and what happens on mixing:
   state follows the core's inheritance policy by parameter name.
 - ``extras_state()``: the global agent-step counter (drives the std schedule, exploration and seed
   phase, so a child continues its base parent's schedule) and the replay buffer's contents, so a
-  child starts from its base parent's experience. (The paper shared one buffer per machine for
-  walker and humanoid; a shared per-node buffer is not implemented here yet: each agent has its own.)
+  child starts from its base parent's experience. With ``shared_replay=True`` (the paper's walker and
+  humanoid setting) all agents on a machine use one buffer instead (:mod:`tasks.rl.shared_replay`, a
+  Ray actor per node), and only the step counter travels.
 
 Costs measured on this project's 2-core CPU machine (one thread): a state update (hidden 128,
 encoder 64, batch 128) ~7 ms, so a 10,000-frame epoch of cartpole swingup ~25 s; a pixel update at
@@ -42,6 +43,7 @@ from .agent import AgentConfig, DrQV2Agent
 from .env import DMCEnv, ObsType
 from .networks import DrQV2Model
 from .replay import ReplayBuffer
+from .shared_replay import SharedReplay, node_replay
 from .spaces import pixel_space, state_space
 
 
@@ -53,12 +55,13 @@ class RLMember(Member):
         self.model = model
         self.optimizers = DrQV2Agent.make_optimizers(model, task.lr)
         self.agent = DrQV2Agent(model, dict(self.optimizers), task.agent_config, pixels=task.obs == "pixels")
-        env = task.env
-        pixels = task.obs == "pixels"
-        frame_shape = (env.obs_shape[0] // env.frame_stack, *env.obs_shape[1:]) if pixels else env.obs_shape
-        self.replay = ReplayBuffer(task.buffer_size, frame_shape, env.action_dim,
-                                   frame_stack=env.frame_stack if pixels else 1, nstep=task.nstep,
-                                   dtype=np.uint8 if pixels else np.float32)
+        spec = task.replay_spec()
+        self.replay: ReplayBuffer | SharedReplay
+        if task.shared_replay:
+            self.replay = SharedReplay(task.node_replay, spec, task.agent_config.batch_size,
+                                       task.agent_config.discount)
+        else:
+            self.replay = ReplayBuffer(**spec)
         self.global_step = 0  # agent steps taken over the member's whole lineage
 
     # -- pbt_evo interface ---------------------------------------------------------------------------
@@ -80,7 +83,7 @@ class RLMember(Member):
                 ep_return, done = 0.0, False
             action = self.agent.act(obs, self.global_step, eval_mode=False)
             if (self.global_step >= seed_steps and self.global_step % cfg.update_every_steps == 0
-                    and len(self.replay) > cfg.nstep + 1):
+                    and self.replay.ready()):
                 stats = self.agent.update(self.replay.sample(cfg.batch_size, cfg.discount), self.global_step)
                 n_updates += 1
             obs, reward, discount, done = env.step(action)
@@ -89,6 +92,7 @@ class RLMember(Member):
             self.global_step += 1
             if done:
                 returns.append(ep_return)
+        self.replay.flush()
         seconds = time.perf_counter() - t0
         metrics = {"frames": float(self.global_step * env.action_repeat), "updates": float(n_updates),
                    "train_s": seconds, **stats}
@@ -111,7 +115,7 @@ class RLMember(Member):
         return float(np.mean(returns))
 
     def extras_state(self) -> dict[str, Any]:
-        """``global_step`` and the replay buffer (``replay/<array>``), all numpy arrays."""
+        """``global_step`` and the replay buffer (``replay/<array>``; none when shared), numpy arrays."""
         out: dict[str, Any] = {"global_step": np.array(self.global_step, dtype=np.int64)}
         out.update({f"replay/{k}": v for k, v in self.replay.export().items()})
         return out
@@ -128,6 +132,8 @@ class RLTask(Task):
     """DrQ-v2 on a dm_control task, searching the paper's space (``obs="pixels"``) or its state
     counterpart (``obs="states"``). Defaults are the paper's quadruped-run settings.
 
+    ``shared_replay=True``: one buffer of ``buffer_size`` per machine for all agents (the paper's walker
+    and humanoid), instead of one per agent that travels with the individual.
     ``time_limit`` (simulated seconds, default the task's own: 1000 frames) shortens episodes, for
     smoke runs only. ``device="auto"`` trains on the GPU when torch sees one (pbt_evo's ``gpus_per_worker``), else CPU.
     The environment is built once per task object (i.e. once per worker) on first use and shared by
@@ -144,7 +150,7 @@ class RLTask(Task):
                  critic_target_tau: float = 0.01, update_every_steps: int = 2, num_seed_frames: int = 4000,
                  num_expl_steps: int = 2000, stddev_schedule: str | float = "linear(1.0,0.1,500000)",
                  stddev_clip: float = 0.3, augment: bool = True, torch_threads: int | None = None,
-                 device: str = "auto", time_limit: float | None = None):
+                 device: str = "auto", time_limit: float | None = None, shared_replay: bool = False):
         if obs not in ("states", "pixels"):
             raise ValueError(f"RLTask obs must be 'states' or 'pixels', got {obs!r}")
         if frames_per_epoch < action_repeat:
@@ -168,7 +174,23 @@ class RLTask(Task):
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.space = pixel_space() if obs == "pixels" else state_space()
+        self.shared_replay = bool(shared_replay)
         self._env: DMCEnv | None = None
+        self._node_replays: dict = {}  # the shared buffer (or a handle to its actor), one per map scope
+
+    def replay_spec(self) -> dict[str, Any]:
+        """Arguments of this task's :class:`ReplayBuffer` (pixels store single uint8 frames)."""
+        env, pixels = self.env, self.obs == "pixels"
+        frame_shape = (env.obs_shape[0] // env.frame_stack, *env.obs_shape[1:]) if pixels else env.obs_shape
+        return dict(capacity=self.buffer_size, frame_shape=tuple(frame_shape), action_dim=env.action_dim,
+                    frame_stack=env.frame_stack if pixels else 1, nstep=self.nstep,
+                    dtype=np.uint8 if pixels else np.float32)
+
+    def node_replay(self, refresh: bool = False) -> Any:
+        """This run's shared buffer on this machine (see :mod:`tasks.rl.shared_replay`)."""
+        from pbt_evo.train import current_scope
+
+        return node_replay(current_scope(), self.replay_spec(), self._node_replays, refresh)
 
     @property
     def env(self) -> DMCEnv:
