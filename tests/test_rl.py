@@ -428,3 +428,18 @@ def test_shared_replay_is_one_ray_actor_per_node(ray_session):
         assert ray.get(buffer.size.remote()) == 2 * 104
     finally:
         rmap.close()
+
+
+def test_random_policy_baseline_command(capsys):
+    from pathlib import Path
+
+    from tasks.rl.baseline import main
+
+    config = str(Path(__file__).resolve().parents[1] / "spaces" / "rl.yaml")
+    assert main([config, "--episodes", "2", "--set", "task.args.time_limit=0.2"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("random_policy_return=") and line.endswith("episodes=2")
+    assert 0.0 <= float(line.split()[0].split("=")[1]) <= 10.0  # 10 agent steps, reward <= 1 each
+    digits = str(Path(config).with_name("digits.yaml"))
+    assert main([digits]) == 2
+    assert "not tasks.rl:RLTask" in capsys.readouterr().err
