@@ -16,7 +16,8 @@ The driver only ever holds handles. A handle is one of
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,31 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
+
+
+_INITIALISERS = tuple(n for n in dir(torch.nn.init) if n.endswith("_") and not n.startswith("_"))
+
+
+@contextmanager
+def skip_init() -> Iterator[None]:
+    """Build without running ``torch.nn.init``'s initialisers, for a member whose every weight is then
+    overwritten by a stored state: the initial values are never read, and drawing them is most of a
+    build (measured: a paper-size GAN 55 -> 13 ms, W1's MLP 1.8 -> 0.4 ms). Not thread-safe (it patches
+    the module); workers build one member at a time.
+
+    >>> with skip_init():
+    ...     layer = torch.nn.Linear(2, 2)   # weights left as allocated
+    >>> torch.nn.init.zeros_(layer.bias).abs().sum().item()   # restored on exit
+    0.0
+    """
+    saved = {name: getattr(torch.nn.init, name) for name in _INITIALISERS}
+    for name in saved:
+        setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(torch.nn.init, name, fn)
 
 
 def capture(member: Member) -> State:
@@ -115,7 +141,8 @@ class StoredState(WeightHandle):
 
     def materialise(self, task: Task, genome: Sequence[int]) -> Member:
         seed_everything(0)  # the initial values are overwritten; seeding keeps builds identical
-        member = task.build(list(genome))
+        with skip_init():
+            member = task.build(list(genome))
         restore(member, self.load())
         return member
 
@@ -142,7 +169,11 @@ class MixedState(WeightHandle):
 
     def materialise(self, task: Task, genome: Sequence[int]) -> Member:
         seed_everything(self.seed)
-        member = task.build(list(genome))
+        if self.taken or self.reinit:
+            member = task.build(list(genome))
+        else:  # a copy of the base parent (mixing with p=0, SEARL): no fresh weight is used
+            with skip_init():
+                member = task.build(list(genome))
         fresh = member.model.state_dict()
         base = self.base.load()
         donor = self.donor.load() if self.donor is not None else None
