@@ -175,4 +175,5 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
         if hook is not None:
             hook(Generation(generation, epochs, trained, replaced, population, logbook, halloffame, next_id,
                             time.perf_counter() - t0, sum(r.seconds for r in results), failed, done))
+        del results  # holds this generation's states: the next map frees each as its member trains again
     return population, logbook

@@ -41,6 +41,26 @@ def _failed(error: str) -> TrainResult:
     return TrainResult(fitness=float("nan"), failed=True, error=error, metrics={"failed": 1.0})
 
 
+def _unique(items: list[Any]) -> list[bool]:
+    """Which items occur once (by identity) in ``items``."""
+    counts: dict[int, int] = {}
+    for it in items:
+        counts[id(it)] = counts.get(id(it), 0) + 1
+    return [counts[id(it)] == 1 for it in items]
+
+
+def _hand_over(item: Any, res: Any, unique: bool) -> None:
+    """Give a trained individual its new state as soon as it exists (the loop would at the end of the
+    map), so its previous state is freed now, not at the generation's end: the object store then holds
+    about one state per member during a generation instead of two. Only on success (a failed member
+    keeps its previous state) and only for an item that occurs once in the map's input (a repeated
+    item not yet sent must still be sent from its old state). Whoever else refers to the old state (a
+    hall of fame, a child's recipe) keeps it alive."""
+    if unique and isinstance(res, TrainResult) and not res.failed and isinstance(getattr(item, "handle", None),
+                                                                                WeightHandle):
+        item.handle = res.state
+
+
 class SerialMap:
     """Runs everything in this process, with the same semantics as :class:`RayMap` (for tests, debugging).
 
@@ -71,7 +91,9 @@ class SerialMap:
 
     def _run(self, func: Callable[[Any], Any], iterable: Iterable[Any]) -> list[Any]:
         results = []
-        for i, item in enumerate(iterable):
+        items = list(iterable)
+        unique = _unique(items)
+        for i, item in enumerate(items):
             for attempt in range(self.max_retries + 1):
                 try:
                     res = func(item)
@@ -83,6 +105,7 @@ class SerialMap:
                     res = _failed(err)
             if isinstance(res, TrainResult) and not res.failed:
                 res.state = StoredState(res.state)
+            _hand_over(item, res, unique[i])
             results.append(res)
             if self.progress:
                 self.progress(i, res)
@@ -281,6 +304,7 @@ class RayMap:
         from ray.exceptions import RayActorError, RayTaskError
 
         items = list(iterable)
+        unique = _unique(items)
         costs = self._costs(items)
         queue = deque(sorted(range(len(items)), key=lambda i: -costs[i]))
         results: list[Any] = [None] * len(items)
@@ -335,6 +359,7 @@ class RayMap:
                 res.state = StoredState(state_ref)
                 if kept:
                     self._homes[state_ref.binary()] = (w, token)
+            _hand_over(items[i], res, unique[i])
             results[i] = res
             self.last_workers[i] = w
             if self.progress:

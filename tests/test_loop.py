@@ -160,3 +160,22 @@ def test_failed_member_is_worst_and_run_continues(digits_task, tmp_path):
             assert isinstance(ind.handle, pbt_evo.FreshState)  # previous state kept, nothing lost
         else:
             assert 0 < ind.fitness.values[0] <= 1
+
+
+@pytest.mark.parametrize("backend", ["serial", "ray"])
+def test_map_hands_each_member_its_new_state_as_it_arrives(backend, digits_task, request):
+    """So the previous state is freed during the generation (about one state per member in the store,
+    not two); a repeated item keeps its old state (its second call may not have been sent yet)."""
+    if backend == "ray":
+        request.getfixturevalue("ray_session")
+        tmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2)
+    else:
+        tmap = pbt_evo.SerialMap(digits_task)
+    pop = pbt_evo.init_population(digits_task.space, 4)
+    items = pop + [pop[3]]
+    seen = []
+    tmap.progress = lambda i, res: seen.append((i, items[i].handle is res.state))
+    results = tmap(partial(pbt_evo.train_member, epochs=1), items)
+    tmap.close()
+    assert sorted(seen) == [(0, True), (1, True), (2, True), (3, False), (4, False)]
+    assert all(not r.failed for r in results) and isinstance(pop[3].handle, pbt_evo.FreshState)
