@@ -112,6 +112,7 @@ class SerialMap:
         return results
 
     def close(self) -> None:
+        self.task.close()
         set_task(None)
 
 
@@ -216,6 +217,10 @@ class _Worker:
         import ray
 
         return ray.get_runtime_context().get_node_id()
+
+    def close(self) -> None:
+        """Let the task release what it holds (before the actor is killed, which runs no cleanup)."""
+        self.task.close()
 
 
 class RayMap:
@@ -424,7 +429,12 @@ class RayMap:
 
     def close(self) -> None:
         import ray
+        from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
+        try:
+            ray.get([a.close.remote() for a in self.actors], timeout=60)
+        except (GetTimeoutError, RayActorError, RayTaskError) as exc:
+            log.warning("a worker did not close cleanly: %s", str(exc).strip().splitlines()[-1])
         for a in self.actors:
             ray.kill(a)
         self.actors = []

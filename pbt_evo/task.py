@@ -74,6 +74,10 @@ class Task(ABC):
         """Relative training cost of a genome, used to schedule the costliest members first."""
         return 1.0
 
+    def close(self) -> None:
+        """Release what the task holds in this process beyond its members (e.g. a replay buffer shared
+        through the machine's shared memory); the maps call it when they close. Default: nothing."""
+
     def naswot_batch(self) -> torch.Tensor | None:
         """One minibatch of inputs for the training-free NASWOT score (``algorithm.init: naswot``,
         see :mod:`pbt_evo.naswot`); None (the default) means the task does not support it."""

@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import glob
 import math
 import random
 
@@ -18,6 +19,7 @@ from tasks.rl.agent import random_shift, schedule
 from tasks.rl.env import DMCEnv, default_camera
 from tasks.rl.networks import SNLinear, _spectral_weight
 from tasks.rl.replay import ReplayBuffer
+from tasks.rl.shared_replay import SEGMENT_PREFIX
 from tasks.rl.spaces import drqv2_default, pixel_space, state_space
 
 TINY = dict(hidden_dim=32, encoder_dim=16, batch_size=4, num_seed_frames=20, num_expl_steps=10,
@@ -426,8 +428,26 @@ def test_shared_replay_is_one_ray_actor_per_node(ray_session):
         rmap(collect, range(4, 6))
         buffer = ray.get_actor(f"pbt_evo.replay.{rmap.scope}.{node}")
         assert ray.get(buffer.size.remote()) == 2 * 104
+        segments = ray.get(buffer.segments.remote())
+        # the killed buffer's shared memory was freed when the new one was made (its owner is gone)
+        assert sorted(glob.glob(f"/dev/shm/{SEGMENT_PREFIX}*")) == sorted(f"/dev/shm/{n}" for n in segments.values())
     finally:
         rmap.close()
+    assert not glob.glob(f"/dev/shm/{SEGMENT_PREFIX}*")  # closing the map freed it
+
+
+def test_orphaned_segments_are_freed(tmp_path):
+    import subprocess
+    import sys
+
+    from tasks.rl.shared_replay import free_orphaned_segments
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    (tmp_path / f"{SEGMENT_PREFIX}{dead}_ab12_frames").write_bytes(b"x")
+    (tmp_path / f"{SEGMENT_PREFIX}{os.getpid()}_cd34_frames").write_bytes(b"x")
+    assert free_orphaned_segments(str(tmp_path)) == [f"{SEGMENT_PREFIX}{dead}_ab12_frames"]
+    assert [p.name for p in tmp_path.iterdir()] == [f"{SEGMENT_PREFIX}{os.getpid()}_cd34_frames"]
 
 
 def test_random_policy_baseline_command(capsys):

@@ -37,22 +37,61 @@ def newest_frame(obs: np.ndarray, frame_stack: int) -> np.ndarray:
 
 
 class ReplayBuffer:
-    """Ring buffer of time steps; ``frame_shape`` is one stored frame (pixels: ``(3, 84, 84)``)."""
+    """Ring buffer of time steps; ``frame_shape`` is one stored frame (pixels: ``(3, 84, 84)``).
+
+    ``storage`` (optional) supplies the arrays of :meth:`layout`, e.g. views of shared memory, so that
+    several processes read one buffer (:mod:`tasks.rl.shared_replay`); the write counters live in it too.
+    """
+
+    @staticmethod
+    def layout(capacity: int, frame_shape: tuple[int, ...], action_dim: int, dtype: np.dtype | type = np.float32,
+               **_: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """The arrays a buffer consists of: name -> (shape, dtype).
+
+        >>> ReplayBuffer.layout(10, (3,), 1)["counters"]
+        ((2,), dtype('int64'))
+        """
+        f32 = np.dtype(np.float32)
+        return {"frames": ((int(capacity), *frame_shape), np.dtype(dtype)), "action": ((int(capacity), action_dim), f32),
+                "reward": ((int(capacity),), f32), "discount": ((int(capacity),), f32),
+                "ep_pos": ((int(capacity),), np.dtype(np.int64)), "counters": ((2,), np.dtype(np.int64))}
 
     def __init__(self, capacity: int, frame_shape: tuple[int, ...], action_dim: int, frame_stack: int = 1,
-                 nstep: int = 1, dtype: np.dtype | type = np.float32):
+                 nstep: int = 1, dtype: np.dtype | type = np.float32,
+                 storage: Mapping[str, np.ndarray] | None = None):
         if capacity < nstep + frame_stack:
             raise ValueError(f"buffer capacity {capacity} too small for nstep={nstep}, frame_stack={frame_stack}")
         self.capacity = int(capacity)
         self.frame_stack = int(frame_stack)
         self.nstep = int(nstep)
-        self.frames = np.zeros((capacity, *frame_shape), dtype=dtype)
-        self.action = np.zeros((capacity, action_dim), dtype=np.float32)
-        self.reward = np.zeros(capacity, dtype=np.float32)
-        self.discount = np.zeros(capacity, dtype=np.float32)
-        self.ep_pos = np.zeros(capacity, dtype=np.int64)
-        self.n_written = 0  # logical index of the next slot; slot of logical index k is k % capacity
-        self.first_key = 0  # oldest logical index ever held (> 0 after loading a wrapped export)
+        layout = self.layout(capacity, frame_shape, action_dim, dtype)
+        if storage is None:
+            storage = {name: np.zeros(shape, dt) for name, (shape, dt) in layout.items()}
+        for name, (shape, dt) in layout.items():
+            if storage[name].shape != shape or storage[name].dtype != dt:
+                raise ValueError(f"replay storage {name!r}: expected {shape} {dt}, got "
+                                 f"{storage[name].shape} {storage[name].dtype}")
+        self.frames, self.action = storage["frames"], storage["action"]
+        self.reward, self.discount, self.ep_pos = storage["reward"], storage["discount"], storage["ep_pos"]
+        # [n_written, first_key]: n_written is the logical index of the next slot (slot of logical index
+        # k is k % capacity); first_key the oldest logical index held (> 0 after loading a wrapped export)
+        self._counters = storage["counters"]
+
+    @property
+    def n_written(self) -> int:
+        return int(self._counters[0])
+
+    @n_written.setter
+    def n_written(self, value: int) -> None:
+        self._counters[0] = value
+
+    @property
+    def first_key(self) -> int:
+        return int(self._counters[1])
+
+    @first_key.setter
+    def first_key(self, value: int) -> None:
+        self._counters[1] = value
 
     def __len__(self) -> int:
         return self.n_written - self._lo()
@@ -97,6 +136,9 @@ class ReplayBuffer:
                              f"{len(action)} actions, {len(reward)} rewards, {len(discount)} discounts")
         if n > self.capacity:
             raise ValueError(f"an episode of {n} steps does not fit a buffer of capacity {self.capacity}")
+        # readers of a shared buffer sample below n_written: retire the oldest slots before they are
+        # overwritten (first_key), publish the new ones after (n_written)
+        self.first_key = max(self.first_key, self.n_written + n - self.capacity)
         slots = np.arange(self.n_written, self.n_written + n) % self.capacity
         self.frames[slots] = frames
         self.ep_pos[slots] = np.arange(n)

@@ -1,138 +1,239 @@
 """One replay buffer shared by all agents on a machine: the paper's setting for walker and humanoid,
 where 12 buffers of 1e6 transitions did not fit in memory.
 
-With Ray, the buffer is a Ray actor per node and run (named after the node id and the map's
-:func:`~pbt_evo.train.current_scope`, created by the first agent on that node, ``num_cpus=0``); with
-:class:`~pbt_evo.SerialMap` it lives in the task object, i.e. in the one process. Agents talk to it
-through :class:`SharedReplay`, which has the interface of
+With Ray, the buffer lives in shared memory (``/dev/shm``) owned by a Ray actor per node and run (named
+after the node id and the map's :func:`~pbt_evo.train.current_scope`, created by the first agent on
+that node, ``num_cpus=0``). With :class:`~pbt_evo.SerialMap` it is an ordinary buffer in the one
+process. Agents talk to it through :class:`SharedReplay`, which has the interface of
 :class:`~tasks.rl.replay.ReplayBuffer` that :class:`~tasks.rl.task.RLMember` uses:
 
-- writes are staged locally and sent one episode at a time (an episode stays contiguous in the ring,
-  so n-step and frame-stack lookups never cross into another agent's steps); a generation's last,
-  cut-off episode is sent by :meth:`SharedReplay.flush`;
-- samples come in blocks of several batches, one block requested ahead while the agent trains on
-  the previous one, so an update never waits for the actor once data exist.
+- **writes** are staged locally and sent to the actor one episode at a time; the actor is the only
+  writer, so an episode stays contiguous in the ring (n-step and frame-stack lookups never cross into
+  another agent's steps). A generation's last, cut-off episode is sent by :meth:`SharedReplay.flush`;
+- **samples** are drawn by each agent itself from its mapping of the shared memory, with no call to
+  the actor and no copy beyond the batch: as fast as an agent's own buffer, in parallel across agents.
+  The actor retires the oldest slots before overwriting them (``first_key``) and publishes new ones
+  after (``n_written``); a sample racing that window can, rarely, read a transition being replaced.
 
-Nothing of the buffer travels with an individual (its extras keep only the agent's step counter): a
-child, like every agent on the node, learns from all of the node's experience. The buffer belongs to
-the run's workers and is not checkpointed: a resumed run refills it (updates wait until it can serve
-a batch).
+The shared memory is freed when the run's map closes (:meth:`RLTask.close`, called by the workers
+before they end); segments left by a killed run are freed when the next shared buffer is created on
+that machine (their creator's pid is in their name: :func:`free_orphaned_segments`). Nothing of the buffer travels
+with an individual (its extras keep only the agent's step counter): a child, like every agent on the
+node, learns from all of the node's experience. The buffer is not checkpointed: a resumed run refills
+it (updates wait until it can serve a batch).
 
 >>> spec = dict(capacity=100, frame_shape=(3,), action_dim=1, frame_stack=1, nstep=1)
->>> node = NodeReplay(**spec)
->>> a, b = (SharedReplay(node, spec, batch_size=4, gamma=0.9) for _ in range(2))
+>>> node = NodeReplay(**spec)                      # in-process (no Ray)
+>>> a, b = (SharedReplay(node, batch_size=4, gamma=0.9) for _ in range(2))
 >>> a.add_first(np.zeros(3, np.float32))
 >>> for t in range(5):
 ...     a.add(np.zeros(1, np.float32), 1.0, 1.0, np.ones(3, np.float32))
 >>> a.flush()
->>> b.ready(), node.size()   # b samples what a collected
+>>> b.ready(), node.size()                          # b samples what a collected
 (True, 6)
 """
 
 from __future__ import annotations
 
-from collections import deque
+import glob
+import os
+import secrets
+from multiprocessing import resource_tracker
+from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
 import numpy as np
 
 from .replay import ReplayBuffer, newest_frame
 
-# a sample block is at most this large (pixels: 2 batches of 256 stacked frame pairs, 32 MB each)
-PREFETCH_BYTES = 64 * 2 ** 20
-MAX_BATCHES_PER_BLOCK = 16
+
+def _attach(name: str) -> SharedMemory:
+    """Map an existing segment without adopting it: before Python 3.13 attaching registers the segment
+    with this process's resource tracker, which would unlink it when this process exits."""
+    try:
+        return SharedMemory(name=name, track=False)  # Python >= 3.13
+    except TypeError:
+        seg = SharedMemory(name=name)
+        resource_tracker.unregister(seg._name, "shared_memory")  # type: ignore[attr-defined]
+        return seg
+
+
+SEGMENT_PREFIX = "pbt_evo_rb_"  # + creator's pid + "_": lets a later run free what a crashed one left
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def free_orphaned_segments(shm_dir: str = "/dev/shm") -> list[str]:
+    """Unlink the shared-memory segments of buffers whose owner process no longer exists (a run that
+    was killed: Ray kills actors without running their cleanup). Returns the names freed."""
+    freed = []
+    for path in glob.glob(os.path.join(shm_dir, SEGMENT_PREFIX + "*")):
+        pid = os.path.basename(path)[len(SEGMENT_PREFIX):].split("_", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            try:
+                os.unlink(path)
+                freed.append(os.path.basename(path))
+            except FileNotFoundError:
+                pass
+    return freed
+
+
+def _arrays(spec: dict[str, Any], segments: dict[str, SharedMemory]) -> dict[str, np.ndarray]:
+    return {name: np.ndarray(shape, dtype, buffer=segments[name].buf)
+            for name, (shape, dtype) in ReplayBuffer.layout(**spec).items()}
 
 
 class NodeReplay:
-    """The shared buffer itself (the Ray actor's class, or an in-process object)."""
+    """The shared buffer's owner and only writer (the Ray actor's class, or an in-process object).
 
-    def __init__(self, **spec: Any):
-        self.buffer = ReplayBuffer(**spec)
+    ``shared_memory=True`` (as the actor) keeps the arrays in named shared-memory segments that agents
+    on the node map (:meth:`segments`); otherwise in this process.
+    """
+
+    def __init__(self, shared_memory: bool = False, **spec: Any):
+        self.spec = spec
+        self._segments: dict[str, SharedMemory] = {}
+        storage = None
+        if shared_memory:
+            free_orphaned_segments()
+            tag = f"{SEGMENT_PREFIX}{os.getpid()}_{secrets.token_hex(4)}_"
+            for name, (shape, dtype) in ReplayBuffer.layout(**spec).items():
+                size = max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)
+                self._segments[name] = SharedMemory(name=tag + name, create=True, size=size)  # zero-filled
+            storage = _arrays(spec, self._segments)
+        self.buffer = ReplayBuffer(**spec, storage=storage)
+
+    def segments(self) -> dict[str, str]:
+        """Shared-memory segment name of each array (empty for an in-process buffer)."""
+        return {name: seg.name for name, seg in self._segments.items()}
 
     def add_episode(self, frames: np.ndarray, action: np.ndarray, reward: np.ndarray,
                     discount: np.ndarray) -> int:
         self.buffer.add_episode(frames, action, reward, discount)
         return len(self.buffer)
 
-    def sample(self, n_batches: int, batch_size: int, gamma: float) -> tuple[np.ndarray, ...] | None:
-        """``n_batches * batch_size`` transitions drawn uniformly (so any ``batch_size`` slice of them is a
-        batch drawn uniformly), or ``None`` while the buffer cannot serve one batch."""
-        if self.buffer.n_written - self.buffer.first_key <= self.buffer.nstep + 1:
-            return None
-        try:
-            return self.buffer.sample(n_batches * batch_size, gamma)
-        except RuntimeError:  # too few complete n-step transitions yet
-            return None
-
     def size(self) -> int:
         return len(self.buffer)
 
+    def release(self) -> None:
+        """Unlink the shared memory (processes that map it keep their mapping until they drop it)."""
+        for seg in self._segments.values():
+            try:
+                seg.unlink()
+            except FileNotFoundError:
+                pass
 
-def node_replay(scope: str, spec: dict[str, Any], cache: dict[str, Any], refresh: bool = False) -> Any:
-    """The run's buffer on this node: inside a Ray worker, the node's named actor (created by the first
-    agent to ask); elsewhere an in-process :class:`NodeReplay`. ``cache`` (the task's) holds it: a
-    Ray actor lives as long as some handle to it does. ``refresh`` looks the actor up again (after
-    its owner died)."""
-    import ray
-
-    if scope in cache and not refresh:
-        return cache[scope]
-    if not (ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None):
-        cache[scope] = NodeReplay(**spec)
-        return cache[scope]
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    node = ray.get_runtime_context().get_node_id()
-    cache[scope] = ray.remote(NodeReplay).options(
-        name=f"pbt_evo.replay.{scope}.{node}", get_if_exists=True, num_cpus=0, max_restarts=0,
-        scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(**spec)
-    return cache[scope]
+    def __del__(self) -> None:
+        self.release()
 
 
-class SharedReplay:
-    """An agent's connection to the node's buffer, with :class:`ReplayBuffer`'s interface
-    (``add_first``, ``add``, ``ready``, ``sample``, ``flush``, ``export``, ``load``).
+class NodeConnection:
+    """A process's link to its node's buffer: the owner (actor handle or in-process object) and a
+    readable view of the data. One per process and run, shared by the members it trains.
 
-    ``node`` is a :class:`NodeReplay`, a Ray actor handle of one, or a callable ``node(refresh=False)``
-    returning either (called with ``refresh=True`` if the actor has died with the worker that made it).
+    ``resolve(refresh)`` returns the owner; it is asked again (``refresh=True``) if the actor died.
+    ``spec``: the buffer's :class:`ReplayBuffer` arguments.
     """
 
-    def __init__(self, node: Any, spec: dict[str, Any], batch_size: int, gamma: float):
-        self._resolve = node if callable(node) and not isinstance(node, NodeReplay) else (lambda refresh=False: node)
-        self._node = self._resolve()
-        self.frame_stack = int(spec.get("frame_stack", 1))
-        self.nstep = int(spec.get("nstep", 1))
-        self.batch_size, self.gamma = int(batch_size), float(gamma)
-        frame_bytes = int(np.prod(spec["frame_shape"])) * np.dtype(spec.get("dtype", np.float32)).itemsize
-        batch_bytes = self.batch_size * (2 * self.frame_stack * frame_bytes + 4 * (spec["action_dim"] + 2))
-        self.batches_per_block = int(np.clip(PREFETCH_BYTES // max(batch_bytes, 1), 1, MAX_BATCHES_PER_BLOCK))
-        self._frames: list[np.ndarray] = []
-        self._steps: list[tuple[np.ndarray, float, float]] = []
-        self._batches: deque = deque()
-        self._request: Any = None  # the block asked for ahead (a Ray ObjectRef, or a value in-process)
+    def __init__(self, resolve: Any, spec: dict[str, Any]):
+        self._resolve = resolve
+        self.spec = spec
+        self._segments: list[SharedMemory] = []
+        self.owner: Any = None
+        self.view: ReplayBuffer
+        self.connect(refresh=False)
 
-    # -- calls to the node's buffer ------------------------------------------------------------------
-    def _remote(self) -> bool:
-        return not isinstance(self._node, NodeReplay)
+    def local(self) -> bool:
+        return isinstance(self.owner, NodeReplay)
 
-    def _submit(self, method: str, *args: Any) -> Any:
-        if not self._remote():
-            return getattr(self._node, method)(*args)
-        return getattr(self._node, method).remote(*args)
+    def connect(self, refresh: bool = True) -> None:
+        """(Re)attach to the node's buffer."""
+        self.owner = self._resolve(refresh)
+        if self.local():
+            self.view = self.owner.buffer
+            return
+        import ray
 
-    def _get(self, pending: Any, method: str, *args: Any) -> Any:
-        if not self._remote():
-            return pending
+        names = ray.get(self.owner.segments.remote())
+        # a previous mapping (of a dead owner's buffer) is left to the garbage collector: the old view's
+        # arrays still export its memory, so it cannot be closed here
+        self._segments = [_attach(names[k]) for k in names]
+        self.view = ReplayBuffer(**self.spec, storage=_arrays(self.spec, dict(zip(names, self._segments))))
+
+    def release(self) -> None:
+        """Ask the owner to free the buffer (at the end of a run; idempotent)."""
+        if self.local():
+            self.owner.release()
+            return
         import ray
         from ray.exceptions import RayActorError
 
         try:
-            return ray.get(pending)
-        except RayActorError:  # the buffer's owner died: a new buffer on this node (empty, refills)
-            self._node = self._resolve(refresh=True)
-            return ray.get(self._submit(method, *args))
+            ray.get(self.owner.release.remote())
+        except RayActorError:
+            pass  # already gone
 
-    # -- writing -------------------------------------------------------------------------------------
+    def add_episode(self, *arrays: np.ndarray) -> None:
+        if self.local():
+            self.owner.add_episode(*arrays)
+            return
+        import ray
+        from ray.exceptions import RayActorError
+
+        try:
+            ray.get(self.owner.add_episode.remote(*arrays))
+        except RayActorError:  # the buffer's owner died: a new, empty buffer on this node
+            self.connect(refresh=True)
+            ray.get(self.owner.add_episode.remote(*arrays))
+
+
+def node_replay(scope: str, spec: dict[str, Any], cache: dict[str, Any]) -> NodeConnection:
+    """This process's connection to the run's buffer on this node: inside a Ray worker, the node's named
+    actor with shared memory (created by the first agent to ask); elsewhere an in-process
+    :class:`NodeReplay`. ``cache`` (the task's) keeps the connection, and with it the actor alive."""
+    if scope in cache:
+        return cache[scope]
+    import ray
+
+    in_worker = ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None
+
+    def resolve(refresh: bool) -> Any:
+        if not in_worker:
+            return NodeReplay(**spec)
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        node = ray.get_runtime_context().get_node_id()
+        return ray.remote(NodeReplay).options(
+            name=f"pbt_evo.replay.{scope}.{node}", get_if_exists=True, num_cpus=0, max_restarts=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(shared_memory=True, **spec)
+
+    cache[scope] = NodeConnection(resolve, spec)
+    return cache[scope]
+
+
+class SharedReplay:
+    """An agent's side of the node's buffer, with :class:`ReplayBuffer`'s interface (``add_first``,
+    ``add``, ``ready``, ``sample``, ``flush``, ``export``, ``load``). ``node`` is a
+    :class:`NodeConnection` or, in-process, a :class:`NodeReplay`."""
+
+    def __init__(self, node: NodeConnection | NodeReplay, batch_size: int, gamma: float):
+        self.node = node if isinstance(node, NodeConnection) else NodeConnection(lambda refresh: node, node.spec)
+        self.frame_stack = self.node.view.frame_stack
+        self.nstep = self.node.view.nstep
+        self.batch_size, self.gamma = int(batch_size), float(gamma)
+        self._frames: list[np.ndarray] = []
+        self._steps: list[tuple[np.ndarray, float, float]] = []
+        self._next: tuple[np.ndarray, ...] | None = None  # a batch drawn by ready(), handed out by sample()
+
+    # -- writing: staged, sent an episode at a time ---------------------------------------------------
     def add_first(self, obs: np.ndarray) -> None:
         """Start an episode (the previous one, if any, is sent)."""
         self.flush()
@@ -147,28 +248,21 @@ class SharedReplay:
     def flush(self) -> None:
         """Send the staged episode (complete or cut off) to the node's buffer."""
         if self._steps:
-            args = (np.stack(self._frames), np.stack([s[0] for s in self._steps]),
-                    np.array([s[1] for s in self._steps], np.float32),
-                    np.array([s[2] for s in self._steps], np.float32))
-            self._get(self._submit("add_episode", *args), "add_episode", *args)
+            self.node.add_episode(np.stack(self._frames), np.stack([s[0] for s in self._steps]),
+                                  np.array([s[1] for s in self._steps], np.float32),
+                                  np.array([s[2] for s in self._steps], np.float32))
         self._frames, self._steps = [], []
 
-    # -- sampling ------------------------------------------------------------------------------------
-    def _ask(self) -> Any:
-        return self._submit("sample", self.batches_per_block, self.batch_size, self.gamma)
-
+    # -- sampling: from this process's view of the shared memory --------------------------------------
     def ready(self) -> bool:
-        """Whether a batch can be sampled now (collects the block asked for ahead, asks for the next)."""
-        if not self._batches:
-            pending = self._request if self._request is not None else self._ask()
-            block = self._get(pending, "sample", self.batches_per_block, self.batch_size, self.gamma)
-            self._request = self._ask()
-            if block is not None:
-                b = self.batch_size
-                for i in range(len(block[0]) // b):
-                    # copies: arrays from Ray's object store are read-only
-                    self._batches.append(tuple(np.array(x[i * b:(i + 1) * b]) for x in block))
-        return bool(self._batches)
+        """Whether a batch can be sampled now (draws it, for :meth:`sample`)."""
+        view = self.node.view
+        if self._next is None and len(view) > self.nstep + 1:
+            try:
+                self._next = view.sample(self.batch_size, self.gamma)
+            except RuntimeError:  # not yet batch_size complete n-step transitions
+                pass
+        return self._next is not None
 
     def sample(self, batch_size: int, gamma: float) -> tuple[np.ndarray, ...]:
         if (batch_size, gamma) != (self.batch_size, self.gamma):
@@ -176,11 +270,12 @@ class SharedReplay:
                              f"not {batch_size} at {gamma}")
         if not self.ready():
             raise RuntimeError("the shared replay buffer cannot serve a batch yet: collect more steps first")
-        return self._batches.popleft()
+        batch, self._next = self._next, None
+        return batch
 
     def size(self) -> int:
         """Transitions in the node's buffer (staged steps not included)."""
-        return int(self._get(self._submit("size"), "size"))
+        return len(self.node.view)
 
     # -- nothing travels with the individual ---------------------------------------------------------
     def export(self) -> dict[str, np.ndarray]:

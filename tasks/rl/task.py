@@ -43,7 +43,7 @@ from .agent import AgentConfig, DrQV2Agent
 from .env import DMCEnv, ObsType
 from .networks import DrQV2Model
 from .replay import ReplayBuffer
-from .shared_replay import SharedReplay, node_replay
+from .shared_replay import NodeConnection, SharedReplay, node_replay
 from .spaces import pixel_space, state_space
 
 
@@ -55,13 +55,12 @@ class RLMember(Member):
         self.model = model
         self.optimizers = DrQV2Agent.make_optimizers(model, task.lr)
         self.agent = DrQV2Agent(model, dict(self.optimizers), task.agent_config, pixels=task.obs == "pixels")
-        spec = task.replay_spec()
         self.replay: ReplayBuffer | SharedReplay
         if task.shared_replay:
-            self.replay = SharedReplay(task.node_replay, spec, task.agent_config.batch_size,
+            self.replay = SharedReplay(task.node_replay(), task.agent_config.batch_size,
                                        task.agent_config.discount)
         else:
-            self.replay = ReplayBuffer(**spec)
+            self.replay = ReplayBuffer(**task.replay_spec())
         self.global_step = 0  # agent steps taken over the member's whole lineage
 
     # -- pbt_evo interface ---------------------------------------------------------------------------
@@ -176,7 +175,7 @@ class RLTask(Task):
         self.space = pixel_space() if obs == "pixels" else state_space()
         self.shared_replay = bool(shared_replay)
         self._env: DMCEnv | None = None
-        self._node_replays: dict = {}  # the shared buffer (or a handle to its actor), one per map scope
+        self._node_replays: dict = {}  # connections to the shared buffer, one per map scope
 
     def replay_spec(self) -> dict[str, Any]:
         """Arguments of this task's :class:`ReplayBuffer` (pixels store single uint8 frames)."""
@@ -186,11 +185,18 @@ class RLTask(Task):
                     frame_stack=env.frame_stack if pixels else 1, nstep=self.nstep,
                     dtype=np.uint8 if pixels else np.float32)
 
-    def node_replay(self, refresh: bool = False) -> Any:
-        """This run's shared buffer on this machine (see :mod:`tasks.rl.shared_replay`)."""
+    def close(self) -> None:
+        """Free the shared replay buffers this process connected to (their shared memory)."""
+        for connection in self._node_replays.values():
+            connection.release()
+        self._node_replays.clear()
+
+    def node_replay(self) -> NodeConnection:
+        """This process's connection to the run's shared buffer on this machine
+        (see :mod:`tasks.rl.shared_replay`)."""
         from pbt_evo.train import current_scope
 
-        return node_replay(current_scope(), self.replay_spec(), self._node_replays, refresh)
+        return node_replay(current_scope(), self.replay_spec(), self._node_replays)
 
     @property
     def env(self) -> DMCEnv:
