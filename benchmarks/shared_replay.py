@@ -6,8 +6,10 @@ the shared buffer (a Ray actor per node owning shared memory, ``tasks.rl.shared_
 Ray worker that wrote it; and by another worker that only reads. Writes go to the actor an episode at a
 time, reads come from each worker's own mapping of the shared memory.
 
-    python benchmarks/shared_replay.py [--batch 256] [--batches 30] [--episodes 20]
+    python benchmarks/shared_replay.py [--batch 256] [--batches 30] [--episodes 20] [--repeats 3]
 
+The own-buffer and reading-worker timings are interleaved ``--repeats`` times and their medians compared
+(random gathers over hundreds of MB vary by a quarter from run to run here).
 Last line: ``shared_vs_own=<shared ms per batch (reader) / own ms per batch>`` (1.0: sharing is free).
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 import numpy as np
@@ -63,6 +66,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -73,20 +77,23 @@ def main() -> None:
     own = ReplayBuffer(**spec)
     for ep in episodes(args.episodes):
         own.add_episode(*ep)
-    own_ms = ms_per_batch(own, args.batch, args.batches)
-
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     writer, reader = (ray.remote(num_cpus=1)(Agent).remote(spec) for _ in range(2))
     writer_ms, size = ray.get(writer.run.remote(args.batch, args.batches, args.episodes))
-    reader_ms, seen = ray.get(reader.run.remote(args.batch, args.batches, 0))
+    own_runs, reader_runs = [], []
+    for _ in range(args.repeats):
+        own_runs.append(ms_per_batch(own, args.batch, args.batches))
+        reader_ms, seen = ray.get(reader.run.remote(args.batch, args.batches, 0))
+        reader_runs.append(reader_ms)
     ray.get([writer.close.remote(), reader.close.remote()])
     ray.shutdown()
     assert seen == size == len(own), (seen, size, len(own))
+    own_ms, reader_ms = statistics.median(own_runs), statistics.median(reader_runs)
     print(f"{args.episodes} episodes ({size} steps, {size * 3 * 84 * 84 / 2**20:.0f} MiB of frames), "
           f"batch {args.batch} stacked-frame pairs")
-    print(f"own buffer, one process        {own_ms:7.1f} ms per batch")
+    print(f"own buffer, one process        {own_ms:7.1f} ms per batch (median)")
     print(f"shared buffer, writing worker  {writer_ms:7.1f} ms per batch")
-    print(f"shared buffer, other worker    {reader_ms:7.1f} ms per batch")
+    print(f"shared buffer, other worker    {reader_ms:7.1f} ms per batch (median)")
     print(f"shared_vs_own={reader_ms / own_ms:.3f}")
 
 

@@ -122,7 +122,8 @@ class Runner:
             np.random.seed(cfg["seed"])
             population, logbook, start = toolbox.population(), None, LoopState()
             hof = tools.HallOfFame(alg["hall_of_fame"])
-            self._say(f"run folder {self.run_dir}: {alg['name']}, N={alg['population']}, {task.space}")
+            self._say(f"run folder {self.run_dir}: {alg['name']}, N={alg['population']}, {task.space}, "
+                      f"{alg['e_total']} x {task.epoch_unit}")
         self._gen = start.generation
         workers = cfg["parallel"]["workers"] if cfg["parallel"]["backend"] == "ray" else 1
         every, keep = cfg["output"]["checkpoint_every"], cfg["output"]["keep_checkpoints"]

@@ -430,24 +430,34 @@ def test_shared_replay_is_one_ray_actor_per_node(ray_session):
         assert ray.get(buffer.size.remote()) == 2 * 104
         segments = ray.get(buffer.segments.remote())
         # the killed buffer's shared memory was freed when the new one was made (its owner is gone)
-        assert sorted(glob.glob(f"/dev/shm/{SEGMENT_PREFIX}*")) == sorted(f"/dev/shm/{n}" for n in segments.values())
+        left = sorted(p for p in glob.glob(f"/dev/shm/{SEGMENT_PREFIX}*") if not p.endswith("_lock"))
+        assert left == sorted(f"/dev/shm/{n}" for n in segments.values())
     finally:
         rmap.close()
     assert not glob.glob(f"/dev/shm/{SEGMENT_PREFIX}*")  # closing the map freed it
 
 
 def test_orphaned_segments_are_freed(tmp_path):
-    import subprocess
-    import sys
+    from tasks.rl.shared_replay import _try_lock, free_orphaned_segments
 
-    from tasks.rl.shared_replay import free_orphaned_segments
+    live, dead = f"{SEGMENT_PREFIX}aaaa_", f"{SEGMENT_PREFIX}bbbb_"
+    for tag in (live, dead):
+        (tmp_path / f"{tag}frames").write_bytes(b"x")
+        (tmp_path / f"{tag}lock").write_bytes(b"")
+    fd = _try_lock(str(tmp_path / f"{live}lock"))  # the live buffer's owner holds its lock
+    try:
+        assert free_orphaned_segments(str(tmp_path)) == [f"{dead}frames"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f"{live}frames", f"{live}lock"]
+    finally:
+        os.close(fd)
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True).stdout.strip()
-    (tmp_path / f"{SEGMENT_PREFIX}{dead}_ab12_frames").write_bytes(b"x")
-    (tmp_path / f"{SEGMENT_PREFIX}{os.getpid()}_cd34_frames").write_bytes(b"x")
-    assert free_orphaned_segments(str(tmp_path)) == [f"{SEGMENT_PREFIX}{dead}_ab12_frames"]
-    assert [p.name for p in tmp_path.iterdir()] == [f"{SEGMENT_PREFIX}{os.getpid()}_cd34_frames"]
+
+def test_shared_buffer_too_big_for_shared_memory_says_what_to_change():
+    from tasks.rl.shared_replay import check_shared_memory
+
+    spec = dict(capacity=10**9, frame_shape=(3, 84, 84), action_dim=6, frame_stack=3, nstep=3, dtype=np.uint8)
+    with pytest.raises(MemoryError, match=r"needs 19751\.49 GiB in /dev/shm .* lower task\.args\.buffer_size"):
+        check_shared_memory(spec)
 
 
 def test_random_policy_baseline_command(capsys):

@@ -193,6 +193,20 @@ class ReplayBuffer:
             raise RuntimeError(f"replay buffer has {self.n_valid()} complete {self.nstep}-step transitions; "
                                f"store more steps before sampling (num_seed_frames)")
         k = keys[:batch_size]
+        batch = self._gather(k, gamma)
+        # a buffer shared with a writer (tasks.rl.shared_replay) retires slots (first_key) before it
+        # overwrites them: a key retired by the time the batch is gathered may hold a torn transition,
+        # so it is drawn again (never happens with a buffer of one's own)
+        oldest = k - np.minimum(self.frame_stack - 1, self.ep_pos[k % self.capacity])
+        stale = np.flatnonzero(oldest < self._lo())
+        if stale.size:
+            again = self.sample(stale.size, gamma)
+            for part, redo in zip(batch, again):
+                part[stale] = redo
+        return batch
+
+    def _gather(self, k: np.ndarray, gamma: float) -> tuple[np.ndarray, ...]:
+        batch_size = len(k)
         c = self.capacity
         reward = np.zeros(batch_size, dtype=np.float32)
         discount = np.ones(batch_size, dtype=np.float32)

@@ -15,9 +15,11 @@ process. Agents talk to it through :class:`SharedReplay`, which has the interfac
   The actor retires the oldest slots before overwriting them (``first_key``) and publishes new ones
   after (``n_written``); a sample racing that window can, rarely, read a transition being replaced.
 
-The shared memory is freed when the run's map closes (:meth:`RLTask.close`, called by the workers
-before they end); segments left by a killed run are freed when the next shared buffer is created on
-that machine (their creator's pid is in their name: :func:`free_orphaned_segments`). Nothing of the buffer travels
+The actor is detached, so the buffer survives a crashed worker. It and its shared memory end when the
+run's map closes (:meth:`RLTask.close`, called by the workers before they end); segments left by a
+killed run are freed when the next shared buffer is created on that machine (their owner's lock is no
+longer held: :func:`free_orphaned_segments`). Creating a buffer checks that ``/dev/shm`` can hold it
+and reserves its pages, so a machine without the room fails at once with what to change. Nothing of the buffer travels
 with an individual (its extras keep only the agent's step counter): a child, like every agent on the
 node, learns from all of the node's experience. The buffer is not checkpointed: a resumed run refills
 it (updates wait until it can serve a batch).
@@ -35,9 +37,12 @@ it (updates wait until it can serve a batch).
 
 from __future__ import annotations
 
+import fcntl
 import glob
+import logging
 import os
 import secrets
+import shutil
 from multiprocessing import resource_tracker
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
@@ -45,6 +50,8 @@ from typing import Any
 import numpy as np
 
 from .replay import ReplayBuffer, newest_frame
+
+log = logging.getLogger(__name__)
 
 
 def _attach(name: str) -> SharedMemory:
@@ -58,32 +65,62 @@ def _attach(name: str) -> SharedMemory:
         return seg
 
 
-SEGMENT_PREFIX = "pbt_evo_rb_"  # + creator's pid + "_": lets a later run free what a crashed one left
+SEGMENT_PREFIX = "pbt_evo_rb_"  # + a random tag + "_" + array name; the owner holds "<tag>_lock" locked
+SHM_DIR = "/dev/shm"
 
 
-def _pid_alive(pid: int) -> bool:
+def _try_lock(path: str) -> int | None:
+    """An fd holding an exclusive ``flock`` on ``path``, or None if another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
-def free_orphaned_segments(shm_dir: str = "/dev/shm") -> list[str]:
-    """Unlink the shared-memory segments of buffers whose owner process no longer exists (a run that
-    was killed: Ray kills actors without running their cleanup). Returns the names freed."""
+def free_orphaned_segments(shm_dir: str = SHM_DIR) -> list[str]:
+    """Unlink the shared-memory segments of buffers whose owner no longer holds its lock (a run that was
+    killed: Ray kills actors without running their cleanup). A lock, unlike a pid, is right across pid
+    namespaces that share ``/dev/shm``. Returns the names freed."""
     freed = []
-    for path in glob.glob(os.path.join(shm_dir, SEGMENT_PREFIX + "*")):
-        pid = os.path.basename(path)[len(SEGMENT_PREFIX):].split("_", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            try:
-                os.unlink(path)
-                freed.append(os.path.basename(path))
-            except FileNotFoundError:
-                pass
-    return freed
+    for lock in glob.glob(os.path.join(shm_dir, SEGMENT_PREFIX + "*_lock")):
+        fd = _try_lock(lock)
+        if fd is None:
+            continue  # its owner is alive
+        try:
+            tag = os.path.basename(lock)[:-len("lock")]
+            for path in glob.glob(os.path.join(shm_dir, tag + "*")):
+                if path != lock:
+                    os.unlink(path)
+                    freed.append(os.path.basename(path))
+            os.unlink(lock)
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(fd)
+    return sorted(freed)
+
+
+def check_shared_memory(spec: dict[str, Any], shm_dir: str = SHM_DIR) -> None:
+    """Raise (``MemoryError``, saying what to change) if ``shm_dir`` cannot hold a buffer of ``spec``."""
+    nbytes = shared_bytes(spec)
+    if not os.path.isdir(shm_dir):
+        raise MemoryError(f"the shared replay buffer needs {shm_dir} (Linux shared memory); "
+                          f"set task.args.shared_replay=false on this machine")
+    free = shutil.disk_usage(shm_dir).free
+    if nbytes > free:
+        raise MemoryError(f"the shared replay buffer needs {nbytes / 2**30:.2f} GiB in {shm_dir} but "
+                          f"{free / 2**30:.2f} GiB are free: lower task.args.buffer_size, set "
+                          f"task.args.shared_replay=false, or give the machine a larger {shm_dir} "
+                          f"(docker: --shm-size)")
+
+
+def shared_bytes(spec: dict[str, Any]) -> int:
+    """Bytes of shared memory a buffer of ``spec`` takes."""
+    return sum(int(np.prod(shape)) * np.dtype(dtype).itemsize
+               for shape, dtype in ReplayBuffer.layout(**spec).values())
 
 
 def _arrays(spec: dict[str, Any], segments: dict[str, SharedMemory]) -> dict[str, np.ndarray]:
@@ -102,12 +139,24 @@ class NodeReplay:
         self.spec = spec
         self._segments: dict[str, SharedMemory] = {}
         storage = None
+        self._lock: int | None = None
+        self._tag = ""
         if shared_memory:
             free_orphaned_segments()
-            tag = f"{SEGMENT_PREFIX}{os.getpid()}_{secrets.token_hex(4)}_"
+            check_shared_memory(spec)
+            tag = self._tag = f"{SEGMENT_PREFIX}{secrets.token_hex(6)}_"
+            self._lock = _try_lock(os.path.join(SHM_DIR, tag + "lock"))  # held while this owner lives
             for name, (shape, dtype) in ReplayBuffer.layout(**spec).items():
                 size = max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)
-                self._segments[name] = SharedMemory(name=tag + name, create=True, size=size)  # zero-filled
+                seg = SharedMemory(name=tag + name, create=True, size=size)  # zero-filled
+                self._segments[name] = seg
+                try:  # take the pages now: a full /dev/shm fails here, loudly, not as a SIGBUS mid-run
+                    os.posix_fallocate(seg._fd, 0, size)  # type: ignore[attr-defined]
+                except OSError as exc:
+                    self.release()
+                    raise MemoryError(f"cannot reserve {size / 2**30:.2f} GiB of shared memory for the "
+                                      f"replay buffer ({exc}): lower task.args.buffer_size or enlarge "
+                                      f"{SHM_DIR}") from None
             storage = _arrays(spec, self._segments)
         self.buffer = ReplayBuffer(**spec, storage=storage)
 
@@ -130,6 +179,13 @@ class NodeReplay:
                 seg.unlink()
             except FileNotFoundError:
                 pass
+        if self._lock is not None:
+            try:
+                os.unlink(os.path.join(SHM_DIR, self._tag + "lock"))
+            except FileNotFoundError:
+                pass
+            os.close(self._lock)
+            self._lock = None
 
     def __del__(self) -> None:
         self.release()
@@ -163,10 +219,12 @@ class NodeConnection:
         import ray
 
         names = ray.get(self.owner.segments.remote())
-        # a previous mapping (of a dead owner's buffer) is left to the garbage collector: the old view's
-        # arrays still export its memory, so it cannot be closed here
-        self._segments = [_attach(names[k]) for k in names]
-        self.view = ReplayBuffer(**self.spec, storage=_arrays(self.spec, dict(zip(names, self._segments))))
+        segments = {k: _attach(name) for k, name in names.items()}
+        view = ReplayBuffer(**self.spec, storage=_arrays(self.spec, segments))
+        # a previous mapping stays open: closing it would unmap memory that arrays still taken from the
+        # old view may point to (numpy does not pin a SharedMemory's buffer)
+        self._segments += list(segments.values())
+        self.view = view
 
     def release(self) -> None:
         """Ask the owner to free the buffer (at the end of a run; idempotent)."""
@@ -178,8 +236,9 @@ class NodeConnection:
 
         try:
             ray.get(self.owner.release.remote())
+            ray.kill(self.owner)
         except RayActorError:
-            pass  # already gone
+            pass  # already gone (another worker of the run ended it)
 
     def add_episode(self, *arrays: np.ndarray) -> None:
         if self.local():
@@ -191,6 +250,7 @@ class NodeConnection:
         try:
             ray.get(self.owner.add_episode.remote(*arrays))
         except RayActorError:  # the buffer's owner died: a new, empty buffer on this node
+            log.warning("the shared replay buffer of this node is gone; starting a new, empty one")
             self.connect(refresh=True)
             ray.get(self.owner.add_episode.remote(*arrays))
 
@@ -211,9 +271,12 @@ def node_replay(scope: str, spec: dict[str, Any], cache: dict[str, Any]) -> Node
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         node = ray.get_runtime_context().get_node_id()
+        # detached: the buffer must outlive the worker that happened to create it (a crashed worker is
+        # replaced; the node's experience stays); RLTask.close releases and ends it with the run
         return ray.remote(NodeReplay).options(
-            name=f"pbt_evo.replay.{scope}.{node}", get_if_exists=True, num_cpus=0, max_restarts=0,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(shared_memory=True, **spec)
+            name=f"pbt_evo.replay.{scope}.{node}", get_if_exists=True, lifetime="detached", num_cpus=0,
+            max_restarts=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+        ).remote(shared_memory=True, **spec)
 
     cache[scope] = NodeConnection(resolve, spec)
     return cache[scope]

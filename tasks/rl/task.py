@@ -43,7 +43,7 @@ from .agent import AgentConfig, DrQV2Agent
 from .env import DMCEnv, ObsType
 from .networks import DrQV2Model
 from .replay import ReplayBuffer
-from .shared_replay import NodeConnection, SharedReplay, node_replay
+from .shared_replay import NodeConnection, SharedReplay, check_shared_memory, node_replay
 from .spaces import pixel_space, state_space
 
 
@@ -139,7 +139,9 @@ class RLTask(Task):
     the members that worker trains one after another.
     """
 
-    epoch_unit = "epoch (frames_per_epoch env frames)"
+    @property
+    def epoch_unit(self) -> str:  # type: ignore[override]
+        return f"epoch of {self.frames_per_epoch:,} frames"
 
     def __init__(self, domain: str = "cartpole", task: str = "swingup", obs: ObsType = "states",
                  frames_per_epoch: int = 10000, eval_episodes: int = 10, action_repeat: int = 2,
@@ -175,6 +177,8 @@ class RLTask(Task):
         self.space = pixel_space() if obs == "pixels" else state_space()
         self.shared_replay = bool(shared_replay)
         self._env: DMCEnv | None = None
+        if self.shared_replay:  # fail before the run starts, with what to change, not in the workers
+            check_shared_memory(self.replay_spec())
         self._node_replays: dict = {}  # connections to the shared buffer, one per map scope
 
     def replay_spec(self) -> dict[str, Any]:
