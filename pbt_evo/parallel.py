@@ -283,6 +283,11 @@ class RayMap:
         # bound method handles, built once: `.options()` per call costs driver time for nothing
         self._calls = [a.run.options(num_returns=2) for a in self.actors]
         self._local_task = local_task  # for cost estimates in the driver, if given
+        # per-node services of the task (a shared replay buffer), owned by the driver for the map's life
+        self._services: list[Any] = []
+        if local_task is not None:
+            for node in sorted(set(self.nodes())):
+                self._services += list(local_task.node_services(self.scope, node))
         self._homes: dict[bytes, tuple[int, int]] = {}  # stored state -> (worker, token) of its live member
         self._token = 0
 
@@ -437,5 +442,6 @@ class RayMap:
             log.warning("%d worker(s) did not close within 60 s", len(pending))
         for a in self.actors:
             ray.kill(a)
+        self._services = []
         self.actors = []
         self._calls = []

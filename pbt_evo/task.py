@@ -74,6 +74,19 @@ class Task(ABC):
         """Relative training cost of a genome, used to schedule the costliest members first."""
         return 1.0
 
+    def node_services(self, scope: str, node_id: str) -> list[Any]:
+        """Start what the workers on Ray node ``node_id`` share (e.g. one replay buffer per machine), from
+        the driver, so that it belongs to the run and not to whichever worker asked first (a crashed
+        worker must not take it along). :class:`~pbt_evo.parallel.RayMap` calls it once per node hosting
+        workers, with its ``scope``, and keeps what it returns until it closes. Default: nothing.
+
+        >>> class T(Task):
+        ...     def build(self, genome): ...
+        >>> T().node_services("run-1", "node-a")
+        []
+        """
+        return []
+
     def close(self) -> None:
         """Release what the task holds in this process beyond its members (e.g. a replay buffer shared
         through the machine's shared memory); the maps call it when they close. Default: nothing."""

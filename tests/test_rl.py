@@ -415,11 +415,14 @@ def test_shared_replay_is_one_ray_actor_per_node(ray_session):
         member.train(epochs=1)
         return ray.get_runtime_context().get_node_id(), sorted(member.extras_state())
 
-    rmap = RayMap(TaskSpec("tasks.rl:RLTask", args), workers=2)
+    rmap = RayMap(TaskSpec("tasks.rl:RLTask", args), workers=2, local_task=RLTask(**args))
     try:
+        (node,) = set(rmap.nodes())
+        # started by the driver with the map (so it outlives any one worker), empty until agents write
+        assert ray.get(ray.get_actor(f"pbt_evo.replay.{rmap.scope}.{node}").size.remote()) == 0
         out = rmap(collect, range(4))
         assert set(rmap.last_workers) == {0, 1}
-        (node,) = {o[0] for o in out}
+        assert {o[0] for o in out} == {node}
         buffer = ray.get_actor(f"pbt_evo.replay.{rmap.scope}.{node}")
         assert ray.get(buffer.size.remote()) == 4 * 104  # both workers wrote into the one buffer
         assert all(o[1] == ["global_step"] for o in out)

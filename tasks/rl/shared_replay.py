@@ -15,7 +15,8 @@ process. Agents talk to it through :class:`SharedReplay`, which has the interfac
   The actor retires the oldest slots before overwriting them (``first_key``) and publishes new ones
   after (``n_written``); a sample racing that window can, rarely, read a transition being replaced.
 
-The actor is detached, so the buffer survives a crashed worker. It and its shared memory end when the
+The actor is started by the driver when the map starts (:meth:`RLTask.node_services`), so it outlives
+a crashed worker and ends with the run at the latest. It and its shared memory are freed when the
 run's map closes (:meth:`RLTask.close`, called by the workers before they end); segments left by a
 killed run are freed when the next shared buffer is created on that machine (their owner's lock is no
 longer held: :func:`free_orphaned_segments`). Creating a buffer checks that ``/dev/shm`` can hold it
@@ -188,7 +189,8 @@ class NodeReplay:
             self._lock = None
 
     def __del__(self) -> None:
-        self.release()
+        if "_segments" in self.__dict__:  # Ray may drop an instance whose __init__ never ran
+            self.release()
 
 
 class NodeConnection:
@@ -255,10 +257,24 @@ class NodeConnection:
             ray.get(self.owner.add_episode.remote(*arrays))
 
 
+def replay_actor(scope: str, node: str, spec: dict[str, Any]) -> Any:
+    """The run's buffer actor on Ray node ``node`` (created if it does not exist yet). It belongs to
+    whoever creates it first: the driver, through :meth:`RLTask.node_services` when the map starts,
+    so it lives as long as the run and survives a crashed worker (a worker creates it only if the
+    driver did not, e.g. for a map built without ``local_task``)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return ray.remote(NodeReplay).options(
+        name=f"pbt_evo.replay.{scope}.{node}", get_if_exists=True, num_cpus=0, max_restarts=0,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+    ).remote(shared_memory=True, **spec)
+
+
 def node_replay(scope: str, spec: dict[str, Any], cache: dict[str, Any]) -> NodeConnection:
     """This process's connection to the run's buffer on this node: inside a Ray worker, the node's named
-    actor with shared memory (created by the first agent to ask); elsewhere an in-process
-    :class:`NodeReplay`. ``cache`` (the task's) keeps the connection, and with it the actor alive."""
+    actor with shared memory; elsewhere an in-process :class:`NodeReplay`. ``cache`` (the task's) keeps
+    the connection."""
     if scope in cache:
         return cache[scope]
     import ray
@@ -268,15 +284,7 @@ def node_replay(scope: str, spec: dict[str, Any], cache: dict[str, Any]) -> Node
     def resolve(refresh: bool) -> Any:
         if not in_worker:
             return NodeReplay(**spec)
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        node = ray.get_runtime_context().get_node_id()
-        # detached: the buffer must outlive the worker that happened to create it (a crashed worker is
-        # replaced; the node's experience stays); RLTask.close releases and ends it with the run
-        return ray.remote(NodeReplay).options(
-            name=f"pbt_evo.replay.{scope}.{node}", get_if_exists=True, lifetime="detached", num_cpus=0,
-            max_restarts=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
-        ).remote(shared_memory=True, **spec)
+        return replay_actor(scope, ray.get_runtime_context().get_node_id(), spec)
 
     cache[scope] = NodeConnection(resolve, spec)
     return cache[scope]
@@ -285,16 +293,32 @@ def node_replay(scope: str, spec: dict[str, Any], cache: dict[str, Any]) -> Node
 class SharedReplay:
     """An agent's side of the node's buffer, with :class:`ReplayBuffer`'s interface (``add_first``,
     ``add``, ``ready``, ``sample``, ``flush``, ``export``, ``load``). ``node`` is a
-    :class:`NodeConnection` or, in-process, a :class:`NodeReplay`."""
+    :class:`NodeConnection`, an in-process :class:`NodeReplay`, or a function returning a connection,
+    called on first use (so building a member, e.g. a worker's warm-up, connects to nothing).
+    ``spec``: the buffer's arguments (taken from ``node`` when it is not a function)."""
 
-    def __init__(self, node: NodeConnection | NodeReplay, batch_size: int, gamma: float):
-        self.node = node if isinstance(node, NodeConnection) else NodeConnection(lambda refresh: node, node.spec)
-        self.frame_stack = self.node.view.frame_stack
-        self.nstep = self.node.view.nstep
+    def __init__(self, node: Any, batch_size: int, gamma: float, spec: dict[str, Any] | None = None):
+        self._source = node
+        self._node: NodeConnection | None = None
+        spec = spec if spec is not None else node.spec
+        self.frame_stack = int(spec.get("frame_stack", 1))
+        self.nstep = int(spec.get("nstep", 1))
         self.batch_size, self.gamma = int(batch_size), float(gamma)
         self._frames: list[np.ndarray] = []
         self._steps: list[tuple[np.ndarray, float, float]] = []
         self._next: tuple[np.ndarray, ...] | None = None  # a batch drawn by ready(), handed out by sample()
+
+    @property
+    def node(self) -> NodeConnection:
+        if self._node is None:
+            source = self._source
+            if isinstance(source, NodeConnection):
+                self._node = source
+            elif isinstance(source, NodeReplay):
+                self._node = NodeConnection(lambda refresh: source, source.spec)
+            else:
+                self._node = source()
+        return self._node
 
     # -- writing: staged, sent an episode at a time ---------------------------------------------------
     def add_first(self, obs: np.ndarray) -> None:

@@ -43,7 +43,7 @@ from .agent import AgentConfig, DrQV2Agent
 from .env import DMCEnv, ObsType
 from .networks import DrQV2Model
 from .replay import ReplayBuffer
-from .shared_replay import NodeConnection, SharedReplay, check_shared_memory, node_replay
+from .shared_replay import NodeConnection, SharedReplay, check_shared_memory, node_replay, replay_actor
 from .spaces import pixel_space, state_space
 
 
@@ -57,8 +57,8 @@ class RLMember(Member):
         self.agent = DrQV2Agent(model, dict(self.optimizers), task.agent_config, pixels=task.obs == "pixels")
         self.replay: ReplayBuffer | SharedReplay
         if task.shared_replay:
-            self.replay = SharedReplay(task.node_replay(), task.agent_config.batch_size,
-                                       task.agent_config.discount)
+            self.replay = SharedReplay(task.node_replay, task.agent_config.batch_size,
+                                       task.agent_config.discount, spec=task.replay_spec())
         else:
             self.replay = ReplayBuffer(**task.replay_spec())
         self.global_step = 0  # agent steps taken over the member's whole lineage
@@ -188,6 +188,11 @@ class RLTask(Task):
         return dict(capacity=self.buffer_size, frame_shape=tuple(frame_shape), action_dim=env.action_dim,
                     frame_stack=env.frame_stack if pixels else 1, nstep=self.nstep,
                     dtype=np.uint8 if pixels else np.float32)
+
+    def node_services(self, scope: str, node_id: str) -> list[Any]:
+        """The run's shared replay buffer on ``node_id``, started by the driver (see
+        :meth:`pbt_evo.task.Task.node_services`); nothing without ``shared_replay``."""
+        return [replay_actor(scope, node_id, self.replay_spec())] if self.shared_replay else []
 
     def close(self) -> None:
         """Free the shared replay buffers this process connected to (their shared memory)."""
