@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -174,11 +174,9 @@ class MixedState(WeightHandle):
 
     def materialise(self, task: Task, genome: Sequence[int]) -> Member:
         seed_everything(self.seed)
-        if self.taken or self.reinit:
+        # a copy of the base parent (mixing with p=0, SEARL) uses no fresh weight: skip drawing them
+        with nullcontext() if self.taken or self.reinit else skip_init():
             member = task.build(list(genome))
-        else:  # a copy of the base parent (mixing with p=0, SEARL): no fresh weight is used
-            with skip_init():
-                member = task.build(list(genome))
         fresh = member.model.state_dict()
         base = self.base.load()
         donor = self.donor.load() if self.donor is not None else None

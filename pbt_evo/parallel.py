@@ -21,7 +21,7 @@ import random
 import time
 import traceback
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -43,9 +43,7 @@ def _failed(error: str) -> TrainResult:
 
 def _unique(items: list[Any]) -> list[bool]:
     """Which items occur once (by identity) in ``items``."""
-    counts: dict[int, int] = {}
-    for it in items:
-        counts[id(it)] = counts.get(id(it), 0) + 1
+    counts = Counter(map(id, items))
     return [counts[id(it)] == 1 for it in items]
 
 
@@ -437,7 +435,7 @@ class RayMap:
 
         # each worker releases what its task holds; a dead or busy one must not stop the others
         closing = [a.close.remote() for a in self.actors]
-        done, pending = ray.wait(closing, num_returns=len(closing), timeout=60)
+        _, pending = ray.wait(closing, num_returns=len(closing), timeout=60)
         if pending:
             log.warning("%d worker(s) did not close within 60 s", len(pending))
         for a in self.actors:

@@ -77,21 +77,10 @@ class ReplayBuffer:
         # k is k % capacity); first_key the oldest logical index held (> 0 after loading a wrapped export)
         self._counters = storage["counters"]
 
-    @property
-    def n_written(self) -> int:
-        return int(self._counters[0])
-
-    @n_written.setter
-    def n_written(self, value: int) -> None:
-        self._counters[0] = value
-
-    @property
-    def first_key(self) -> int:
-        return int(self._counters[1])
-
-    @first_key.setter
-    def first_key(self, value: int) -> None:
-        self._counters[1] = value
+    n_written = property(lambda self: int(self._counters[0]),
+                         lambda self, value: self._counters.__setitem__(0, value))
+    first_key = property(lambda self: int(self._counters[1]),
+                         lambda self, value: self._counters.__setitem__(1, value))
 
     def __len__(self) -> int:
         return self.n_written - self._lo()

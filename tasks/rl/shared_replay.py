@@ -118,10 +118,13 @@ def check_shared_memory(spec: dict[str, Any], shm_dir: str = SHM_DIR) -> None:
                           f"(docker: --shm-size)")
 
 
+def _nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    return int(np.prod(shape)) * np.dtype(dtype).itemsize
+
+
 def shared_bytes(spec: dict[str, Any]) -> int:
     """Bytes of shared memory a buffer of ``spec`` takes."""
-    return sum(int(np.prod(shape)) * np.dtype(dtype).itemsize
-               for shape, dtype in ReplayBuffer.layout(**spec).values())
+    return sum(_nbytes(shape, dtype) for shape, dtype in ReplayBuffer.layout(**spec).values())
 
 
 def _arrays(spec: dict[str, Any], segments: dict[str, SharedMemory]) -> dict[str, np.ndarray]:
@@ -148,7 +151,7 @@ class NodeReplay:
             tag = self._tag = f"{SEGMENT_PREFIX}{secrets.token_hex(6)}_"
             self._lock = _try_lock(os.path.join(SHM_DIR, tag + "lock"))  # held while this owner lives
             for name, (shape, dtype) in ReplayBuffer.layout(**spec).items():
-                size = max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)
+                size = max(1, _nbytes(shape, dtype))
                 seg = SharedMemory(name=tag + name, create=True, size=size)  # zero-filled
                 self._segments[name] = seg
                 try:  # take the pages now: a full /dev/shm fails here, loudly, not as a SIGBUS mid-run
@@ -166,9 +169,8 @@ class NodeReplay:
         return {name: seg.name for name, seg in self._segments.items()}
 
     def add_episode(self, frames: np.ndarray, action: np.ndarray, reward: np.ndarray,
-                    discount: np.ndarray) -> int:
+                    discount: np.ndarray) -> None:
         self.buffer.add_episode(frames, action, reward, discount)
-        return len(self.buffer)
 
     def size(self) -> int:
         return len(self.buffer)
