@@ -1,6 +1,6 @@
 """Memory: the driver must not grow with model size, and states are kept about once per member.
 
-    python benchmarks/memory.py [--generations 4] [--scale 10]
+    python benchmarks/memory.py [--generations 4] [--scale 10] [--early]
 
 Runs the W1 population (8 members, 2 Ray workers, the worst 2 replaced by copies of the best) twice, each
 in a fresh process so that peak figures are that run's own: with W1's MLP (hidden 256, 0.21 M parameters)
@@ -72,7 +72,7 @@ def hidden_for(scale: float, depth: int = 4) -> int:
     return h
 
 
-def run_one(hidden: int, generations: int, reuse: bool) -> dict:
+def run_one(hidden: int, generations: int, reuse: bool, early: bool) -> dict:
     import random
 
     import ray
@@ -106,6 +106,8 @@ def run_one(hidden: int, generations: int, reuse: bool) -> dict:
     tb = base.Toolbox()
     tb.register("train", train_w1)
     tb.register("select", pbt_evo.sel_truncation, tau=0.25)
+    if early:  # a survivor's next state may exist before its generation ends: up to 2 states for it
+        tb.register("survivors", pbt_evo.sure_survivors, tau=0.25)
     tb.register("pair", pbt_evo.pair_random)
     tb.register("mate", pbt_evo.cx_mix, p=0.0)
     tb.map = rmap
@@ -143,9 +145,12 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=10.0)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--reuse", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--early", action="store_true",
+                        help="start sure survivors early (the default of make_toolbox): their next state can"
+                             " arrive before their generation ends, and both are held until it does")
     args = parser.parse_args()
     if args.one:
-        print(MARK + json.dumps(run_one(args.one, args.generations, bool(args.reuse))), flush=True)
+        print(MARK + json.dumps(run_one(args.one, args.generations, bool(args.reuse), args.early)), flush=True)
         return
 
     env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),
@@ -154,7 +159,7 @@ def main() -> None:
     for reuse in (False, True):
         for scale in (1.0, args.scale):
             proc = subprocess.run([sys.executable, __file__, "--one", str(hidden_for(scale)), "--generations",
-                                   str(args.generations), "--reuse", str(int(reuse))],
+                                   str(args.generations), "--reuse", str(int(reuse))] + ["--early"] * args.early,
                                   cwd=ROOT, env=env, capture_output=True, text=True)
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
             if not line:
@@ -175,7 +180,7 @@ def main() -> None:
         print(f"{'yes' if reuse else 'no':>12} {scale:5.0f}x {r['params']:9d} {state / 1e6:9.2f}"
               f" {r['rss_start_mb']:14.0f} MB {r['rss_peak_mb']:13.0f} MB {between:25.2f} {total:18.2f}"
               f" {r['plasma_during_max'] / (n * state):24.2f}")
-    print(f"(store = Ray plasma usage, MiB-rounded; 'live members': RayMap(reuse_members=...), W1 opts in)")
+    print("(store = Ray plasma usage, MiB-rounded; 'live members': RayMap(reuse_members=...), W1 opts in)")
     print(f"with live members kept in workers (faster, 2x memory): bytes_per_member_over_state={ratio[True]:.3f}")
     growth = max(r["rss_peak_mb"] for reuse, s, r in rows if s != 1.0) - max(
         r["rss_peak_mb"] for reuse, s, r in rows if s == 1.0)

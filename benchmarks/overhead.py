@@ -25,36 +25,39 @@ def best_packing(costs: list[float], workers: int) -> float:
     return max(max(costs), sum(costs) / workers)
 
 
-def decompose(rows: list[tuple], maps: list[tuple[float, float]], gen_starts: list[float],
-              timelines: list[list[tuple[float, float]]], workers: int) -> None:
+def decompose(rows: list[tuple], gen_ends: list[float], timelines: list[list[tuple[float, float]]],
+              workers: int) -> None:
     """Where the workers' wall time went, in worker-seconds, from the workers' own call timelines.
 
     - training + evaluation: the task's own work (``TrainResult.seconds``);
     - in-worker framework: building members, loading/mixing and capturing states (inside the call);
     - rest of the calls: the call wrapper (live-member bookkeeping) and the train function's own code;
-    - between calls: a worker waiting for its next call inside a map (driver round trip, argument
-      deserialization, storing the returned state), the time pipelining removes;
-    - barrier: from a worker's last call to the map's return (the other worker still training: packing),
-      and from the map's start to a worker's first call (dispatch);
-    - driver between maps: selection, mixing recipes, statistics, hooks (all workers idle).
+    - between calls: a worker waiting for its next call (Ray's per-call work: argument
+      deserialization, storing the returned state, the driver's round trip when the pipeline is empty);
+    - at generation ends: idle gaps that span the end of a generation (waiting for the slowest member,
+      then selection, mixing recipes, statistics, hooks), and the first dispatch. Early starts of sure
+      survivors fill these gaps.
     """
-    total = (gen_starts[-1] - gen_starts[0]) * workers
+    t0, t1 = gen_ends[0], gen_ends[-1]
+    total = (t1 - t0) * workers
     train = sum(r[2] for r in rows)
     wfw = sum(r[3] for r in rows)
-    in_calls = between = barrier = 0.0
-    for m0, m1 in maps:
-        for tl in timelines:
-            calls = sorted((a, b) for a, b in tl if m0 <= a and b <= m1 + 0.05)
-            if not calls:
-                barrier += m1 - m0
-                continue
-            in_calls += sum(b - a for a, b in calls)
-            between += sum(calls[k + 1][0] - calls[k][1] for k in range(len(calls) - 1))
-            barrier += (calls[0][0] - m0) + max(0.0, m1 - calls[-1][1])
-    driver = total - sum(m1 - m0 for m0, m1 in maps) * workers
+    in_calls = between = at_ends = 0.0
+    for tl in timelines:
+        calls = sorted((a, b) for a, b in tl if t0 - 0.05 <= a and b <= t1 + 0.05)
+        if not calls:
+            at_ends += t1 - t0
+            continue
+        in_calls += sum(b - a for a, b in calls)
+        gaps = [(t0, calls[0][0])] + [(calls[k][1], calls[k + 1][0]) for k in range(len(calls) - 1)]
+        for a, b in gaps + [(calls[-1][1], t1)]:
+            if any(a <= t <= b for t in gen_ends):
+                at_ends += max(0.0, b - a)
+            else:
+                between += max(0.0, b - a)
     parts = [("training + evaluation", train), ("in-worker framework (build, load/mix, capture)", wfw),
-             ("rest of the calls", in_calls - train - wfw), ("between calls (round trips, state transfer)", between),
-             ("barrier (packing) + first dispatch", barrier), ("driver between maps (selection, mixing, stats)", driver)]
+             ("rest of the calls", in_calls - train - wfw), ("between calls (Ray per-call work)", between),
+             ("at generation ends (barrier, selection, hooks)", at_ends)]
     print(f"where the {workers} workers' time went (worker-seconds, share of {total:.2f}):")
     for name, value in parts:
         print(f"  {name:<50} {value:8.3f} {value / total:7.3f}")
@@ -67,6 +70,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pipeline", type=int, default=2, help="calls in flight per worker (1: no pipelining)")
     parser.add_argument("--no-reuse", action="store_true", help="rebuild every member (no live members in workers)")
+    parser.add_argument("--barrier", action="store_true",
+                        help="no early starts: every generation waits for its slowest member (the synchronous loop)")
     parser.add_argument("--cprofile", action="store_true", help="also print a cProfile of the driver's loop")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -85,26 +90,23 @@ def main() -> None:
     ray.get([a.cost.remote([0] * len(task.space)) for a in rmap.actors])  # workers built their task
     t_workers = time.perf_counter() - t0 - t_init
     tb = make_toolbox("pbt_nas", task.space, args.population)
-    maps: list[tuple[float, float]] = []  # wall-clock (time.time) start and end of each map call
-
-    def timed_map(func, iterable):
-        t = time.time()
-        out = rmap(func, iterable)
-        maps.append((t, time.time()))
-        return out
-
-    tb.map = timed_map
+    if args.barrier:
+        tb.unregister("survivors")  # every generation waits for its slowest member
+    tb.map = rmap
     random.seed(0)
     rows = []
     last = [time.perf_counter()]
+    gen_ends = [time.time()]
 
     def hook(g: pbt_evo.Generation) -> None:
         now = time.perf_counter()
         wall = now - last[0]
         per_member = [ind.metrics["train_seconds"] for ind in g.trained]
         worker_fw = sum(ind.metrics.get("worker_framework_s", 0.0) for ind in g.trained)
-        rows.append((g.generation, wall, g.train_seconds, worker_fw, best_packing(per_member, args.workers)))
+        rows.append((g.generation, wall, g.train_seconds, worker_fw, best_packing(per_member, args.workers),
+                     g.busy_seconds, g.started_early))
         last[0] = now
+        gen_ends.append(time.time())
 
     profiler = None
     if args.cprofile:
@@ -112,29 +114,35 @@ def main() -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
-    gen_starts = [time.time()]
+    gen_ends[0] = time.time()
     start = time.perf_counter()
-    pbt_evo.ea_pbt(tb.population(), tb, e_total=args.generations, e_step=1,
-                   hook=lambda g: (hook(g), gen_starts.append(time.time())))
+    pbt_evo.ea_pbt(tb.population(), tb, e_total=args.generations, e_step=1, hook=hook)
     total = time.perf_counter() - start
     if profiler is not None:
         profiler.disable()
     timelines = ray.get([a.timeline.remote() for a in rmap.actors])
+    continued = sum(s["continued"] for s in ray.get([a.live_stats.remote() for a in rmap.actors]))
     rmap.close()
     ray.shutdown()
 
     print(f"ray.init {t_init:.2f} s, workers ready {t_workers:.2f} s (not counted below)")
-    print(f"{'gen':>3} {'wall s':>8} {'train s':>8} {'in-worker fw s':>15} {'share':>7} {'packing':>8}")
-    for gen, wall, train, wfw, pack in rows:
-        share = 1 - train / (wall * args.workers)
-        print(f"{gen:3d} {wall:8.3f} {train:8.3f} {wfw:15.3f} {share:7.3f} {wall / pack:8.3f}")
+    print(f"{'gen':>3} {'wall s':>8} {'train s':>8} {'in-worker fw s':>15} {'share':>7} {'packing':>8} {'early':>6}")
+    for gen, wall, train, wfw, pack, busy, early in rows:
+        share = 1 - busy / (wall * args.workers)  # training that ran in this generation's wall time
+        print(f"{gen:3d} {wall:8.3f} {train:8.3f} {wfw:15.3f} {share:7.3f} {wall / pack:8.3f} {early:6d}")
     train = sum(r[2] for r in rows)
     share = 1 - train / (total * args.workers)
     packing = np.median([r[1] / r[4] for r in rows])
+    run_packing = total / sum(r[4] for r in rows)
     print(f"total wall {total:.2f} s, training+evaluation in workers {train:.2f} s over {args.workers} workers")
-    print(f"in-worker framework (build, load/mix, capture) {sum(r[3] for r in rows):.2f} s")
-    print(f"generation wall / best packing (median) {packing:.3f}")
-    decompose(rows, maps, gen_starts, timelines, args.workers)
+    calls = args.population * args.generations
+    print(f"in-worker framework (build, load/mix, capture) {sum(r[3] for r in rows):.2f} s;"
+          f" {continued} of {calls} calls continued a live member")
+    print(f"generation wall / best packing (median; with early starts a generation also runs the next one's"
+          f" sure survivors) {packing:.3f}")
+    print(f"run wall / sum of the generations' best packings {run_packing:.3f} (below 1: early starts beat"
+          " any synchronous schedule)")
+    decompose(rows, gen_ends, timelines, args.workers)
     if profiler is not None:
         import pstats
 

@@ -154,6 +154,7 @@ def run_pbt_evo() -> dict:
     tb = base.Toolbox()
     tb.register("train", train_w1)
     tb.register("select", pbt_evo.sel_truncation, tau=0.25)
+    tb.register("survivors", pbt_evo.sure_survivors, tau=0.25)  # no barrier for sure survivors
     tb.register("pair", pbt_evo.pair_random)
     tb.register("mate", pbt_evo.cx_mix, p=0.0)  # a child is an exact copy of its fitter parent
     tb.map = rmap

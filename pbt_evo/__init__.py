@@ -4,13 +4,14 @@
 >>> import pbt_evo
 >>> toolbox = base.Toolbox()
 >>> toolbox.register("select", pbt_evo.sel_truncation, tau=0.25)
+>>> toolbox.register("survivors", pbt_evo.sure_survivors, tau=0.25)  # optional: no barrier for them
 """
 
 from .algorithms import Generation, LoopState, ea_pbt, exploit, step_at
 from .handles import FreshState, MixedState, StoredState, TrainResult, capture, restore
 from .individual import FitnessMax, Individual
 from .operators import (cx_mix, init_population, mut_resample, mut_searl, mut_weights, n_selected, pair_random,
-                        pair_self, sel_truncation)
+                        pair_self, sel_truncation, sure_survivors)
 from .parallel import RayMap, SerialMap
 from .report import load_best
 from .space import SearchSpace, SpaceError, Variable
@@ -24,7 +25,7 @@ __all__ = [
     "FreshState", "MixedState", "StoredState", "TrainResult", "capture", "restore",
     "FitnessMax", "Individual",
     "cx_mix", "init_population", "mut_resample", "mut_searl", "mut_weights", "n_selected", "pair_random",
-    "pair_self", "sel_truncation",
+    "pair_self", "sel_truncation", "sure_survivors",
     "RayMap", "SerialMap", "load_best",
     "SearchSpace", "SpaceError", "Variable",
     "Member", "Task", "TaskSpec",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -23,7 +24,9 @@ from typing import Any, Union
 
 from deap import base, tools
 
+from .handles import StoredState, TrainResult, WeightHandle, kept_rng
 from .individual import Individual, worst_value
+from .parallel import _Submitted
 
 EStep = Union[int, Mapping[int, int], Callable[[int], int]]
 
@@ -66,6 +69,9 @@ class Generation:
     train_seconds: float     # sum of in-worker training+evaluation seconds
     failed: int = 0
     done: bool = False
+    started_early: int = 0   # members of the next generation already training when this one ended
+    busy_seconds: float = 0.0  # in-worker training+evaluation of all results that arrived in this generation's
+    #                            wall time (with early starts, some belong to the next generation)
 
 
 @dataclass
@@ -111,6 +117,47 @@ def exploit(population: list[Individual], toolbox: base.Toolbox, next_id: int) -
     return replaced, next_id
 
 
+class _Batches(_Submitted):
+    """``submit``/``wait`` over a plain DEAP map (``map(func, iterable)``: the builtin, SCOOP's
+    ``futures.map``, a pool's map): what was submitted runs as one map call at the first ``wait``."""
+
+    def __init__(self, map_: Callable[..., Any]):
+        super().__init__()
+        self.map = map_
+        self._ready: deque = deque()
+
+    def wait(self) -> tuple[int, Any]:
+        if not self._ready:
+            batch = list(self._queue)
+            self._queue.clear()
+            func = batch[0][1]
+            assert all(f is func for _, f, _ in batch), "one map call runs one function"
+            with kept_rng():  # in case the map trains in this process (the builtin map)
+                results = list(self.map(func, [item for _, _, item in batch]))
+            self._ready.extend(zip([t for t, _, _ in batch], results))
+        ticket, res = self._ready.popleft()
+        if isinstance(res, TrainResult) and not res.failed and not isinstance(res.state, WeightHandle):
+            res.state = StoredState(res.state)  # a state returned in this process (the builtin map)
+        return ticket, res
+
+
+def _record(ind: Individual, res: TrainResult, step: int) -> int:
+    """Give ``ind`` its training result (fitness, metrics, new state, age); returns 1 if it failed.
+    Non-finite fitness (a diverged or failed member) is recorded as the worst possible."""
+    value = res.fitness
+    if res.failed or not math.isfinite(value):
+        ind.metrics = {**res.metrics, "fitness_raw": value}
+        value = worst_value(type(ind.fitness))
+    else:
+        ind.metrics = dict(res.metrics)
+    if not res.failed:
+        ind.handle = res.state
+        ind.epochs += step
+    ind.metrics["train_seconds"] = res.seconds
+    ind.fitness.values = (value,)
+    return int(res.failed)
+
+
 def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_step: EStep,
            stats: tools.Statistics | None = None, halloffame: tools.HallOfFame | None = None,
            logbook: tools.Logbook | None = None, hook: Callable[[Generation], Any] | None = None,
@@ -135,6 +182,15 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
 
     Non-finite fitness (a diverged or failed member) counts as the worst and is never a parent.
 
+    No barrier for sure survivors: when the map is a stream (``submit``/``wait``: ``RayMap``,
+    ``SerialMap``) and the toolbox has ``survivors`` (:func:`~pbt_evo.operators.sure_survivors` for
+    truncation), a member that the selection cannot replace whatever the members still training score
+    starts its next generation at once, on a worker that would otherwise wait for the slowest member.
+    Results are those of the synchronous loop (its training depends only on its state, seed and age);
+    its result is used, and the hook and checkpoints see it, only when its generation begins. A hook
+    must therefore not change survivors (children are made and handed to the hook before they train).
+    Any other map (DEAP's ``map`` contract) runs one call per generation.
+
     >>> # pop, log = ea_pbt(toolbox.population(), toolbox, e_total=12, e_step=2, halloffame=hof)
     """
     state = start or LoopState()
@@ -142,38 +198,75 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
     if logbook is None:
         logbook = tools.Logbook()
         logbook.header = ["gen", "epochs", "nevals", "failed"] + (stats.fields if stats else [])
+    stream = toolbox.map if hasattr(toolbox.map, "submit") and hasattr(toolbox.map, "wait") else _Batches(toolbox.map)
+    early = hasattr(toolbox, "survivors") and not isinstance(stream, _Batches)
     generation, epochs = state.generation, state.epochs
-    while epochs < e_total:
-        t0 = time.perf_counter()
-        step = min(step_at(e_step, epochs), e_total - epochs)
-        results = toolbox.map(partial(toolbox.train, epochs=step), population)
-        failed = 0
-        for ind, res in zip(population, results):
-            value = res.fitness
-            if res.failed or not math.isfinite(value):
-                failed += res.failed
-                ind.metrics = {**res.metrics, "fitness_raw": value}
-                value = worst_value(type(ind.fitness))
-            else:
-                ind.metrics = dict(res.metrics)
-            if not res.failed:
-                ind.handle = res.state
-                ind.epochs += step
-            ind.metrics["train_seconds"] = res.seconds
-            ind.fitness.values = (value,)
-        epochs += step
-        generation += 1
-        if halloffame is not None:
-            halloffame.update(population)
-        record = stats.compile(population) if stats else {}
-        logbook.record(gen=generation, epochs=epochs, nevals=len(population), failed=failed, **record)
-        if verbose:
-            print(logbook.stream)
-        trained = list(population)
-        done = epochs >= e_total
-        replaced, next_id = ([], next_id) if done else exploit(population, toolbox, next_id)
-        if hook is not None:
-            hook(Generation(generation, epochs, trained, replaced, population, logbook, halloffame, next_id,
-                            time.perf_counter() - t0, sum(r.seconds for r in results), failed, done))
-        del results  # holds this generation's states: the next map frees each as its member trains again
+    progress = getattr(stream, "progress", None)
+    ahead: dict[int, int] = {}     # ticket -> population index: next generation's members already started
+    arrived: dict[int, Any] = {}   # population index -> an early start's result, used when its generation begins
+    try:
+        while epochs < e_total:
+            t0 = time.perf_counter()
+            step = min(step_at(e_step, epochs), e_total - epochs)
+            after = epochs + step
+            train_next = (partial(toolbox.train, epochs=min(step_at(e_step, after), e_total - after))
+                          if early and after < e_total else None)
+            if hasattr(stream, "retain"):  # live members of superseded states can go
+                stream.retain([ind.handle for ind in population] + [getattr(r, "state", None) for r in arrived.values()])
+            train = partial(toolbox.train, epochs=step)
+            tickets = dict(ahead)          # ticket -> index, this generation's calls still out
+            out = set(ahead.values()) | set(arrived)
+            tickets.update({stream.submit(train, ind): j for j, ind in enumerate(population) if j not in out})
+            index = {id(ind): j for j, ind in enumerate(population)}
+            results: list[Any] = [None] * len(population)
+            started: set[int] = set()      # indices whose next generation has started
+            ahead, failed, busy = {}, 0, 0.0
+
+            def take(j: int, res: Any) -> None:
+                nonlocal failed
+                results[j] = res
+                failed += _record(population[j], res, step)
+                if progress:
+                    progress(j, res)
+
+            for j, res in arrived.items():
+                take(j, res)
+            arrived = {}
+            while tickets:
+                ticket, res = stream.wait()
+                busy += res.seconds
+                if ticket in ahead:
+                    arrived[ahead.pop(ticket)] = res
+                    continue
+                take(tickets.pop(ticket), res)
+                if train_next is None:
+                    continue
+                # members truncation cannot replace whatever the rest score train on now: their next
+                # generation depends only on their own state and seed, so the results are the synchronous loop's
+                finished = [ind for ind, r in zip(population, results) if r is not None]
+                for ind in toolbox.survivors(finished, len(population)):
+                    k = index[id(ind)]
+                    if k not in started:
+                        started.add(k)
+                        ahead[stream.submit(train_next, ind)] = k
+            epochs += step
+            generation += 1
+            if halloffame is not None:
+                halloffame.update(population)
+            record = stats.compile(population) if stats else {}
+            logbook.record(gen=generation, epochs=epochs, nevals=len(population), failed=failed, **record)
+            if verbose:
+                print(logbook.stream)
+            trained = list(population)
+            done = epochs >= e_total
+            replaced, next_id = ([], next_id) if done else exploit(population, toolbox, next_id)
+            if hook is not None:
+                hook(Generation(generation, epochs, trained, replaced, population, logbook, halloffame, next_id,
+                                time.perf_counter() - t0, sum(r.seconds for r in results), failed, done,
+                                len(started), busy))
+            del results  # holds this generation's states: the next generation frees each as its member trains again
+    except BaseException:
+        if hasattr(stream, "discard"):  # an interrupted loop leaves calls out; the map stays usable
+            stream.discard()
+        raise
     return population, logbook

@@ -53,6 +53,27 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
+@contextmanager
+def kept_rng() -> Iterator[None]:
+    """Restore the global generators (``random``, numpy, torch) on exit: members reseed them, and the
+    driver's streams (DEAP's operators use ``random``) must not depend on whether training ran in this
+    process or in a worker.
+
+    >>> random.seed(1); with_training = None
+    >>> with kept_rng():
+    ...     seed_everything(5)
+    >>> random.random() == (random.seed(1) or random.random())
+    True
+    """
+    saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+        torch.set_rng_state(saved[2])
+
+
 _INITIALISERS = tuple(n for n in dir(torch.nn.init) if n.endswith("_") and not n.startswith("_"))
 
 

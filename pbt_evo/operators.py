@@ -1,7 +1,8 @@
 """PBT-NAS operators in DEAP's shapes.
 
 - Initialisers: :func:`init_population` (uniform or balanced).
-- Selection: :func:`sel_truncation` (best and worst ``tau`` fractions), :func:`pair_random`,
+- Selection: :func:`sel_truncation` (best and worst ``tau`` fractions), :func:`sure_survivors`
+  (members that truncation cannot replace, known before the generation ends), :func:`pair_random`,
   :func:`pair_self` (the "no mixing" ablation mixes a parent with itself).
 - Variation: :func:`cx_mix` (Algorithm 2: uniform crossover carrying shrink-perturbed weights),
   :func:`mut_searl` (the SEARL-like baseline), :func:`mut_resample`, :func:`mut_weights`.
@@ -13,6 +14,7 @@ worker that trains the child materialises.
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections.abc import Sequence
@@ -67,6 +69,21 @@ def sel_truncation(individuals: Sequence[Individual], tau: float = 0.25) -> tupl
     ranked = sorted(individuals, key=lambda ind: ind.score, reverse=True)
     best = [ind for ind in ranked[:k] if math.isfinite(ind.score)]
     return best, ranked[len(ranked) - k:] if k else []
+
+
+def sure_survivors(finished: Sequence[Individual], population: int, tau: float = 0.25) -> list[Individual]:
+    """Which of the ``finished`` members :func:`sel_truncation` cannot put among the worst, whatever the
+    ``population - len(finished)`` members still training score: those with at least ``round(tau * N)``
+    finished members strictly worse. The loop starts their next generation at once (no barrier).
+
+    >>> pop = [Individual([0], id=i) for i in range(3)]
+    >>> for ind, f in zip(pop, [0.5, 0.9, 0.1]): ind.fitness.values = (f,)
+    >>> [ind.id for ind in sure_survivors(pop, population=8)]   # N=8: 2 replaced; member 1 beats 0 and 2
+    [1]
+    """
+    k = n_selected(population, tau)
+    scores = sorted(ind.score for ind in finished)
+    return [ind for ind in finished if bisect.bisect_left(scores, ind.score) >= k]
 
 
 def pair_random(parents: Sequence[Individual]) -> tuple[Individual, Individual]:

@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import time
 import traceback
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
-from .handles import StoredState, TrainResult, WeightHandle, capture, restore
+from .handles import StoredState, TrainResult, WeightHandle, capture, kept_rng, restore
 from .task import Task, TaskSpec
 from .train import set_task
 
@@ -59,8 +58,52 @@ def _hand_over(item: Any, res: Any, unique: bool) -> None:
         item.handle = res.state
 
 
-class SerialMap:
+def _state_key(handle: Any) -> bytes | None:
+    """The object-store id of a stored state (what live members and trained-on records are keyed by)."""
+    ref = getattr(handle, "ref", None) if isinstance(handle, StoredState) else None
+    return ref.binary() if hasattr(ref, "binary") else None
+
+
+def map_by_stream(stream: Any, func: Callable[[Any], Any], items: list[Any],
+                  costs: list[float] | None = None) -> list[Any]:
+    """DEAP's ``map(func, items)`` over a map's ``submit``/``wait``: results in input order, each item
+    handed its new state on arrival, ``stream.progress(index, result)`` called as results arrive."""
+    unique = _unique(items)
+    tickets = {stream.submit(func, it, None if costs is None else costs[i]): i for i, it in enumerate(items)}
+    results: list[Any] = [None] * len(items)
+    where = [-1] * len(items)
+    progress = getattr(stream, "progress", None)
+    while tickets:
+        ticket, res = stream.wait()
+        i = tickets.pop(ticket)
+        _hand_over(items[i], res, unique[i])
+        results[i], where[i] = res, getattr(stream, "last_worker", -1)
+        if progress:
+            progress(i, res)
+    if hasattr(stream, "last_workers"):
+        stream.last_workers = where
+    return results
+
+
+class _Submitted:
+    """Calls queued in this process, first in first out (the serial map, plain DEAP maps)."""
+
+    def __init__(self) -> None:
+        self._queue: deque = deque()  # (ticket, func, item)
+        self._tickets = 0
+
+    def submit(self, func: Callable[[Any], Any], item: Any, cost: float | None = None) -> int:
+        """Queue ``func(item)``; it runs in ``wait`` (``cost`` is ignored: queue order)."""
+        self._tickets += 1
+        self._queue.append((self._tickets, func, item))
+        return self._tickets
+
+
+class SerialMap(_Submitted):
     """Runs everything in this process, with the same semantics as :class:`RayMap` (for tests, debugging).
+
+    Like :class:`RayMap` it is both a DEAP map and a stream: ``submit(func, item)`` queues a call and
+    returns a ticket, ``wait()`` runs the oldest queued call and returns ``(ticket, result)``.
 
     >>> # toolbox.map = SerialMap(DigitsTask(), num_threads=1)
     """
@@ -71,43 +114,43 @@ class SerialMap:
         self.max_retries = max_retries
         self.progress: Progress | None = None
         self.scope = uuid.uuid4().hex
+        super().__init__()
         set_task(task, self.scope)
 
     def __call__(self, func: Callable[[Any], Any], iterable: Iterable[Any]) -> list[Any]:
+        return map_by_stream(self, func, list(iterable))
+
+    def wait(self) -> tuple[int, Any]:
+        """Run the oldest queued call: ``(ticket, result)``."""
+        if not self._queue:
+            raise RuntimeError("SerialMap.wait: nothing submitted")
+        ticket, func, item = self._queue.popleft()
         set_task(self.task, self.scope)
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
-        # members reseed the global generators; the driver's streams (DEAP's operators use `random`)
-        # must not depend on whether training ran in this process or in a worker
-        saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
-        try:
-            return self._run(func, iterable)
-        finally:
-            random.setstate(saved[0])
-            np.random.set_state(saved[1])
-            torch.set_rng_state(saved[2])
+        with kept_rng():
+            return ticket, self._run(func, item)
 
-    def _run(self, func: Callable[[Any], Any], iterable: Iterable[Any]) -> list[Any]:
-        results = []
-        items = list(iterable)
-        unique = _unique(items)
-        for i, item in enumerate(items):
-            for attempt in range(self.max_retries + 1):
-                try:
-                    res = func(item)
-                    break
-                except Exception:  # a member's failure must not end the run
-                    err = traceback.format_exc()
-                    log.warning("member %s failed (attempt %d): %s", getattr(item, "id", i), attempt + 1,
-                                err.strip().splitlines()[-1])
-                    res = _failed(err)
-            if isinstance(res, TrainResult) and not res.failed:
-                res.state = StoredState(res.state)
-            _hand_over(item, res, unique[i])
-            results.append(res)
-            if self.progress:
-                self.progress(i, res)
-        return results
+    def retain(self, handles: Iterable[Any]) -> None:
+        """Nothing to forget: members are rebuilt from their states in this process."""
+
+    def discard(self) -> None:
+        """Forget every queued call (after an interrupted loop)."""
+        self._queue.clear()
+
+    def _run(self, func: Callable[[Any], Any], item: Any) -> Any:
+        for attempt in range(self.max_retries + 1):
+            try:
+                res = func(item)
+                break
+            except Exception:  # a member's failure must not end the run
+                err = traceback.format_exc()
+                log.warning("member %s failed (attempt %d): %s", getattr(item, "id", "?"), attempt + 1,
+                            err.strip().splitlines()[-1])
+                res = _failed(err)
+        if isinstance(res, TrainResult) and not res.failed:
+            res.state = StoredState(res.state)
+        return res
 
     def close(self) -> None:
         self.task.close()
@@ -144,6 +187,7 @@ class _Worker:
         self._keep_members = bool(getattr(self.task, "reuse_members", False) if reuse_members is None
                                   else reuse_members)
         self._live: dict[int, Any] = {}  # token -> member trained here, state identical to a stored one
+        self._continued = 0  # calls that continued a live member instead of building one
         self._timeline: deque = deque(maxlen=100_000)  # (start, end) wall clock of each call, for profiling
         self._warm_up()
 
@@ -162,14 +206,16 @@ class _Worker:
         before and still holds, whose state is exactly the item's stored state; it is continued instead
         of building a new member and loading that state (saves the build, the ``load_state_dict`` and
         the optimizer reload: ~5-10 ms a member on digits/W1). ``keep`` is the name to keep the member
-        just trained under; ``live`` (sent with a generation's first call) lists the names still worth
-        keeping, everything else is dropped so a worker holds at most its share of the population.
+        just trained under; ``live`` (sent with the first call after the driver's ``retain``) lists the
+        names still worth keeping, everything else is dropped so a worker holds at most its share of the
+        population.
         """
         start = time.time()
         if live is not None:
             for token in [t for t in self._live if t not in live]:
                 del self._live[token]
         cached = self._live.pop(use, None) if use is not None else None
+        self._continued += cached is not None
         sink: list[Any] = []
         handle = getattr(item, "handle", None)
         if self._keep_members and isinstance(handle, WeightHandle):
@@ -201,6 +247,10 @@ class _Worker:
             total += sum(t.numel() * t.element_size() for t in tensors)
         return total
 
+    def live_stats(self) -> dict[str, int]:
+        """Live members held now and calls so far that continued one (instead of building a member)."""
+        return {"held": len(self._live), "continued": self._continued}
+
     def timeline(self) -> list[tuple[float, float]]:
         """``(start, end)`` wall-clock times of the calls so far (``time.time()``), then forgets them:
         gaps between calls are time the worker spent waiting for the driver or in Ray."""
@@ -219,6 +269,21 @@ class _Worker:
     def close(self) -> None:
         """Let the task release what it holds (before the actor is killed, which runs no cleanup)."""
         self.task.close()
+
+
+@dataclass(eq=False)
+class _Job:
+    """A submitted call of :class:`RayMap`, from ``submit`` until ``wait`` returns it."""
+
+    func: Callable[[Any], Any]
+    item: Any
+    cost: float                       # expected training time: the scheduler's weight
+    home: tuple[int, int] | None      # (worker, token) of the live member it would continue
+    tried: set[int] = field(default_factory=set)  # workers it failed on
+    worker: int = -1                  # where it runs (-1: queued)
+    token: int = 0                    # the live member it leaves there
+    state_ref: Any = None
+    actor: Any = None
 
 
 class RayMap:
@@ -247,6 +312,11 @@ class RayMap:
     its worker between generations (states in the store are still the source of truth for children,
     retries and checkpoints).
 
+    Stream (why): the same scheduler also takes calls one at a time, ``ticket = submit(func, item)``
+    and ``ticket, result = wait()``, so a loop can start a member's next generation while others are
+    still training (:func:`~pbt_evo.algorithms.ea_pbt` does for members sure to survive) instead of
+    waiting at a barrier. A map call is ``submit`` for every item and ``wait`` until all are back.
+
     ``last_workers`` holds, after each call, the index of the worker that produced each result (``-1``
     for failed items); :meth:`nodes` maps worker indices to Ray node ids.
 
@@ -271,7 +341,8 @@ class RayMap:
         self.pipeline = pipeline
         self.reuse_members = reuse_members
         self.progress: Progress | None = None
-        self.last_workers: list[int] = []
+        self.last_workers: list[int] = []  # after a map call: the worker of each result (-1: failed)
+        self.last_worker = -1  # after wait(): the worker of the result it returned
         self._remote = ray.remote(_Worker).options(
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0, scheduling_strategy="SPREAD",
             resources=dict(resources or {}))
@@ -287,7 +358,16 @@ class RayMap:
             for node in sorted(set(self.nodes())):
                 self._services += list(local_task.node_services(self.scope, node))
         self._homes: dict[bytes, tuple[int, int]] = {}  # stored state -> (worker, token) of its live member
+        self._trained_on: dict[bytes, int] = {}  # stored state -> worker that made it (current states)
         self._token = 0
+        n = len(self.actors)
+        self._jobs: dict[int, _Job] = {}       # ticket -> call not yet returned by wait()
+        self._queue: list[int] = []            # tickets not dispatched: costliest first, retries in front
+        self._pending: dict[Any, int] = {}     # result ref -> ticket of a dispatched call
+        self._inflight = [0] * n               # calls queued or running per worker
+        self._queued = [0.0] * n               # their expected cost (what the worker still has to do)
+        self._prune = [False] * n              # tell the worker which live members to keep with its next call
+        self._tickets = 0
 
     def _spawn(self):
         return self._remote.remote(self.spec, self._threads, self.reuse_members, self.scope)
@@ -295,6 +375,11 @@ class RayMap:
     def _respawn(self, w: int) -> None:
         self.actors[w] = self._spawn()
         self._calls[w] = self.actors[w].run.options(num_returns=2)
+        self._homes = {k: h for k, h in self._homes.items() if h[0] != w}
+        for job in self._jobs.values():
+            if job.home is not None and job.home[0] == w:
+                job.home = None
+        self._prune[w] = False
 
     def _costs(self, items: list[Any]) -> list[float]:
         """Expected cost per item: its last measured training time (children inherit their base
@@ -308,93 +393,130 @@ class RayMap:
         return [float(task.cost(list(it))) for it in items]
 
     def __call__(self, func: Callable[[Any], Any], iterable: Iterable[Any]) -> list[Any]:
+        if self._jobs:
+            raise RuntimeError("RayMap: a map call while submitted items are still outstanding; wait() for them")
+        items = list(iterable)
+        self.retain(getattr(it, "handle", None) for it in items)
+        return map_by_stream(self, func, items, self._costs(items))
+
+    def submit(self, func: Callable[[Any], Any], item: Any, cost: float | None = None) -> int:
+        """Queue ``func(item)`` (``item`` is serialized when dispatched, in :meth:`wait`) and return its
+        ticket. ``cost``: its expected training time, else :meth:`_costs`' estimate. An item whose state
+        a worker holds as a live member goes to that worker if it is free soon enough.
+
+        >>> # ticket = rmap.submit(partial(train_member, epochs=1), individual); ticket, result = rmap.wait()
+        """
+        self._tickets += 1
+        home = self._homes.pop(_state_key(getattr(item, "handle", None)), None)  # one item continues it
+        job = _Job(func, item, self._costs([item])[0] if cost is None else float(cost), home)
+        self._jobs[self._tickets] = job
+        # costliest first; after queued items of equal cost (submission order among equals)
+        at = next((k for k, t in enumerate(self._queue) if self._jobs[t].cost < job.cost), len(self._queue))
+        self._queue.insert(at, self._tickets)
+        return self._tickets
+
+    def wait(self) -> tuple[int, Any]:
+        """Dispatch what fits, then block until a call returns: ``(ticket, result)``. A call whose function
+        raises is retried on another worker (``max_retries``), then returned as a failed result."""
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
-        items = list(iterable)
-        unique = _unique(items)
-        costs = self._costs(items)
-        queue = deque(sorted(range(len(items)), key=lambda i: -costs[i]))
-        results: list[Any] = [None] * len(items)
-        self.last_workers = [-1] * len(items)
-        tried: dict[int, set[int]] = {i: set() for i in range(len(items))}
-        n_workers = len(self.actors)
-        home = self._homes_of(items)     # (worker, token) holding each item's live member, if any
-        live_sent = [False] * n_workers  # whether this call told the worker which members to keep
-        inflight = [0] * n_workers       # calls queued or running per worker
-        queued = [0.0] * n_workers       # their expected cost (what the worker still has to do)
-        pending: dict[Any, tuple[int, int, Any, Any, int]] = {}
-        while queue or pending:
-            while queue:
-                pick = self._pick(queue, inflight, queued, tried, home)
-                if pick is None:
-                    break  # every worker is full, or the item waits for a worker it has not failed on
-                i, w = pick
-                use = home[i][1] if home[i] is not None and home[i][0] == w else None
-                live = None
-                if not live_sent[w]:
-                    live = tuple(h[1] for h in home if h is not None and h[0] == w)
-                    live_sent[w] = True
-                self._token += 1
-                res_ref, state_ref = self._calls[w].remote(func, items[i], use, self._token, live)
-                pending[res_ref] = (i, w, state_ref, self.actors[w], self._token)
-                inflight[w] += 1
-                queued[w] += costs[i]
-            if not pending:  # only reachable if no worker can take an item: should not happen
-                raise RuntimeError("RayMap: items left but no worker can take them")
-            done, _ = ray.wait(list(pending), num_returns=1)
-            i, w, state_ref, actor, token = pending.pop(done[0])
-            inflight[w] -= 1
-            queued[w] = max(0.0, queued[w] - costs[i]) if inflight[w] else 0.0
+        while True:
+            self._dispatch()
+            if not self._pending:
+                raise RuntimeError("RayMap.wait: nothing submitted" if not self._jobs else
+                                   "RayMap: items left but no worker can take them")
+            done, _ = ray.wait(list(self._pending), num_returns=1)
+            ticket = self._pending.pop(done[0])
+            job = self._jobs[ticket]
+            w = job.worker
+            self._inflight[w] -= 1
+            self._queued[w] = max(0.0, self._queued[w] - job.cost) if self._inflight[w] else 0.0
             try:
                 res, kept = ray.get(done[0])
             except (RayTaskError, RayActorError) as exc:
-                if isinstance(exc, RayActorError) and self.actors[w] is actor:
+                if isinstance(exc, RayActorError) and self.actors[w] is job.actor:
                     log.warning("worker %d died; starting a new one", w)
                     self._respawn(w)
-                    home = [None if h is not None and h[0] == w else h for h in home]
-                tried[i].add(w)
-                if len(tried[i]) <= self.max_retries:
+                job.tried.add(w)
+                job.worker, job.token = -1, 0
+                if len(job.tried) <= self.max_retries:
                     log.warning("member %s failed on worker %d, retrying elsewhere: %s",
-                                getattr(items[i], "id", i), w, str(exc).strip().splitlines()[-1])
-                    queue.appendleft(i)
-                else:
-                    results[i] = _failed(str(exc))
-                    if self.progress:
-                        self.progress(i, results[i])
-                continue
+                                getattr(job.item, "id", ticket), w, str(exc).strip().splitlines()[-1])
+                    self._queue.insert(0, ticket)
+                    continue
+                del self._jobs[ticket]
+                self.last_worker = -1
+                return ticket, _failed(str(exc))
+            del self._jobs[ticket]
+            self.last_worker = w
             if isinstance(res, TrainResult):
-                res.state = StoredState(state_ref)
+                res.state = StoredState(job.state_ref)
+                key = job.state_ref.binary()
+                self._trained_on[key] = w
                 if kept:
-                    self._homes[state_ref.binary()] = (w, token)
-            _hand_over(items[i], res, unique[i])
-            results[i] = res
-            self.last_workers[i] = w
-            if self.progress:
-                self.progress(i, res)
-        return results
+                    self._homes[key] = (w, job.token)
+            return ticket, res
 
-    def _homes_of(self, items: list[Any]) -> list[tuple[int, int] | None]:
-        """For each item whose handle is a stored state some worker still holds as a live member, that
-        (worker, token); forgets every other live member (their states are superseded)."""
-        homes: list[tuple[int, int] | None] = []
-        current: dict[bytes, tuple[int, int]] = {}
-        for it in items:
-            handle = getattr(it, "handle", None)
-            ref = getattr(handle, "ref", None) if isinstance(handle, StoredState) else None
-            key = ref.binary() if hasattr(ref, "binary") else None
-            h = self._homes.get(key) if key is not None else None
-            if h is not None and key in current:
-                h = None  # two items share one state (a clone): only one can continue the live member
-            homes.append(h)
-            if h is not None:
-                current[key] = h
-        self._homes = current
-        return homes
+    def discard(self) -> None:
+        """Forget every submitted call not yet returned (after an interrupted loop): the map can be called
+        again. Calls already running finish in their workers; their results are dropped."""
+        self._jobs.clear()
+        self._queue.clear()
+        self._pending.clear()
+        self._inflight = [0] * len(self.actors)
+        self._queued = [0.0] * len(self.actors)
 
-    def _pick(self, queue: deque, inflight: list[int], queued: list[float], tried: dict[int, set[int]],
-              home: list[tuple[int, int] | None]) -> tuple[int, int] | None:
-        """The next item (queue order: costliest first, retries at the front) and the worker to run it:
+    def _dispatch(self) -> None:
+        """Send queued calls to workers while they have room (see :meth:`_pick`)."""
+        while self._queue:
+            pick = self._pick()
+            if pick is None:
+                return  # every worker is full, or the item waits for a worker it has not failed on
+            ticket, w = pick
+            job = self._jobs[ticket]
+            use = job.home[1] if job.home is not None and job.home[0] == w else None
+            if job.home is not None and use is None:
+                self._prune[job.home[0]] = True  # that live member is superseded: drop it with the next call
+            live = None
+            if self._prune[w]:
+                live = self._live_tokens(w)
+                self._prune[w] = False
+            self._token += 1
+            res_ref, job.state_ref = self._calls[w].remote(job.func, job.item, use, self._token, live)
+            job.worker, job.token, job.actor = w, self._token, self.actors[w]
+            self._pending[res_ref] = ticket
+            self._inflight[w] += 1
+            self._queued[w] += job.cost
+
+    def _live_tokens(self, w: int) -> tuple[int, ...]:
+        """The live members worker ``w`` must keep: those of retained states, those queued calls will
+        continue, and those its calls in flight will leave (they run before the call carrying this)."""
+        tokens = {t for v, t in self._homes.values() if v == w}
+        for job in self._jobs.values():
+            if job.home is not None and job.home[0] == w:
+                tokens.add(job.home[1])
+            if job.worker == w:
+                tokens.add(job.token)
+        return tuple(sorted(tokens))
+
+    def retain(self, handles: Iterable[Any]) -> None:
+        """Forget every live member (and trained-on record) whose state is not among ``handles``: their
+        states are superseded. The workers drop them with their next call."""
+        keys = {k for k in map(_state_key, handles) if k is not None}
+        self._homes = {k: h for k, h in self._homes.items() if k in keys}
+        self._trained_on = {k: w for k, w in self._trained_on.items() if k in keys}
+        self._prune = [True] * len(self.actors)
+
+    def worker_of(self, handle: Any) -> int:
+        """Index of the worker that trained a stored state of the current population (``-1``: unknown).
+
+        >>> # node = rmap.nodes()[rmap.worker_of(individual.handle)]
+        """
+        return self._trained_on.get(_state_key(handle), -1)
+
+    def _pick(self) -> tuple[int, int] | None:
+        """The next ticket (queue order: costliest first, retries at the front) and the worker to run it:
         among workers with room in their pipeline and on which the item has not failed, the one with
         the least work queued (an idle worker first). An item that failed on every worker may run
         anywhere. ``None`` when nothing can be dispatched now.
@@ -402,26 +524,29 @@ class RayMap:
         Affinity: the chosen worker takes, instead of the head item, one of the next few (similar in
         cost, as the queue is sorted) whose live member it holds, so that member continues without
         being rebuilt; never in the tail (the last ``n`` items), where balance matters more."""
-        n = len(inflight)
+        n, queue, jobs = len(self.actors), self._queue, self._jobs
         # a queued call commits an item to a worker before it is known which worker frees first; that
         # is cheap while big items remain, but the last n items (the smallest) go only to idle workers
         # so that the tail of the generation is balanced on measured, not estimated, finish times
+        # (measured: queueing a tail item behind its live member's busy worker costs more in balance
+        # than the rebuild it saves)
         depth = self.pipeline if len(queue) > n else 1
-        order = list(queue)
-        for pos, i in enumerate(order):
-            allowed = [w for w in range(n) if inflight[w] < depth
-                       and (w not in tried[i] or len(tried[i]) >= n)]
-            if allowed:
-                w = min(allowed, key=lambda w: (inflight[w] > 0, queued[w], inflight[w]))
-                if len(queue) > n and not (home[i] is not None and home[i][0] == w):
-                    for j in order[pos + 1:pos + n]:
-                        if home[j] is not None and home[j][0] == w and w not in tried[j]:
-                            i = j
-                            break
-                queue.remove(i)
-                return i, w
-            if any(w not in tried[i] for w in range(n)):
+        for pos, ticket in enumerate(queue):
+            tried, home = jobs[ticket].tried, jobs[ticket].home
+            allowed = [w for w in range(n) if self._inflight[w] < depth and (w not in tried or len(tried) >= n)]
+            if not allowed:
                 continue  # a worker it may run on is busy: let items behind it go meanwhile
+            # among equally loaded workers, the one holding its live member
+            w = min(allowed, key=lambda w: (self._inflight[w] > 0, self._queued[w],
+                                            home is None or home[0] != w, self._inflight[w]))
+            if len(queue) > n and not (home is not None and home[0] == w):
+                for other in queue[pos + 1:pos + n]:
+                    h = jobs[other].home
+                    if h is not None and h[0] == w and w not in jobs[other].tried:
+                        ticket = other
+                        break
+            queue.remove(ticket)
+            return ticket, w
         return None
 
     def nodes(self) -> list[str]:

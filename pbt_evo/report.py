@@ -47,10 +47,11 @@ def member_record(ind: Individual, space: SearchSpace, generation: int) -> dict[
 
 
 def generation_row(g: Generation, workers: int, wall: float) -> dict[str, Any]:
-    """One log row; the framework share is the part of the workers' time not spent training."""
+    """One log row; the framework share is the part of the workers' time in this generation's wall time
+    not spent training (members of the next generation started early count where they ran)."""
     fits = np.array([ind.score for ind in g.trained])
     finite = fits[np.isfinite(fits)]
-    framework = max(wall - g.train_seconds / workers, 0.0)
+    framework = max(wall - g.busy_seconds / workers, 0.0)
     return {"gen": g.generation, "epochs": g.epochs,
             "best": float(finite.max()) if finite.size else None,
             "median": float(np.median(finite)) if finite.size else None,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from deap import base
 
-from .operators import cx_mix, init_population, mut_searl, pair_random, pair_self, sel_truncation
+from .operators import cx_mix, init_population, mut_searl, pair_random, pair_self, sel_truncation, sure_survivors
 from .naswot import init_population_naswot, task_scorer
 from .space import SearchSpace
 from .task import Task
@@ -48,6 +48,7 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
     if algorithm == "random":
         return tb
     tb.register("select", sel_truncation, tau=tau)
+    tb.register("survivors", sure_survivors, tau=tau)  # lets the loop start them before the generation ends
     if algorithm == "searl":
         tb.register("mutate", mut_searl, space=space)
         return tb

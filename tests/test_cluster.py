@@ -53,6 +53,7 @@ def run_search() -> dict:
         tb.register("population", pbt_evo.init_population, make_space(), 4)
         tb.register("train", pbt_evo.train_member)
         tb.register("select", pbt_evo.sel_truncation, tau=0.5)
+        tb.register("survivors", pbt_evo.sure_survivors, tau=0.5)
         tb.register("pair", pbt_evo.pair_random)
         tb.register("mate", pbt_evo.cx_mix, p=0.5)
         tb.map = rmap
@@ -64,8 +65,9 @@ def run_search() -> dict:
         paths: list[str] = []
 
         def hook(g: pbt_evo.Generation) -> None:
-            for j, ind in enumerate(g.trained):
-                node = worker_nodes[rmap.last_workers[j]]
+            for ind in g.trained:
+                assert rmap.worker_of(ind.handle) in (0, 1)
+                node = worker_nodes[rmap.worker_of(ind.handle)]
                 for rec in made:
                     if rec["child"] == ind.id and "trained_on" not in rec:
                         rec["trained_on"] = node

@@ -75,6 +75,54 @@ def test_serial_map_gives_the_ray_result(ray_session, digits_task):
     assert results[0] == results[1]
 
 
+def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, digits_task):
+    """With ``survivors`` in the toolbox, a stream map starts a sure survivor's next generation before
+    the slowest member ends; the run equals the synchronous one (DEAP's plain ``map``: one call per
+    generation), and hooks see each generation's own states only."""
+    runs, threads = [], torch.get_num_threads()
+    for make_map, early in ((lambda: map, False), (lambda: pbt_evo.SerialMap(digits_task, num_threads=1), True),
+                            (lambda: pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2), True)):
+        pbt_evo.train.set_task(digits_task)  # for the builtin map, which runs in this process
+        torch.set_num_threads(1)  # as the other maps' workers: same arithmetic
+        tb = make_toolbox(digits_task, n=8)
+        if early:
+            tb.register("survivors", pbt_evo.sure_survivors, tau=0.25)
+        tb.map = make_map()
+        seen = []
+
+        def hook(g):
+            # the population handed to a hook (and to checkpoints) holds this generation's states
+            assert all(ind.epochs == g.epochs for ind in g.trained)
+            seen.append((g.started_early, [ind.handle for ind in g.trained]))
+
+        random.seed(3)
+        pop, log = pbt_evo.ea_pbt(tb.population(), tb, 3, 1, hook=hook)
+        torch.set_num_threads(threads)
+        runs.append(([(ind.id, list(ind), ind.fitness.values, ind.epochs) for ind in pop],
+                     [(r["gen"], r["nevals"]) for r in log], [s[0] for s in seen]))
+        if isinstance(tb.map, pbt_evo.RayMap):
+            live = ray.get([a.live_stats.remote() for a in tb.map.actors])
+
+            def interrupt(g):
+                raise KeyboardInterrupt
+
+            # interrupted with early starts in flight: the map forgets them and can be used again
+            with pytest.raises(KeyboardInterrupt):
+                pbt_evo.ea_pbt(tb.population(), tb, 3, 1, hook=interrupt)
+            assert len(tb.map(partial(pbt_evo.train_member, epochs=1), pop[:3])) == 3
+        if hasattr(tb.map, "close"):
+            tb.map.close()
+    (sync, _, sync_early), (serial, _, serial_early), (ray_run, ray_log, ray_early) = runs
+    # survivors continued in memory where they trained before; superseded live members are dropped with
+    # a worker's next call, so a worker holds at most the population's states plus one
+    assert sum(s["continued"] for s in live) >= 4 and sum(s["held"] for s in live) <= 8 + 2
+    assert sync == serial
+    assert serial == ray_run and ray_log == [(1, 8), (2, 8), (3, 8)]
+    assert sync_early == [0, 0, 0]
+    # 6 survivors a generation, at most; none after the last generation
+    assert serial_early[-1] == ray_early[-1] == 0 and all(0 < n <= 6 for n in ray_early[:-1])
+
+
 @pytest.mark.parametrize("variant", ["pbt_nas", "no_mixing", "searl", "random"])
 def test_variants_are_toolbox_configurations(digits_task, variant):
     tb = make_toolbox(digits_task, n=4, variant=variant)

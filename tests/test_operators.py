@@ -10,7 +10,7 @@ from deap import tools
 from pbt_evo.handles import FreshState, MixedState, StoredState
 from pbt_evo.individual import Individual
 from pbt_evo.operators import (cx_mix, init_population, mut_searl, n_selected, pair_random, pair_self,
-                               sel_truncation)
+                               sel_truncation, sure_survivors)
 from pbt_evo.space import SearchSpace, Variable
 
 
@@ -41,6 +41,29 @@ def test_nan_and_inf_are_worst_and_never_parents():
     pop = population([float("nan")] * 7 + [0.3])
     best, worst = sel_truncation(pop, tau=0.25)
     assert [b.id for b in best] == [7] and 7 not in {w.id for w in worst}
+
+
+def test_sure_survivors_are_never_truncated_whatever_the_rest_scores():
+    nan = float("nan")
+    # N=8, 2 replaced: a finished member is sure once 2 finished members are strictly worse
+    assert [i.id for i in sure_survivors(population([0.5, 0.9, 0.1]), 8)] == [1]
+    assert [i.id for i in sure_survivors(population([0.5, 0.5, 0.5, 0.5]), 8)] == []  # ties are not worse
+    assert [i.id for i in sure_survivors(population([nan, 0.1, 0.5, 0.7]), 8)] == [2, 3]
+    assert sure_survivors(population([nan, nan, nan]), 8) == []  # a failed member is never sure
+    assert [i.id for i in sure_survivors(population([0.3]), 8, tau=0)] == [0]  # nothing replaced
+    # exhaustive check against the selection itself: for every finished subset of a population of 6 and
+    # the worst and best scores the others could get, a sure survivor is never among the worst
+    rng = random.Random(0)
+    for _ in range(300):
+        values = [rng.choice([0.1, 0.2, 0.3, nan]) for _ in range(6)]
+        done = rng.sample(range(6), rng.randint(0, 6))
+        pop = population(values)
+        sure = {i.id for i in sure_survivors([pop[j] for j in done], 6, tau=0.34)}
+        for rest in (-1.0, 1.0, nan):
+            for j in set(range(6)) - set(done):
+                pop[j].fitness.values = (rest,)
+            _, worst = sel_truncation(pop, tau=0.34)
+            assert not sure & {w.id for w in worst}
 
 
 def test_cx_mix_takes_from_donor_with_probability_p():
