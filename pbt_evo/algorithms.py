@@ -1,4 +1,5 @@
-"""The synchronous PBT loop (Algorithm 1), in the style of DEAP's ``eaSimple``.
+"""The PBT loop (Algorithm 1), in the style of DEAP's ``eaSimple``: generations in lockstep, except that
+members sure to survive may start their next generation early (same results).
 
 Every variant of the paper is a toolbox configuration of this one loop:
 
@@ -65,13 +66,13 @@ class Generation:
     logbook: tools.Logbook
     halloffame: tools.HallOfFame | None
     next_id: int
-    wall_seconds: float      # this generation's wall time, training and exploitation
+    wall_seconds: float      # wall time since the previous generation's hook began (or the loop started)
     train_seconds: float     # sum of in-worker training+evaluation seconds
     failed: int = 0
     done: bool = False
     started_early: int = 0   # members of the next generation already training when this one ended
     busy_seconds: float = 0.0  # in-worker training+evaluation of all results that arrived in this generation's
-    #                            wall time (with early starts, some belong to the next generation)
+    #                            wall time, each counted in full (with early starts some are the next generation's)
 
 
 @dataclass
@@ -141,6 +142,38 @@ class _Batches(_Submitted):
         return ticket, res
 
 
+def _positions(population: list[Individual]) -> dict[int, int]:
+    """Index of each member by identity; the same object twice would train twice from one state."""
+    index: dict[int, int] = {}
+    for j, ind in enumerate(population):
+        if id(ind) in index:
+            raise ValueError(f"the population holds one Individual object at positions {index[id(ind)]} and {j}:"
+                             " put a copy (toolbox.clone) in one of them")
+        index[id(ind)] = j
+    return index
+
+
+def _snapshot(ind: Individual) -> tuple:
+    """What a member's next generation was started from: its state, age, seed and genome."""
+    return ind.handle, ind.epochs, ind.seed, list(ind)
+
+
+def _still_valid(population: list[Individual], ahead: dict[int, tuple], arrived: dict[int, tuple],
+                 stream: Any) -> tuple[dict[int, tuple], dict[int, tuple]]:
+    """Early starts whose index still holds the same, unchanged member (a hook, or a selection that
+    replaces more than ``survivors`` assumed, may have changed it): the others are dropped, and those
+    members train from their current state like any other."""
+    def valid(k: int, ind: Individual, snap: tuple) -> bool:
+        now = _snapshot(population[k])
+        return population[k] is ind and now[0] is snap[0] and now[1:] == snap[1:]
+
+    stale = [t for t, (k, ind, snap) in ahead.items() if not valid(k, ind, snap)]
+    if stale and hasattr(stream, "discard"):
+        stream.discard(stale)
+    return ({t: a for t, a in ahead.items() if t not in stale},
+            {k: a for k, a in arrived.items() if valid(k, a[1], a[2])})
+
+
 def _record(ind: Individual, res: TrainResult, step: int) -> int:
     """Give ``ind`` its training result (fitness, metrics, new state, age); returns 1 if it failed.
     Non-finite fitness (a diverged or failed member) is recorded as the worst possible."""
@@ -162,8 +195,8 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
            stats: tools.Statistics | None = None, halloffame: tools.HallOfFame | None = None,
            logbook: tools.Logbook | None = None, hook: Callable[[Generation], Any] | None = None,
            start: LoopState | None = None, verbose: bool = False) -> tuple[list[Individual], tools.Logbook]:
-    """Synchronous PBT-NAS: train all members ``e_step`` epochs, then replace the worst by children of
-    the best, until every member has trained ``e_total`` epochs. No mixing after the last generation.
+    """PBT-NAS: train all members ``e_step`` epochs, then replace the worst by children of the best,
+    until every member has trained ``e_total`` epochs. No mixing after the last generation.
 
     The toolbox needs ``map`` (a :class:`~pbt_evo.parallel.RayMap` or ``SerialMap``) and ``train``
     (:func:`~pbt_evo.train.train_member`); ``select``, ``pair``, ``mate``, ``mutate`` and ``clone`` decide
@@ -186,9 +219,13 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
     ``SerialMap``) and the toolbox has ``survivors`` (:func:`~pbt_evo.operators.sure_survivors` for
     truncation), a member that the selection cannot replace whatever the members still training score
     starts its next generation at once, on a worker that would otherwise wait for the slowest member.
-    Results are those of the synchronous loop (its training depends only on its state, seed and age);
-    its result is used, and the hook and checkpoints see it, only when its generation begins. A hook
-    must therefore not change survivors (children are made and handed to the hook before they train).
+    Results are those of the synchronous loop when members train independently (training depends only
+    on a member's state, seed and age; not so with a shared replay buffer, whose contents depend on
+    timing in either loop); its result is used, and the hook and checkpoints see it, only when its
+    generation begins. If by then its place holds another member, or the member changed (a hook, or a
+    ``select`` that replaces more than ``survivors`` assumed), the early result is dropped and the member
+    trains as usual. A stream is ``submit(func, item, cost=None, order=0) -> ticket`` and
+    ``wait(among=None) -> (ticket, result)``, optionally ``retain(handles)`` and ``discard(tickets)``.
     Any other map (DEAP's ``map`` contract) runs one call per generation.
 
     >>> # pop, log = ea_pbt(toolbox.population(), toolbox, e_total=12, e_step=2, halloffame=hof)
@@ -202,22 +239,25 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
     early = hasattr(toolbox, "survivors") and not isinstance(stream, _Batches)
     generation, epochs = state.generation, state.epochs
     progress = getattr(stream, "progress", None)
-    ahead: dict[int, int] = {}     # ticket -> population index: next generation's members already started
-    arrived: dict[int, Any] = {}   # population index -> an early start's result, used when its generation begins
+    ahead: dict[int, tuple] = {}   # ticket -> (index, member, its snapshot): next generation's early starts
+    arrived: dict[int, tuple] = {}  # index -> (result, member, snapshot): an early start, used when its
+    #                                 generation begins if that index still holds the member, unchanged
+    t0 = time.perf_counter()
     try:
         while epochs < e_total:
-            t0 = time.perf_counter()
             step = min(step_at(e_step, epochs), e_total - epochs)
             after = epochs + step
             train_next = (partial(toolbox.train, epochs=min(step_at(e_step, after), e_total - after))
                           if early and after < e_total else None)
+            index = _positions(population)
+            ahead, arrived = _still_valid(population, ahead, arrived, stream)
             if hasattr(stream, "retain"):  # live members of superseded states can go
-                stream.retain([ind.handle for ind in population] + [getattr(r, "state", None) for r in arrived.values()])
+                stream.retain([ind.handle for ind in population] + [a[0].state for a in arrived.values()])
             train = partial(toolbox.train, epochs=step)
-            tickets = dict(ahead)          # ticket -> index, this generation's calls still out
-            out = set(ahead.values()) | set(arrived)
-            tickets.update({stream.submit(train, ind): j for j, ind in enumerate(population) if j not in out})
-            index = {id(ind): j for j, ind in enumerate(population)}
+            tickets = {t: a[0] for t, a in ahead.items()}  # ticket -> index, this generation's calls still out
+            out = set(tickets.values()) | set(arrived)
+            tickets.update({stream.submit(train, ind, order=generation): j for j, ind in enumerate(population)
+                            if j not in out})
             results: list[Any] = [None] * len(population)
             started: set[int] = set()      # indices whose next generation has started
             ahead, failed, busy = {}, 0, 0.0
@@ -229,14 +269,15 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
                 if progress:
                     progress(j, res)
 
-            for j, res in arrived.items():
+            for j, (res, _, _) in arrived.items():
                 take(j, res)
             arrived = {}
             while tickets:
                 ticket, res = stream.wait()
                 busy += res.seconds
                 if ticket in ahead:
-                    arrived[ahead.pop(ticket)] = res
+                    k, ind, snap = ahead.pop(ticket)
+                    arrived[k] = (res, ind, snap)
                     continue
                 take(tickets.pop(ticket), res)
                 if train_next is None:
@@ -248,7 +289,7 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
                     k = index[id(ind)]
                     if k not in started:
                         started.add(k)
-                        ahead[stream.submit(train_next, ind)] = k
+                        ahead[stream.submit(train_next, ind, order=generation + 1)] = (k, ind, _snapshot(ind))
             epochs += step
             generation += 1
             if halloffame is not None:
@@ -261,9 +302,10 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
             done = epochs >= e_total
             replaced, next_id = ([], next_id) if done else exploit(population, toolbox, next_id)
             if hook is not None:
+                now = time.perf_counter()
                 hook(Generation(generation, epochs, trained, replaced, population, logbook, halloffame, next_id,
-                                time.perf_counter() - t0, sum(r.seconds for r in results), failed, done,
-                                len(started), busy))
+                                now - t0, sum(r.seconds for r in results), failed, done, len(started), busy))
+                t0 = now
             del results  # holds this generation's states: the next generation frees each as its member trains again
     except BaseException:
         if hasattr(stream, "discard"):  # an interrupted loop leaves calls out; the map stays usable

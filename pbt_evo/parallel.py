@@ -21,7 +21,7 @@ import time
 import traceback
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,19 +67,24 @@ def _state_key(handle: Any) -> bytes | None:
 def map_by_stream(stream: Any, func: Callable[[Any], Any], items: list[Any],
                   costs: list[float] | None = None) -> list[Any]:
     """DEAP's ``map(func, items)`` over a map's ``submit``/``wait``: results in input order, each item
-    handed its new state on arrival, ``stream.progress(index, result)`` called as results arrive."""
+    handed its new state on arrival, ``stream.progress(index, result)`` called as results arrive. Other
+    calls still out (a loop's early starts, when a hook maps) are left alone."""
     unique = _unique(items)
     tickets = {stream.submit(func, it, None if costs is None else costs[i]): i for i, it in enumerate(items)}
     results: list[Any] = [None] * len(items)
     where = [-1] * len(items)
     progress = getattr(stream, "progress", None)
-    while tickets:
-        ticket, res = stream.wait()
-        i = tickets.pop(ticket)
-        _hand_over(items[i], res, unique[i])
-        results[i], where[i] = res, getattr(stream, "last_worker", -1)
-        if progress:
-            progress(i, res)
+    try:
+        while tickets:
+            ticket, res = stream.wait(among=tickets)
+            i = tickets.pop(ticket)
+            _hand_over(items[i], res, unique[i])
+            results[i], where[i] = res, getattr(stream, "last_worker", -1)
+            if progress:
+                progress(i, res)
+    except BaseException:  # interrupted: forget this call's items, so the map can be called again
+        stream.discard(list(tickets))
+        raise
     if hasattr(stream, "last_workers"):
         stream.last_workers = where
     return results
@@ -90,13 +95,20 @@ class _Submitted:
 
     def __init__(self) -> None:
         self._queue: deque = deque()  # (ticket, func, item)
+        self._done: dict[int, Any] = {}  # results that arrived while ``wait`` looked for other tickets
         self._tickets = 0
 
-    def submit(self, func: Callable[[Any], Any], item: Any, cost: float | None = None) -> int:
-        """Queue ``func(item)``; it runs in ``wait`` (``cost`` is ignored: queue order)."""
+    def submit(self, func: Callable[[Any], Any], item: Any, cost: float | None = None, order: int = 0) -> int:
+        """Queue ``func(item)``; it runs in ``wait`` (``cost`` and ``order`` are ignored: queue order)."""
         self._tickets += 1
         self._queue.append((self._tickets, func, item))
         return self._tickets
+
+    def discard(self, tickets: Iterable[int] | None = None) -> None:
+        """Forget queued calls and unclaimed results: ``tickets``, else all (after an interrupted loop)."""
+        drop = None if tickets is None else set(tickets)
+        self._queue = deque(q for q in self._queue if drop is not None and q[0] not in drop)
+        self._done = {t: r for t, r in self._done.items() if drop is not None and t not in drop}
 
 
 class SerialMap(_Submitted):
@@ -120,23 +132,25 @@ class SerialMap(_Submitted):
     def __call__(self, func: Callable[[Any], Any], iterable: Iterable[Any]) -> list[Any]:
         return map_by_stream(self, func, list(iterable))
 
-    def wait(self) -> tuple[int, Any]:
-        """Run the oldest queued call: ``(ticket, result)``."""
-        if not self._queue:
-            raise RuntimeError("SerialMap.wait: nothing submitted")
-        ticket, func, item = self._queue.popleft()
+    def wait(self, among: Container[int] | None = None) -> tuple[int, Any]:
+        """Run queued calls, oldest first, until one of ``among`` (default: any) is done:
+        ``(ticket, result)``. Results of other calls are kept for a later ``wait``."""
+        for ticket in [t for t in self._done if among is None or t in among][:1]:
+            return ticket, self._done.pop(ticket)
         set_task(self.task, self.scope)
         if self.num_threads:
             torch.set_num_threads(self.num_threads)
-        with kept_rng():
-            return ticket, self._run(func, item)
+        while self._queue:
+            ticket, func, item = self._queue.popleft()
+            with kept_rng():
+                res = self._run(func, item)
+            if among is None or ticket in among:
+                return ticket, res
+            self._done[ticket] = res
+        raise RuntimeError("SerialMap.wait: nothing submitted")
 
     def retain(self, handles: Iterable[Any]) -> None:
         """Nothing to forget: members are rebuilt from their states in this process."""
-
-    def discard(self) -> None:
-        """Forget every queued call (after an interrupted loop)."""
-        self._queue.clear()
 
     def _run(self, func: Callable[[Any], Any], item: Any) -> Any:
         for attempt in range(self.max_retries + 1):
@@ -206,8 +220,8 @@ class _Worker:
         before and still holds, whose state is exactly the item's stored state; it is continued instead
         of building a new member and loading that state (saves the build, the ``load_state_dict`` and
         the optimizer reload: ~5-10 ms a member on digits/W1). ``keep`` is the name to keep the member
-        just trained under; ``live`` (sent with the first call after the driver's ``retain``) lists the
-        names still worth keeping, everything else is dropped so a worker holds at most its share of the
+        just trained under; ``live`` (sent with the first call after the driver's ``retain``, or after a
+        member of this worker was sent elsewhere) lists the names still worth keeping, everything else is dropped so a worker holds at most its share of the
         population.
         """
         start = time.time()
@@ -279,6 +293,8 @@ class _Job:
     item: Any
     cost: float                       # expected training time: the scheduler's weight
     home: tuple[int, int] | None      # (worker, token) of the live member it would continue
+    key: bytes | None = None          # its stored state's id when submitted
+    order: int = 0                    # dispatch rank before cost (a loop's generation)
     tried: set[int] = field(default_factory=set)  # workers it failed on
     worker: int = -1                  # where it runs (-1: queued)
     token: int = 0                    # the live member it leaves there
@@ -317,8 +333,9 @@ class RayMap:
     still training (:func:`~pbt_evo.algorithms.ea_pbt` does for members sure to survive) instead of
     waiting at a barrier. A map call is ``submit`` for every item and ``wait`` until all are back.
 
-    ``last_workers`` holds, after each call, the index of the worker that produced each result (``-1``
-    for failed items); :meth:`nodes` maps worker indices to Ray node ids.
+    ``last_workers`` holds, after each map call, the index of the worker that produced each result
+    (``-1`` for failed items); with ``submit``/``wait`` (the loop), :meth:`worker_of` a state's worker.
+    :meth:`nodes` maps worker indices to Ray node ids.
 
     >>> # toolbox.map = RayMap(TaskSpec("tasks.digits:DigitsTask"), workers=2)
     """
@@ -341,8 +358,8 @@ class RayMap:
         self.pipeline = pipeline
         self.reuse_members = reuse_members
         self.progress: Progress | None = None
-        self.last_workers: list[int] = []  # after a map call: the worker of each result (-1: failed)
-        self.last_worker = -1  # after wait(): the worker of the result it returned
+        self.last_workers: list[int] = []  # after a map call (not submit/wait): each result's worker, -1: failed
+        self.last_worker = -1  # after wait(): the worker of the result it returned (see also worker_of)
         self._remote = ray.remote(_Worker).options(
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0, scheduling_strategy="SPREAD",
             resources=dict(resources or {}))
@@ -364,6 +381,7 @@ class RayMap:
         self._jobs: dict[int, _Job] = {}       # ticket -> call not yet returned by wait()
         self._queue: list[int] = []            # tickets not dispatched: costliest first, retries in front
         self._pending: dict[Any, int] = {}     # result ref -> ticket of a dispatched call
+        self._done: dict[int, tuple[Any, int]] = {}  # ticket -> (result, worker) waiting for its caller
         self._inflight = [0] * n               # calls queued or running per worker
         self._queued = [0.0] * n               # their expected cost (what the worker still has to do)
         self._prune = [False] * n              # tell the worker which live members to keep with its next call
@@ -393,34 +411,40 @@ class RayMap:
         return [float(task.cost(list(it))) for it in items]
 
     def __call__(self, func: Callable[[Any], Any], iterable: Iterable[Any]) -> list[Any]:
-        if self._jobs:
-            raise RuntimeError("RayMap: a map call while submitted items are still outstanding; wait() for them")
         items = list(iterable)
         self.retain(getattr(it, "handle", None) for it in items)
         return map_by_stream(self, func, items, self._costs(items))
 
-    def submit(self, func: Callable[[Any], Any], item: Any, cost: float | None = None) -> int:
+    def submit(self, func: Callable[[Any], Any], item: Any, cost: float | None = None, order: int = 0) -> int:
         """Queue ``func(item)`` (``item`` is serialized when dispatched, in :meth:`wait`) and return its
-        ticket. ``cost``: its expected training time, else :meth:`_costs`' estimate. An item whose state
-        a worker holds as a live member goes to that worker if it is free soon enough.
+        ticket. ``cost``: its expected training time, else :meth:`_costs`' estimate. Calls go out by
+        ``order`` (a loop's generation: the current one's members before early starts of the next),
+        then costliest first. An item whose state a worker holds as a live member goes to that worker
+        if it is free soon enough.
 
         >>> # ticket = rmap.submit(partial(train_member, epochs=1), individual); ticket, result = rmap.wait()
         """
         self._tickets += 1
-        home = self._homes.pop(_state_key(getattr(item, "handle", None)), None)  # one item continues it
-        job = _Job(func, item, self._costs([item])[0] if cost is None else float(cost), home)
+        key = _state_key(getattr(item, "handle", None))
+        job = _Job(func, item, self._costs([item])[0] if cost is None else float(cost),
+                   self._homes.pop(key, None), key=key, order=order)  # one item continues a live member
         self._jobs[self._tickets] = job
-        # costliest first; after queued items of equal cost (submission order among equals)
-        at = next((k for k, t in enumerate(self._queue) if self._jobs[t].cost < job.cost), len(self._queue))
+        rank = (order, -job.cost)  # after queued items of equal rank (submission order among equals)
+        at = next((k for k, t in enumerate(self._queue)
+                   if (self._jobs[t].order, -self._jobs[t].cost) > rank), len(self._queue))
         self._queue.insert(at, self._tickets)
         return self._tickets
 
-    def wait(self) -> tuple[int, Any]:
-        """Dispatch what fits, then block until a call returns: ``(ticket, result)``. A call whose function
-        raises is retried on another worker (``max_retries``), then returned as a failed result."""
+    def wait(self, among: Container[int] | None = None) -> tuple[int, Any]:
+        """Dispatch what fits, then block until a call of ``among`` (default: any) returns:
+        ``(ticket, result)``; other results are kept for a later ``wait``. A call whose function raises
+        is retried on another worker (``max_retries``), then returned as a failed result."""
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
+        for ticket in [t for t in self._done if among is None or t in among][:1]:
+            res, self.last_worker = self._done.pop(ticket)
+            return ticket, res
         while True:
             self._dispatch()
             if not self._pending:
@@ -446,26 +470,34 @@ class RayMap:
                     self._queue.insert(0, ticket)
                     continue
                 del self._jobs[ticket]
-                self.last_worker = -1
-                return ticket, _failed(str(exc))
-            del self._jobs[ticket]
+                res, w = _failed(str(exc)), -1
+            else:
+                del self._jobs[ticket]
+                if isinstance(res, TrainResult):
+                    res.state = StoredState(job.state_ref)
+                    key = job.state_ref.binary()
+                    self._trained_on[key] = w
+                    if kept:
+                        self._homes[key] = (w, job.token)
+            if among is not None and ticket not in among:
+                self._done[ticket] = (res, w)
+                continue
             self.last_worker = w
-            if isinstance(res, TrainResult):
-                res.state = StoredState(job.state_ref)
-                key = job.state_ref.binary()
-                self._trained_on[key] = w
-                if kept:
-                    self._homes[key] = (w, job.token)
             return ticket, res
 
-    def discard(self) -> None:
-        """Forget every submitted call not yet returned (after an interrupted loop): the map can be called
-        again. Calls already running finish in their workers; their results are dropped."""
-        self._jobs.clear()
-        self._queue.clear()
-        self._pending.clear()
-        self._inflight = [0] * len(self.actors)
-        self._queued = [0.0] * len(self.actors)
+    def discard(self, tickets: Iterable[int] | None = None) -> None:
+        """Forget submitted calls not yet returned by ``wait``: ``tickets``, else all (an interrupted
+        loop). Calls already running finish in their workers; their results are dropped."""
+        drop = set(self._jobs) | set(self._done) if tickets is None else set(tickets)
+        for ticket in drop & set(self._jobs):
+            job = self._jobs.pop(ticket)
+            if ticket in self._queue:
+                self._queue.remove(ticket)
+            elif job.worker >= 0:
+                self._inflight[job.worker] -= 1
+                self._queued[job.worker] = max(0.0, self._queued[job.worker] - job.cost)
+        self._pending = {ref: t for ref, t in self._pending.items() if t not in drop}
+        self._done = {t: r for t, r in self._done.items() if t not in drop}
 
     def _dispatch(self) -> None:
         """Send queued calls to workers while they have room (see :meth:`_pick`)."""
@@ -475,7 +507,9 @@ class RayMap:
                 return  # every worker is full, or the item waits for a worker it has not failed on
             ticket, w = pick
             job = self._jobs[ticket]
-            use = job.home[1] if job.home is not None and job.home[0] == w else None
+            # continue a live member only if the item still has the state it was submitted with
+            same = _state_key(getattr(job.item, "handle", None)) == job.key
+            use = job.home[1] if job.home is not None and job.home[0] == w and same else None
             if job.home is not None and use is None:
                 self._prune[job.home[0]] = True  # that live member is superseded: drop it with the next call
             live = None

@@ -48,7 +48,8 @@ def member_record(ind: Individual, space: SearchSpace, generation: int) -> dict[
 
 def generation_row(g: Generation, workers: int, wall: float) -> dict[str, Any]:
     """One log row; the framework share is the part of the workers' time in this generation's wall time
-    not spent training (members of the next generation started early count where they ran)."""
+    not spent training. Results count in the generation in which they arrive (an early start of the
+    next generation's member counts here), so one generation's share is approximate, a run's exact."""
     fits = np.array([ind.score for ind in g.trained])
     finite = fits[np.isfinite(fits)]
     framework = max(wall - g.busy_seconds / workers, 0.0)

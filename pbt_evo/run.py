@@ -131,7 +131,8 @@ class Runner:
 
         def on_generation(g: Generation) -> None:
             self._close_bar()
-            wall = time.perf_counter() - self._last
+            now = time.perf_counter()
+            wall, self._last = now - self._last, now  # hook to hook: checkpoints count, early starts run then
             row = generation_row(g, workers, wall)
             folder.record(g, row)
             if g.done or g.generation % every == 0:
@@ -141,7 +142,6 @@ class Runner:
             self._say(f"gen {g.generation:3d} | epochs {g.epochs}/{alg['e_total']} | best {_fmt(row['best'])}"
                       f" median {_fmt(row['median'])} | failed {g.failed} | {wall:.1f}s,"
                       f" framework {100 * row['framework_share']:.1f}%")
-            self._last = time.perf_counter()
 
         try:
             ea_pbt(population, toolbox, alg["e_total"], alg["e_step"], stats=_fitness_stats(), halloffame=hof,

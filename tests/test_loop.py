@@ -11,7 +11,7 @@ import torch
 from deap import base, tools
 
 import pbt_evo
-from pbt_evo.handles import StoredState
+from pbt_evo.handles import StoredState, kept_rng
 from tasks.digits import DigitsTask, accuracy
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers get FlakyDigits by value
@@ -121,6 +121,64 @@ def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, dig
     assert sync_early == [0, 0, 0]
     # 6 survivors a generation, at most; none after the last generation
     assert serial_early[-1] == ray_early[-1] == 0 and all(0 < n <= 6 for n in ray_early[:-1])
+
+
+@pytest.mark.parametrize("backend", ["serial", "ray"])
+def test_early_starts_survive_hooks_that_change_the_population(backend, digits_task, request):
+    """A hook that moves members, a hook that maps, and a select replacing more than ``survivors``
+    assumed: early starts whose member moved or was replaced are dropped, so the run still equals the
+    synchronous loop (DEAP's plain map) with the same hook."""
+    def run_with(make_map, early):
+        pbt_evo.train.set_task(digits_task)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        tb = make_toolbox(digits_task, n=8, tau=0.5)        # 4 replaced a generation...
+        if early:
+            tb.register("survivors", pbt_evo.sure_survivors, tau=0.25)  # ...survivors assumes 2
+        tb.map = make_map()
+        extra = []
+
+        def hook(g):
+            g.population.reverse()
+            with kept_rng():  # the builtin map trains in this process
+                res = list(tb.map(partial(pbt_evo.train_member, epochs=1), [tb.clone(g.trained[0])]))
+            extra.append(res[0].fitness)
+
+        random.seed(5)
+        pop, _ = pbt_evo.ea_pbt(tb.population(), tb, 3, 1, hook=hook)
+        torch.set_num_threads(threads)
+        if hasattr(tb.map, "close"):
+            tb.map.close()
+        return [(ind.id, list(ind), ind.fitness.values, ind.epochs) for ind in pop], extra
+
+    if backend == "ray":
+        request.getfixturevalue("ray_session")
+        make = lambda: pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2)  # noqa: E731
+    else:
+        make = lambda: pbt_evo.SerialMap(digits_task, num_threads=1)  # noqa: E731
+    assert run_with(make, True) == run_with(lambda: map, False)
+
+
+def test_population_with_one_object_twice_is_refused(digits_task):
+    tb = make_toolbox(digits_task, n=4)
+    tb.map = pbt_evo.SerialMap(digits_task)
+    pop = tb.population()
+    pop[3] = pop[1]
+    with pytest.raises(ValueError, match="positions 1 and 3: put a copy"):
+        pbt_evo.ea_pbt(pop, tb, 1, 1)
+
+
+def test_interrupted_map_call_leaves_the_map_usable(digits_task):
+    smap = pbt_evo.SerialMap(digits_task)
+
+    def stop_at_second(i):
+        if i == 1:
+            raise KeyboardInterrupt
+        return i
+
+    with pytest.raises(KeyboardInterrupt):
+        smap(stop_at_second, range(4))
+    assert smap(lambda i: 10 * i, range(3)) == [0, 10, 20]
 
 
 @pytest.mark.parametrize("variant", ["pbt_nas", "no_mixing", "searl", "random"])
