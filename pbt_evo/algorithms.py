@@ -25,9 +25,9 @@ from typing import Any, Union
 
 from deap import base, tools
 
-from .handles import StoredState, TrainResult, WeightHandle, kept_rng
+from .handles import TrainResult, kept_rng
 from .individual import Individual, worst_value
-from .parallel import _Submitted
+from .parallel import _Submitted, stored_locally
 
 EStep = Union[int, Mapping[int, int], Callable[[int], int]]
 
@@ -137,9 +137,7 @@ class _Batches(_Submitted):
                 results = list(self.map(func, [item for _, _, item in batch]))
             self._ready.extend(zip([t for t, _, _ in batch], results))
         ticket, res = self._ready.popleft()
-        if isinstance(res, TrainResult) and not res.failed and not isinstance(res.state, WeightHandle):
-            res.state = StoredState(res.state)  # a state returned in this process (the builtin map)
-        return ticket, res
+        return ticket, stored_locally(res)  # the builtin map returns states in this process
 
 
 def _positions(population: list[Individual]) -> dict[int, int]:

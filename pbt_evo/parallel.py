@@ -64,6 +64,18 @@ def _state_key(handle: Any) -> bytes | None:
     return ref.binary() if hasattr(ref, "binary") else None
 
 
+def _claim(done: dict[int, Any], among: Container[int] | None) -> int | None:
+    """A ticket of ``among`` (any, if None) whose result already waits in ``done``."""
+    return next((t for t in done if among is None or t in among), None)
+
+
+def stored_locally(res: Any) -> Any:
+    """``res`` with a state returned in this process (a dict) wrapped as a :class:`StoredState`."""
+    if isinstance(res, TrainResult) and not res.failed and not isinstance(res.state, WeightHandle):
+        res.state = StoredState(res.state)
+    return res
+
+
 def map_by_stream(stream: Any, func: Callable[[Any], Any], items: list[Any],
                   costs: list[float] | None = None) -> list[Any]:
     """DEAP's ``map(func, items)`` over a map's ``submit``/``wait``: results in input order, each item
@@ -135,7 +147,8 @@ class SerialMap(_Submitted):
     def wait(self, among: Container[int] | None = None) -> tuple[int, Any]:
         """Run queued calls, oldest first, until one of ``among`` (default: any) is done:
         ``(ticket, result)``. Results of other calls are kept for a later ``wait``."""
-        for ticket in [t for t in self._done if among is None or t in among][:1]:
+        ticket = _claim(self._done, among)
+        if ticket is not None:
             return ticket, self._done.pop(ticket)
         set_task(self.task, self.scope)
         if self.num_threads:
@@ -162,9 +175,7 @@ class SerialMap(_Submitted):
                 log.warning("member %s failed (attempt %d): %s", getattr(item, "id", "?"), attempt + 1,
                             err.strip().splitlines()[-1])
                 res = _failed(err)
-        if isinstance(res, TrainResult) and not res.failed:
-            res.state = StoredState(res.state)
-        return res
+        return stored_locally(res)
 
     def close(self) -> None:
         self.task.close()
@@ -221,8 +232,8 @@ class _Worker:
         of building a new member and loading that state (saves the build, the ``load_state_dict`` and
         the optimizer reload: ~5-10 ms a member on digits/W1). ``keep`` is the name to keep the member
         just trained under; ``live`` (sent with the first call after the driver's ``retain``, or after a
-        member of this worker was sent elsewhere) lists the names still worth keeping, everything else is dropped so a worker holds at most its share of the
-        population.
+        member of this worker was sent elsewhere) lists the names still worth keeping; everything else
+        is dropped, so a worker holds at most its share of the population.
         """
         start = time.time()
         if live is not None:
@@ -442,7 +453,8 @@ class RayMap:
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
-        for ticket in [t for t in self._done if among is None or t in among][:1]:
+        ticket = _claim(self._done, among)
+        if ticket is not None:
             res, self.last_worker = self._done.pop(ticket)
             return ticket, res
         while True:

@@ -14,7 +14,6 @@ import os
 import random
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,6 @@ class Runner:
     def __init__(self, cfg: dict[str, Any], run_dir: Path, quiet: bool = False):
         self.cfg, self.run_dir, self.quiet = cfg, run_dir, quiet
         self._bar = None
-        self._last = time.perf_counter()
 
     # -- progress --------------------------------------------------------------------------------
     def _progress(self, i: int, res: Any) -> None:
@@ -127,12 +125,10 @@ class Runner:
         self._gen = start.generation
         workers = cfg["parallel"]["workers"] if cfg["parallel"]["backend"] == "ray" else 1
         every, keep = cfg["output"]["checkpoint_every"], cfg["output"]["keep_checkpoints"]
-        self._last = time.perf_counter()
 
         def on_generation(g: Generation) -> None:
             self._close_bar()
-            now = time.perf_counter()
-            wall, self._last = now - self._last, now  # hook to hook: checkpoints count, early starts run then
+            wall = g.wall_seconds  # hook to hook: checkpoints count, early starts run then
             row = generation_row(g, workers, wall)
             folder.record(g, row)
             if g.done or g.generation % every == 0:
