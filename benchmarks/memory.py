@@ -13,14 +13,14 @@ Figures, per size:
   driver's baseline after importing torch and starting Ray is printed too). ``driver_rss_growth_mb`` is the
   10x run's peak minus the 1x run's: what the driver pays for bigger models. The driver never holds a
   state: results come back as ObjectRefs and children are assembled in the workers.
-- one state: the serialized size of one member's state (model + Adam moments) in the object store,
-  from ``ray.experimental.get_object_locations`` (exact bytes).
-- object store: Ray's plasma usage (``memory_summary(stats_only=True)``: every object in the store, not
-  only ours), sampled at every generation boundary (after the loop has replaced the handles and made the
+- one state: the serialized size of one member's state (model + Adam moments), pickled in a worker.
+- states: Ray's plasma usage (``memory_summary(stats_only=True)``: every object in the store, not
+  only ours) plus the states the workers hold for the driver (``RayMap(hold_states=True)``, the default:
+  only states read elsewhere go to the store), sampled at every generation boundary (after the loop has replaced the handles and made the
   children, and Ray has deleted what nobody refers to: deletion is asynchronous), and the part of it still
   referenced ("needed") after every member's result arrives (during a generation).
 
-``bytes_per_member_over_state`` = (the peak plasma usage at generation boundaries + what the workers hold)
+``bytes_per_member_over_state`` = (the peak of those states at generation boundaries + the members the workers keep)
 over (members x one state). What the workers hold: by default only the member each one is training
 (``RayMap(reuse_members=False)``, or a task that does not declare ``reuse_members``), counted as one state
 per worker; with live members (W1 and digits opt in: faster, see ``pbt_evo.parallel``) the members the
@@ -102,7 +102,12 @@ def run_one(hidden: int, generations: int, reuse: bool, early: bool) -> dict:
     during: list[float] = []
     boundary: list[float] = []
     live: list[float] = []  # bytes of live members kept in the workers, at generation boundaries
-    rmap.progress = lambda i, res: during.append(plasma_bytes(settled=False))
+    def held_bytes() -> float:
+        """Bytes of the states the workers hold for the driver (``RayMap(hold_states=True)``, the default:
+        a state goes to the object store only when it is read elsewhere), read on their ``io`` thread."""
+        return float(sum(ray.get([a.held_bytes.options(concurrency_group="io").remote() for a in rmap.actors])))
+
+    rmap.progress = lambda i, res: during.append(plasma_bytes(settled=False) + held_bytes())
     tb = base.Toolbox()
     tb.register("train", train_w1)
     tb.register("select", pbt_evo.sel_truncation, tau=0.25)
@@ -116,15 +121,13 @@ def run_one(hidden: int, generations: int, reuse: bool, early: bool) -> dict:
     def hook(g: pbt_evo.Generation) -> None:
         slot_hook(g)
         time.sleep(1.0)  # let Ray delete the states nobody refers to any more
-        boundary.append(plasma_bytes(settled=True))
+        boundary.append(plasma_bytes(settled=True) + held_bytes())
         live.append(float(sum(ray.get([a.live_bytes.remote() for a in rmap.actors]))))
-        if not sizes:
-            ref = g.trained[0].handle.ref
-            sizes.append(int(ray.experimental.get_object_locations([ref])[ref]["object_size"]))
 
     random.seed(0)
     pop, _ = pbt_evo.ea_pbt(w1_population(), tb, e_total=generations, e_step=1, hook=hook)
-    params = ray.get(rmap.actors[0].run.remote(_count_params, None))[0][0]
+    params, size = ray.get(rmap.actors[0].run.remote(_count_params, None))[0]
+    sizes.append(size)
     rmap.close()
     ray.shutdown()
     return {"hidden": hidden, "params": params, "members": len(pop), "state_bytes": sizes[0],
@@ -132,11 +135,18 @@ def run_one(hidden: int, generations: int, reuse: bool, early: bool) -> dict:
             "plasma_boundary_max": max(boundary), "plasma_during_max": max(during), "live_max": max(live)}
 
 
-def _count_params(_: object) -> int:
-    """Runs in a worker: the parameter count of the task's network."""
+def _count_params(_: object) -> tuple[int, int]:
+    """Runs in a worker: the parameter count of the task's network, and the bytes of one member's state
+    (model + Adam moments after a step) as Ray serializes it."""
+    import ray
+
+    from pbt_evo.handles import capture
     from pbt_evo.train import current_task
 
-    return sum(p.numel() for p in current_task().build([0]).model.parameters())
+    member = current_task().build([0])
+    member.train(1)
+    state = ray.cloudpickle.dumps(capture(member), protocol=5)
+    return sum(p.numel() for p in member.model.parameters()), len(state)
 
 
 def main() -> None:

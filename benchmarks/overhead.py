@@ -36,19 +36,22 @@ def decompose(rows: list[tuple], gen_ends: list[float], timelines: list[list[tup
       deserialization, storing the returned state, the driver's round trip when the pipeline is empty);
     - at generation ends: idle gaps that span the end of a generation (waiting for the slowest member,
       then selection, mixing recipes, statistics, hooks), and the first dispatch. Early starts of sure
-      survivors fill these gaps.
+      survivors fill these gaps, except at the run's end: the last generation has no next one to start,
+      so a worker that finishes its last member first idles until the other finishes (shown apart: paid
+      once per run, whatever its length).
     """
     t0, t1 = gen_ends[0], gen_ends[-1]
     total = (t1 - t0) * workers
     train = sum(r[2] for r in rows)
     wfw = sum(r[3] for r in rows)
-    in_calls = between = at_ends = 0.0
+    in_calls = between = at_ends = tail = 0.0
     for tl in timelines:
         calls = sorted((a, b) for a, b in tl if t0 - 0.05 <= a and b <= t1 + 0.05)
         if not calls:
             at_ends += t1 - t0
             continue
         in_calls += sum(b - a for a, b in calls)
+        tail += max(0.0, t1 - calls[-1][1])
         gaps = [(t0, calls[0][0])] + [(calls[k][1], calls[k + 1][0]) for k in range(len(calls) - 1)]
         for a, b in gaps + [(calls[-1][1], t1)]:
             if any(a <= t <= b for t in gen_ends):
@@ -57,7 +60,8 @@ def decompose(rows: list[tuple], gen_ends: list[float], timelines: list[list[tup
                 between += max(0.0, b - a)
     parts = [("training + evaluation", train), ("in-worker framework (build, load/mix, capture)", wfw),
              ("rest of the calls", in_calls - train - wfw), ("between calls (Ray per-call work)", between),
-             ("at generation ends (barrier, selection, hooks)", at_ends)]
+             ("at generation ends (barrier, selection, hooks)", at_ends),
+             ("  of which the run's end (after a worker's last call)", tail)]
     print(f"where the {workers} workers' time went (worker-seconds, share of {total:.2f}):")
     for name, value in parts:
         print(f"  {name:<50} {value:8.3f} {value / total:7.3f}")
@@ -72,6 +76,9 @@ def main() -> None:
     parser.add_argument("--no-reuse", action="store_true", help="rebuild every member (no live members in workers)")
     parser.add_argument("--barrier", action="store_true",
                         help="no early starts: every generation waits for its slowest member (the synchronous loop)")
+    parser.add_argument("--store-states", action="store_true",
+                        help="store every state in the object store (RayMap(hold_states=False)), not only those"
+                             " needed elsewhere")
     parser.add_argument("--cprofile", action="store_true", help="also print a cProfile of the driver's loop")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -86,7 +93,8 @@ def main() -> None:
     t_init = time.perf_counter() - t0
     task = DigitsTask()
     rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=args.workers, local_task=task,
-                           pipeline=args.pipeline, reuse_members=False if args.no_reuse else None)
+                           pipeline=args.pipeline, reuse_members=False if args.no_reuse else None,
+                           hold_states=not args.store_states)
     ray.get([a.cost.remote([0] * len(task.space)) for a in rmap.actors])  # workers built their task
     t_workers = time.perf_counter() - t0 - t_init
     tb = make_toolbox("pbt_nas", task.space, args.population)

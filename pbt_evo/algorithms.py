@@ -223,7 +223,8 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
     generation begins. If by then its place holds another member, or the member changed (a hook, or a
     ``select`` that replaces more than ``survivors`` assumed), the early result is dropped and the member
     trains as usual. A stream is ``submit(func, item, cost=None, order=0) -> ticket`` and
-    ``wait(among=None) -> (ticket, result)``, optionally ``retain(handles)`` and ``discard(tickets)``.
+    ``wait(among=None) -> (ticket, result)``, optionally ``retain(handles)``, ``discard(tickets)`` and
+    ``flush()`` (called once a generation's results are recorded).
     Any other map (DEAP's ``map`` contract) runs one call per generation.
 
     >>> # pop, log = ea_pbt(toolbox.population(), toolbox, e_total=12, e_step=2, halloffame=hof)
@@ -288,6 +289,8 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
                     if k not in started:
                         started.add(k)
                         ahead[stream.submit(train_next, ind, order=generation + 1)] = (k, ind, _snapshot(ind))
+            if hasattr(stream, "flush"):  # the generation's last results superseded states: free them now
+                stream.flush()
             epochs += step
             generation += 1
             if halloffame is not None:
@@ -304,7 +307,9 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
                 hook(Generation(generation, epochs, trained, replaced, population, logbook, halloffame, next_id,
                                 now - t0, sum(r.seconds for r in results), failed, done, len(started), busy))
                 t0 = now
-            del results  # holds this generation's states: the next generation frees each as its member trains again
+            # these hold this generation's states (the losers' too): the next generation frees each as its
+            # member trains again, a loser's at once
+            del results, trained
     except BaseException:
         if hasattr(stream, "discard"):  # an interrupted loop leaves calls out; the map stays usable
             stream.discard()

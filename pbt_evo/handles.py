@@ -128,11 +128,14 @@ def restore(member: Member, state: Mapping[str, Any]) -> None:
 
 
 def resolve(ref: Any) -> State:
-    """The state behind a stored reference (ObjectRef, dict or file path)."""
+    """The state behind a stored reference: ObjectRef, dict, file path, or a reference that resolves
+    itself (a state held by a Ray worker, :class:`pbt_evo.parallel.HeldRef`)."""
     if isinstance(ref, Mapping):
         return dict(ref)
     if isinstance(ref, (str, Path)):
         return torch.load(ref, map_location="cpu", weights_only=False)
+    if hasattr(ref, "resolve"):
+        return ref.resolve()
     import ray  # only stored refs need Ray
 
     return ray.get(ref)
@@ -158,7 +161,8 @@ class FreshState(WeightHandle):
 
 @dataclass(frozen=True, eq=False)
 class StoredState(WeightHandle):
-    """A trained state: ``ref`` is a Ray ObjectRef, an in-memory state dict or a file path."""
+    """A trained state: ``ref`` is a Ray ObjectRef, an in-memory state dict, a file path or a state held
+    by the Ray worker that trained it (:class:`pbt_evo.parallel.HeldRef`)."""
 
     ref: Any
 

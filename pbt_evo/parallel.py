@@ -2,9 +2,10 @@
 
 Both follow DEAP's ``map(func, iterable)`` contract and return results in input order. When ``func``
 returns a :class:`~pbt_evo.handles.TrainResult`, its state is replaced by a
-:class:`~pbt_evo.handles.StoredState` handle: with Ray, an ``ObjectRef`` to a task return value, which
-lives in the object store of the node that trained it and is owned by the driver (it survives the
-worker), so the driver never pulls weights.
+:class:`~pbt_evo.handles.StoredState` handle, so the driver never pulls weights. With Ray the state stays
+in the worker that trained it (:class:`HeldRef`), which puts it in its node's object store only when it
+is read elsewhere (a child on another worker, a checkpoint, the driver); with ``hold_states=False`` every
+state is a task return value in the object store, owned by the driver (it survives the worker).
 
 RayMap: persistent actors that build the task once (torch threads = CPUs per worker); items are
 dispatched costliest first (last measured training time, else ``task.cost``), each to the worker with
@@ -15,13 +16,15 @@ failed result carrying the input's handle (no work lost, fitness worst) without 
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
 import traceback
 import uuid
+import weakref
 from collections import Counter, deque
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,9 +61,85 @@ def _hand_over(item: Any, res: Any, unique: bool) -> None:
         item.handle = res.state
 
 
+_HELD: dict[tuple[str, int], Any] = {}  # in a worker: (map scope, token) -> a state it trained and holds
+
+
+class HeldRef:
+    """A trained state that stays in the heap of the Ray worker that made it (``RayMap(hold_states=True)``),
+    as ``StoredState(HeldRef(...)).ref``. Why: storing every member's state in the object store after
+    every generation costs a copy and ~1.5 ms of Ray's time per call, yet a state is read elsewhere only
+    when it is a parent, enters a checkpoint, or is loaded in the driver. Then the driver has the worker
+    *export* it into the object store (once; from a separate thread of the worker, so not behind its
+    training); the worker that holds it reads it in place. The worker drops it when the driver no longer
+    refers to it. A state held by a worker that died is lost (a member that needs it fails, and
+    truncation replaces it); ``hold_states=False`` stores every state and loses nothing.
+
+    Copies of a ref (``copy``, ``deepcopy``: DEAP's ``clone``, a hall of fame) are the ref itself.
+
+    >>> ref = HeldRef("run", worker=0, incarnation=0, token=7)
+    >>> copy.deepcopy(ref) is ref, ref.key
+    (True, b'held:run:0:7')
+    """
+
+    __slots__ = ("scope", "worker", "incarnation", "token", "stored", "_export", "__weakref__")
+
+    def __init__(self, scope: str, worker: int, incarnation: int, token: int, stored: Any = None,
+                 export: Callable[["HeldRef"], Any] | None = None):
+        self.scope, self.worker, self.incarnation, self.token = scope, worker, incarnation, token
+        self.stored = stored    # ObjectRef of its export, once exported
+        self._export = export   # in the driver: asks the holding worker to export it
+
+    @property
+    def key(self) -> bytes:
+        return f"held:{self.scope}:{self.incarnation}:{self.token}".encode()
+
+    def exported(self) -> Any:
+        """The ObjectRef of this state in the object store, exporting it first if needed (driver only)."""
+        if self.stored is None:
+            if self._export is None:
+                raise RuntimeError(f"state {self.token} is held by worker {self.worker} and was not exported;"
+                                   " only the driver that runs the map can export it")
+            self.stored = self._export(self)
+        return self.stored
+
+    def resolve(self) -> Any:
+        """The state: in place in the worker that holds it, else from its export."""
+        held = _HELD.get((self.scope, self.token))
+        if held is not None:
+            return held
+        import ray
+
+        return ray.get(self.exported())
+
+    def __reduce__(self) -> tuple:
+        return HeldRef, (self.scope, self.worker, self.incarnation, self.token, self.stored)
+
+    def __copy__(self) -> "HeldRef":
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "HeldRef":
+        return self
+
+    def __repr__(self) -> str:
+        return f"HeldRef(worker={self.worker}, token={self.token}, exported={self.stored is not None})"
+
+
+def _held_refs(handle: Any) -> Iterator[HeldRef]:
+    """The held states a handle reads: a stored state's, or a child recipe's parents'."""
+    if isinstance(handle, StoredState):
+        if isinstance(handle.ref, HeldRef):
+            yield handle.ref
+    elif handle is not None:
+        for part in (getattr(handle, "base", None), getattr(handle, "donor", None)):
+            yield from _held_refs(part)
+
+
 def _state_key(handle: Any) -> bytes | None:
-    """The object-store id of a stored state (what live members and trained-on records are keyed by)."""
+    """The id of a stored state in the object store or a worker (what live members and trained-on
+    records are keyed by)."""
     ref = getattr(handle, "ref", None) if isinstance(handle, StoredState) else None
+    if isinstance(ref, HeldRef):
+        return ref.key
     return ref.binary() if hasattr(ref, "binary") else None
 
 
@@ -202,30 +281,42 @@ class _Kept(WeightHandle):
 
 
 class _Worker:
-    """A Ray actor holding one task (wrapped by ``ray.remote`` in :class:`RayMap`)."""
+    """A Ray actor holding one task (wrapped by ``ray.remote`` in :class:`RayMap`).
+
+    Two threads: training (``run``, ``cost``, ...) and ``export`` (concurrency group ``io``), so that a
+    state another worker needs is exported at once rather than after the members queued here. The task
+    is built on the training thread, by its first call (some tasks hold thread-bound resources, e.g. a
+    GL context for rendering)."""
 
     def __init__(self, spec: TaskSpec, num_threads: int, reuse_members: bool | None = None,
-                 scope: str | None = None):
+                 scope: str | None = None, hold_states: bool = False):
         torch.set_num_threads(max(1, num_threads))
-        self.task = spec.build()
-        set_task(self.task, scope)
-        self._keep_members = bool(getattr(self.task, "reuse_members", False) if reuse_members is None
-                                  else reuse_members)
+        self._spec, self._scope, self._reuse, self._hold = spec, scope or "default", reuse_members, hold_states
+        self.task: Task | None = None
         self._live: dict[int, Any] = {}  # token -> member trained here, state identical to a stored one
         self._continued = 0  # calls that continued a live member instead of building one
         self._timeline: deque = deque(maxlen=100_000)  # (start, end) wall clock of each call, for profiling
-        self._warm_up()
 
-    def _warm_up(self) -> None:
-        """Pay the one-time costs (lazy imports of optimizers and state handling) before the first
-        member, so they do not land in the first generation's wall time."""
-        member = self.task.build([0] * len(self.task.space))
-        restore(member, capture(member))
+    def _ready(self) -> Task:
+        """The task, built on first use (on the training thread), then warmed up: pay the one-time
+        costs (lazy imports of optimizers and state handling) before the first member, so they do not
+        land in the first generation's wall time."""
+        if self.task is None:
+            task = self._spec.build()
+            set_task(task, self._scope)
+            self._keep_members = bool(getattr(task, "reuse_members", False) if self._reuse is None
+                                      else self._reuse)
+            member = task.build([0] * len(task.space))
+            restore(member, capture(member))
+            self.task = task
+        return self.task
 
     def run(self, func: Callable[[Any], Any], item: Any, use: int | None = None, keep: int | None = None,
-            live: tuple[int, ...] | None = None) -> tuple[tuple[Any, bool], Any]:
+            live: tuple[int, ...] | None = None, release: tuple[int, ...] = ()) -> Any:
         """``func(item)``; returns ``((result, kept), state)``, the state as a separate return value so
-        that it goes to the object store without passing through the driver.
+        that it goes to the object store without passing through the driver; when the worker holds
+        states (``hold_states``), only ``(result, kept)``, and the state is kept here under ``keep`` until
+        the driver lists it in ``release`` (it may :meth:`export` it meanwhile).
 
         Live members (tasks with ``reuse_members = True``): ``use`` names a member this worker trained
         before and still holds, whose state is exactly the item's stored state; it is continued instead
@@ -235,7 +326,10 @@ class _Worker:
         member of this worker was sent elsewhere) lists the names still worth keeping; everything else
         is dropped, so a worker holds at most its share of the population.
         """
+        self._ready()
         start = time.time()
+        for token in release:
+            _HELD.pop((self._scope, token), None)
         if live is not None:
             for token in [t for t in self._live if t not in live]:
                 del self._live[token]
@@ -252,15 +346,42 @@ class _Worker:
         finally:
             if sink or isinstance(getattr(item, "handle", None), _Kept):
                 item.handle = handle  # a function that returns the item must not return the wrapper
+        state, kept = None, False
         if isinstance(res, TrainResult):
             state, res.state = res.state, None
             kept = bool(self._keep_members and keep is not None and sink and not res.failed)
             if kept:
                 self._live[keep] = sink[-1]
-            self._timeline.append((start, time.time()))
-            return (res, kept), state
+            if self._hold and state is not None and keep is not None:
+                # a captured state shares memory with the member's tensors: copy it if the member trains on
+                _HELD[(self._scope, keep)] = copy.deepcopy(state) if kept else state
+                state = None
         self._timeline.append((start, time.time()))
-        return (res, False), None
+        return (res, kept) if self._hold else ((res, kept), state)
+
+    def release(self, tokens: tuple[int, ...]) -> None:
+        """Drop held states the driver no longer refers to (runs on the ``io`` thread)."""
+        for token in tokens:
+            _HELD.pop((self._scope, token), None)
+
+    def export(self, token: int) -> Any:
+        """A state this worker holds, into the object store (runs on the ``io`` thread)."""
+        state = _HELD.get((self._scope, token))
+        if state is None:
+            raise KeyError(f"worker does not hold state {token}: it was released, or this worker was restarted"
+                           " after the one that trained it died (its states are lost)")
+        return state
+
+    def held_bytes(self) -> int:
+        """Bytes of the states this worker holds for the driver (``hold_states``)."""
+        def size(x: Any) -> int:
+            if isinstance(x, dict):
+                return sum(size(v) for v in x.values())
+            if isinstance(x, (list, tuple)):
+                return sum(size(v) for v in x)
+            return int(getattr(x, "nbytes", 0) or (x.numel() * x.element_size() if isinstance(x, torch.Tensor) else 0))
+
+        return sum(size(st) for (scope, _), st in list(_HELD.items()) if scope == self._scope)
 
     def live_bytes(self) -> int:
         """Bytes of tensors held by the live members this worker keeps (model and optimizer state)."""
@@ -273,8 +394,10 @@ class _Worker:
         return total
 
     def live_stats(self) -> dict[str, int]:
-        """Live members held now and calls so far that continued one (instead of building a member)."""
-        return {"held": len(self._live), "continued": self._continued}
+        """Live members held now, calls so far that continued one (instead of building a member), and
+        states held for the driver (``hold_states``)."""
+        return {"held": len(self._live), "continued": self._continued,
+                "states": sum(1 for scope, _ in list(_HELD) if scope == self._scope)}
 
     def timeline(self) -> list[tuple[float, float]]:
         """``(start, end)`` wall-clock times of the calls so far (``time.time()``), then forgets them:
@@ -284,7 +407,7 @@ class _Worker:
         return out
 
     def cost(self, item: Any) -> float:
-        return float(self.task.cost(list(item)))
+        return float(self._ready().cost(list(item)))
 
     def node(self) -> str:
         import ray
@@ -293,7 +416,10 @@ class _Worker:
 
     def close(self) -> None:
         """Let the task release what it holds (before the actor is killed, which runs no cleanup)."""
-        self.task.close()
+        for key in [k for k in list(_HELD) if k[0] == self._scope]:
+            _HELD.pop(key, None)
+        if self.task is not None:
+            self.task.close()
 
 
 @dataclass(eq=False)
@@ -308,9 +434,20 @@ class _Job:
     order: int = 0                    # dispatch rank before cost (a loop's generation)
     tried: set[int] = field(default_factory=set)  # workers it failed on
     worker: int = -1                  # where it runs (-1: queued)
-    token: int = 0                    # the live member it leaves there
+    incarnation: int = 0              # of that worker
+    near: int = -1                    # a child's: the worker holding its base parent's state
+    exported: list = field(default_factory=list)  # held states exported for it (dropped from the store after)
+    token: int = 0                    # the live member (and held state) it leaves there
     state_ref: Any = None
     actor: Any = None
+
+
+def _drop_exports(job: _Job) -> None:
+    """A call is done with the states exported for it: free their copies in the object store (the worker
+    still holds each; it is exported again if read elsewhere again)."""
+    for ref in job.exported:
+        ref.stored = None
+    job.exported.clear()
 
 
 class RayMap:
@@ -336,8 +473,18 @@ class RayMap:
     keeps the members it trained, and a member that trains again on the same worker (the scheduler
     prefers that, except in a generation's tail) continues in memory. Results are bit for bit those of
     rebuilding (tested: serial map == Ray map); the price is one extra copy of a survivor's state in
-    its worker between generations (states in the store are still the source of truth for children,
+    its worker between generations (the held or stored state is the source of truth for children,
     retries and checkpoints).
+
+    Held states (why): storing every state in the object store after every call costs a copy and ~1.5 ms
+    of Ray's time a call (digits: 0.021 of the workers' time between calls with it, 0.012 without), yet
+    most states are only ever read by the worker that trained them (a survivor continues there). With
+    ``hold_states`` (default) a worker keeps each state it trained until the driver drops the handle,
+    and exports it into its node's object store (on a second thread, not behind its training) only when
+    a child on another worker, a checkpoint or the driver reads it; children prefer the worker holding
+    their base parent. :meth:`close` exports the states the driver still refers to. The price: a state
+    held by a worker that dies is lost (a member that needs it fails; truncation replaces it), where
+    ``hold_states=False`` loses nothing.
 
     Stream (why): the same scheduler also takes calls one at a time, ``ticket = submit(func, item)``
     and ``ticket, result = wait()``, so a loop can start a member's next generation while others are
@@ -354,7 +501,7 @@ class RayMap:
     def __init__(self, spec: TaskSpec, workers: int = 2, cpus_per_worker: float = 1, gpus_per_worker: float = 0,
                  max_retries: int = 1, address: str | None = None, local_task: Task | None = None,
                  pipeline: int = 2, resources: dict[str, float] | None = None,
-                 reuse_members: bool | None = None):
+                 reuse_members: bool | None = None, hold_states: bool = True):
         import ray
 
         if workers < 1:
@@ -368,17 +515,21 @@ class RayMap:
         self.max_retries = max_retries
         self.pipeline = pipeline
         self.reuse_members = reuse_members
+        self.hold_states = hold_states
         self.progress: Progress | None = None
         self.last_workers: list[int] = []  # after a map call (not submit/wait): each result's worker, -1: failed
         self.last_worker = -1  # after wait(): the worker of the result it returned (see also worker_of)
-        self._remote = ray.remote(_Worker).options(
+        self._remote = ray.remote(concurrency_groups={"io": 1})(_Worker).options(
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0, scheduling_strategy="SPREAD",
             resources=dict(resources or {}))
         self._threads = max(1, int(cpus_per_worker))
         self.scope = uuid.uuid4().hex  # names this run's per-node services (pbt_evo.train.current_scope)
+        self._incarnation = [0] * workers  # +1 when a worker is replaced: the states it held are lost
         self.actors = [self._spawn() for _ in range(workers)]
         # bound method handles, built once: `.options()` per call costs driver time for nothing
-        self._calls = [a.run.options(num_returns=2) for a in self.actors]
+        self._calls = [self._run_call(a) for a in self.actors]
+        self._held = weakref.WeakSet()  # held states the driver still refers to (exported on close)
+        self._released: list[tuple[int, int, int]] = []  # (worker, incarnation, token) nobody refers to
         self._local_task = local_task  # for cost estimates in the driver, if given
         # per-node services of the task (a shared replay buffer), owned by the driver for the map's life
         self._services: list[Any] = []
@@ -399,11 +550,21 @@ class RayMap:
         self._tickets = 0
 
     def _spawn(self):
-        return self._remote.remote(self.spec, self._threads, self.reuse_members, self.scope)
+        return self._remote.remote(self.spec, self._threads, self.reuse_members, self.scope, self.hold_states)
+
+    def _run_call(self, actor: Any) -> Any:
+        return actor.run.options(num_returns=1 if self.hold_states else 2)
 
     def _respawn(self, w: int) -> None:
+        lost = sum(1 for ref in list(self._held) if ref.worker == w and ref.incarnation == self._incarnation[w]
+                   and ref.stored is None)
+        if lost:
+            log.warning("the states of %d member(s) held by worker %d are lost with it: members that need them"
+                        " fail and are replaced by selection (RayMap(hold_states=False) stores every state)",
+                        lost, w)
+        self._incarnation[w] += 1
         self.actors[w] = self._spawn()
-        self._calls[w] = self.actors[w].run.options(num_returns=2)
+        self._calls[w] = self._run_call(self.actors[w])
         self._homes = {k: h for k, h in self._homes.items() if h[0] != w}
         for job in self._jobs.values():
             if job.home is not None and job.home[0] == w:
@@ -424,7 +585,10 @@ class RayMap:
     def __call__(self, func: Callable[[Any], Any], iterable: Iterable[Any]) -> list[Any]:
         items = list(iterable)
         self.retain(getattr(it, "handle", None) for it in items)
-        return map_by_stream(self, func, items, self._costs(items))
+        try:
+            return map_by_stream(self, func, items, self._costs(items))
+        finally:
+            self.flush()
 
     def submit(self, func: Callable[[Any], Any], item: Any, cost: float | None = None, order: int = 0) -> int:
         """Queue ``func(item)`` (``item`` is serialized when dispatched, in :meth:`wait`) and return its
@@ -439,6 +603,10 @@ class RayMap:
         key = _state_key(getattr(item, "handle", None))
         job = _Job(func, item, self._costs([item])[0] if cost is None else float(cost),
                    self._homes.pop(key, None), key=key, order=order)  # one item continues a live member
+        base = getattr(getattr(item, "handle", None), "base", None)
+        if isinstance(base, StoredState) and isinstance(base.ref, HeldRef) \
+                and base.ref.incarnation == self._incarnation[base.ref.worker]:
+            job.near = base.ref.worker  # read in place there; elsewhere it must be exported first
         self._jobs[self._tickets] = job
         rank = (order, -job.cost)  # after queued items of equal rank (submission order among equals)
         at = next((k for k, t in enumerate(self._queue)
@@ -459,6 +627,7 @@ class RayMap:
             return ticket, res
         while True:
             self._dispatch()
+            self.flush(idle_only=True)  # a busy worker gets its releases with its next call
             if not self._pending:
                 raise RuntimeError("RayMap.wait: nothing submitted" if not self._jobs else
                                    "RayMap: items left but no worker can take them")
@@ -482,12 +651,14 @@ class RayMap:
                     self._queue.insert(0, ticket)
                     continue
                 del self._jobs[ticket]
+                _drop_exports(job)
                 res, w = _failed(str(exc)), -1
             else:
                 del self._jobs[ticket]
+                _drop_exports(job)
                 if isinstance(res, TrainResult):
-                    res.state = StoredState(job.state_ref)
-                    key = job.state_ref.binary()
+                    res.state = StoredState(self._held_ref(job) if self.hold_states else job.state_ref)
+                    key = _state_key(res.state)
                     self._trained_on[key] = w
                     if kept:
                         self._homes[key] = (w, job.token)
@@ -528,12 +699,57 @@ class RayMap:
             if self._prune[w]:
                 live = self._live_tokens(w)
                 self._prune[w] = False
+            for ref in _held_refs(getattr(job.item, "handle", None)):
+                if (ref.worker != w or ref.incarnation != self._incarnation[w]) and ref.stored is None:
+                    ref.exported()  # another worker holds it: have it exported before this call needs it
+                    job.exported.append(ref)
+            release = self._releases(w)
             self._token += 1
-            res_ref, job.state_ref = self._calls[w].remote(job.func, job.item, use, self._token, live)
-            job.worker, job.token, job.actor = w, self._token, self.actors[w]
+            if self.hold_states:
+                res_ref = self._calls[w].remote(job.func, job.item, use, self._token, live, release)
+            else:
+                res_ref, job.state_ref = self._calls[w].remote(job.func, job.item, use, self._token, live, release)
+            job.worker, job.token, job.actor, job.incarnation = w, self._token, self.actors[w], self._incarnation[w]
             self._pending[res_ref] = ticket
             self._inflight[w] += 1
             self._queued[w] += job.cost
+
+    def _held_ref(self, job: _Job) -> HeldRef:
+        """The handle of a state that ``job``'s worker holds; the worker drops it once the driver has no
+        reference to it left (told with the worker's next call)."""
+        ref = HeldRef(self.scope, job.worker, job.incarnation, job.token, export=self._export)
+        weakref.finalize(ref, self._released.append, (job.worker, job.incarnation, job.token))
+        self._held.add(ref)
+        return ref
+
+    def _export(self, ref: HeldRef) -> Any:
+        """Have the worker holding ``ref`` put it in the object store (on its ``io`` thread): an ObjectRef
+        owned by the driver."""
+        if not self.actors:
+            raise RuntimeError(f"{ref!r}: the RayMap was closed before this state was exported")
+        return self.actors[ref.worker].export.options(concurrency_group="io").remote(ref.token)
+
+    def flush(self, idle_only: bool = False) -> None:
+        """Tell the workers now which held states to drop (the driver let go of them), on their ``io``
+        thread, not behind their training: so a state is freed about when the driver drops it, as Ray
+        frees a stored one. Otherwise a worker's next call carries them (no extra call). Done after a
+        map call, for idle workers before ``wait`` blocks, and by a loop once a generation's results are
+        recorded (the last ones supersede states after the last ``wait``)."""
+        if self._released:
+            for w in range(len(self.actors)):
+                release = self._releases(w) if not (idle_only and self._inflight[w]) else ()
+                if release:
+                    self.actors[w].release.options(concurrency_group="io").remote(release)
+
+    def _releases(self, w: int) -> tuple[int, ...]:
+        """Held states of worker ``w`` the driver no longer refers to (sent with its next call)."""
+        if not self._released:
+            return ()
+        mine = [r for r in self._released if r[0] == w]
+        if not mine:
+            return ()
+        self._released[:] = [r for r in self._released if r[0] != w]
+        return tuple(t for _, inc, t in mine if inc == self._incarnation[w])
 
     def _live_tokens(self, w: int) -> tuple[int, ...]:
         """The live members worker ``w`` must keep: those of retained states, those queued calls will
@@ -578,13 +794,13 @@ class RayMap:
         # than the rebuild it saves)
         depth = self.pipeline if len(queue) > n else 1
         for pos, ticket in enumerate(queue):
-            tried, home = jobs[ticket].tried, jobs[ticket].home
+            tried, home, near = jobs[ticket].tried, jobs[ticket].home, jobs[ticket].near
             allowed = [w for w in range(n) if self._inflight[w] < depth and (w not in tried or len(tried) >= n)]
             if not allowed:
                 continue  # a worker it may run on is busy: let items behind it go meanwhile
-            # among equally loaded workers, the one holding its live member
+            # among equally loaded workers, the one holding its live member (a child: its base parent)
             w = min(allowed, key=lambda w: (self._inflight[w] > 0, self._queued[w],
-                                            home is None or home[0] != w, self._inflight[w]))
+                                            (home is None or home[0] != w) and near != w, self._inflight[w]))
             if len(queue) > n and not (home is not None and home[0] == w):
                 for other in queue[pos + 1:pos + n]:
                     h = jobs[other].home
@@ -602,8 +818,16 @@ class RayMap:
         return ray.get([a.node.remote() for a in self.actors])
 
     def close(self) -> None:
+        """Stop the workers. States they hold that the driver still refers to (the population, a hall
+        of fame) are exported first, so those handles stay loadable while Ray runs."""
         import ray
 
+        if not self.actors:
+            return
+        exports = [ref.exported() for ref in list(self._held)
+                   if ref.stored is None and ref.incarnation == self._incarnation[ref.worker]]
+        if exports:
+            ray.wait(exports, num_returns=len(exports), timeout=600, fetch_local=False)
         # each worker releases what its task holds; a dead or busy one must not stop the others
         closing = [a.close.remote() for a in self.actors]
         _, pending = ray.wait(closing, num_returns=len(closing), timeout=60)

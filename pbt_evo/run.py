@@ -84,7 +84,7 @@ class Runner:
         spec = TaskSpec(self.cfg["task"]["target"], self.cfg["task"]["args"])
         return RayMap(spec, workers=par["workers"], cpus_per_worker=par["cpus_per_worker"],
                       gpus_per_worker=par["gpus_per_worker"], max_retries=par["max_retries"],
-                      address=par["address"], local_task=task)
+                      address=par["address"], local_task=task, hold_states=par["hold_states"])
 
     def run(self, resume: bool) -> int:
         cfg, alg = self.cfg, self.cfg["algorithm"]

@@ -35,6 +35,7 @@ def run_search() -> dict:
 
     import pbt_evo
     from pbt_evo.handles import MixedState, StoredState
+    from pbt_evo.parallel import HeldRef
     from tasks.digits import make_space
 
     # a private temp dir: a head node records its address in <temp dir>/ray_current_cluster, and any
@@ -49,6 +50,9 @@ def run_search() -> dict:
         # object store of the node that trained them (smaller ones travel inline through the owner)
         rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask", {"channels": 32}), workers=2)
         worker_nodes = rmap.nodes()
+        exports: dict[int, object] = {}  # held state's token -> its export (kept alive here to locate it)
+        export = rmap._export
+        rmap._export = lambda ref: exports.setdefault(ref.token, export(ref))
         tb = base.Toolbox()
         tb.register("population", pbt_evo.init_population, make_space(), 4)
         tb.register("train", pbt_evo.train_member)
@@ -81,22 +85,25 @@ def run_search() -> dict:
                     assert isinstance(s, StoredState)
                     if isinstance(s.ref, (str, PurePath)):
                         paths.append(str(s.ref))
-                    assert isinstance(s.ref, ray.ObjectRef)
+                    assert isinstance(s.ref, HeldRef)  # held by the worker that trained it
                 made.append({"child": child.id, "parents": list(child.parents),
                              "parent_nodes": [state_node[p] for p in child.parents],
                              "parent_refs": [state_ref[p] for p in child.parents]})
 
         random.seed(0)
         pop, log = pbt_evo.ea_pbt(tb.population(), tb, e_total=4, e_step=1, hook=hook)
-        assert all(isinstance(ind.handle, StoredState) and isinstance(ind.handle.ref, ray.ObjectRef) for ind in pop)
-        # where the parents' states are now: the node that trained the parent, and (pulled by the object
-        # manager when the child was materialised) the child's node
+        assert all(isinstance(ind.handle, StoredState) and isinstance(ind.handle.ref, HeldRef) for ind in pop)
+        # a parent trained on the other node was exported by its worker into its node's object store, and
+        # pulled from there by the object manager when the child was materialised on the child's node
         copied = []
         for rec in crossings:
-            locs = ray.experimental.get_object_locations(rec["parent_refs"])
             for ref, node in zip(rec["parent_refs"], rec["parent_nodes"]):
-                if node != rec["trained_on"] and locs[ref]["node_ids"]:  # in plasma, not inlined
-                    copied.append(rec["trained_on"] in locs[ref]["node_ids"])
+                if node != rec["trained_on"]:
+                    assert ref.token in exports, "a parent on the other node must have been exported"
+                    stored = exports[ref.token]
+                    locs = ray.experimental.get_object_locations([stored])[stored]
+                    if locs["node_ids"]:  # in plasma, not inlined
+                        copied.append(rec["trained_on"] in locs["node_ids"] and node in locs["node_ids"])
         out = {
             "nodes": sorted({n["NodeID"] for n in ray.nodes() if n["Alive"]}),
             "worker_nodes": worker_nodes,

@@ -12,6 +12,7 @@ from deap import base, tools
 
 import pbt_evo
 from pbt_evo.handles import StoredState, kept_rng
+from pbt_evo.parallel import HeldRef
 from tasks.digits import DigitsTask, accuracy
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers get FlakyDigits by value
@@ -55,7 +56,9 @@ def test_ray_loop_best_member_reproduces_fitness(ray_session, digits_task):
     pop, log, gens = run(tb, hof=hof)
     tb.map.close()
     assert [r["epochs"] for r in log] == [1, 2, 3] and [len(g.replaced) for g in gens] == [2, 2, 0]
-    assert all(isinstance(ind.handle, StoredState) and isinstance(ind.handle.ref, ray.ObjectRef) for ind in pop)
+    # the workers held the states; closing the map exported those still referred to into the object store
+    assert all(isinstance(ind.handle, StoredState) and isinstance(ind.handle.ref, HeldRef)
+               and isinstance(ind.handle.ref.stored, ray.ObjectRef) for ind in pop)
     check_lineage(gens)
     best = hof[0]
     model = pbt_evo.export_module(digits_task, best)
@@ -65,14 +68,53 @@ def test_ray_loop_best_member_reproduces_fitness(ray_session, digits_task):
 
 def test_serial_map_gives_the_ray_result(ray_session, digits_task):
     results = []
+    spec = pbt_evo.TaskSpec("tasks.digits:DigitsTask")
     for make_map in (lambda: pbt_evo.SerialMap(digits_task, num_threads=1),
-                     lambda: pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2)):
+                     lambda: pbt_evo.RayMap(spec, workers=2),  # states held by workers
+                     lambda: pbt_evo.RayMap(spec, workers=2, hold_states=False)):  # all in the object store
         tb = make_toolbox(digits_task, n=4)
         tb.map = make_map()
         pop, _, _ = run(tb, e_total=3, seed=7)
         results.append([(ind.id, list(ind), ind.fitness.values) for ind in pop])
         tb.map.close()
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
+
+
+def test_held_states_are_released_exported_and_lost_with_their_worker(ray_session, digits_task):
+    """A worker holds each state it trained until the driver drops the last reference (then it is
+    released with the worker's next call); a state is exported into the object store only when read
+    elsewhere; a worker's death loses the states it held: the member fails, the map goes on."""
+    rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2)
+    train = partial(pbt_evo.train_member, epochs=1)
+    pop = pbt_evo.init_population(digits_task.space, 2)
+    # on the workers' io thread, after the releases the map sent there
+    held = lambda: sum(s["states"] for s in ray.get([a.live_stats.options(concurrency_group="io").remote()  # noqa: E731
+                                                      for a in rmap.actors]))
+    first = rmap(train, pop)
+    refs = [ind.handle.ref for ind in pop]
+    assert all(isinstance(r, HeldRef) and r.stored is None for r in refs) and held() == 2
+    del first, refs
+    for _ in range(2):  # no reference left to the previous states: released at the end of each call
+        assert not any(r.failed for r in rmap(train, pop))
+        assert held() == 2
+    kept = pop[0].handle  # a reference keeps a state held
+    last = rmap(train, pop)
+    assert not any(r.failed for r in last) and held() == 3
+    del kept
+    rmap.flush()
+    assert held() == 2
+    # read in the driver: exported once, equal to what the worker holds (the member's fitness reproduces)
+    ref = pop[0].handle.ref
+    model = pbt_evo.export_module(digits_task, pop[0])
+    assert ref.stored is not None and accuracy(model, *digits_task.data["val"]) == last[0].fitness
+    # a dead worker's states are lost: a member that needs one fails (and keeps its handle), others train
+    w = rmap.worker_of(pop[1].handle)
+    ray.kill(rmap.actors[w])
+    lost = [ind.handle.ref.worker == w and ind.handle.ref.stored is None for ind in pop]
+    results = rmap(train, pop)
+    assert [r.failed for r in results] == lost and lost[1]
+    assert all("lost" in r.error for r, gone in zip(results, lost) if gone)
+    rmap.close()
 
 
 def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, digits_task):
@@ -101,7 +143,7 @@ def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, dig
         runs.append(([(ind.id, list(ind), ind.fitness.values, ind.epochs) for ind in pop],
                      [(r["gen"], r["nevals"]) for r in log], [s[0] for s in seen]))
         if isinstance(tb.map, pbt_evo.RayMap):
-            live = ray.get([a.live_stats.remote() for a in tb.map.actors])
+            live = ray.get([a.live_stats.options(concurrency_group="io").remote() for a in tb.map.actors])
 
             def interrupt(g):
                 raise KeyboardInterrupt
@@ -114,8 +156,11 @@ def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, dig
             tb.map.close()
     (sync, _, sync_early), (serial, _, serial_early), (ray_run, ray_log, ray_early) = runs
     # survivors continued in memory where they trained before; superseded live members are dropped with
-    # a worker's next call, so a worker holds at most the population's states plus one
-    assert sum(s["continued"] for s in live) >= 4 and sum(s["held"] for s in live) <= 8 + 2
+    # a worker's next call after the loop's `retain`: at the end, the population's 8 plus at most the 2
+    # losers of each of the 2 exploits (a worker that got only early starts after a retain prunes later);
+    # the hook's references keep all 3 generations' states held (24), nothing more
+    assert sum(s["continued"] for s in live) >= 4 and sum(s["held"] for s in live) <= 8 + 2 * 2
+    assert sum(s["states"] for s in live) == 3 * 8
     assert sync == serial
     assert serial == ray_run and ray_log == [(1, 8), (2, 8), (3, 8)]
     assert sync_early == [0, 0, 0]
