@@ -1,6 +1,6 @@
 """Memory: the driver must not grow with model size, and states are kept about once per member.
 
-    python benchmarks/memory.py [--generations 4] [--scale 10] [--early]
+    python benchmarks/memory.py [--generations 4] [--scale 10] [--early] [--hold-states]
 
 Runs the W1 population (8 members, 2 Ray workers, the worst 2 replaced by copies of the best) twice, each
 in a fresh process so that peak figures are that run's own: with W1's MLP (hidden 256, 0.21 M parameters)
@@ -12,7 +12,8 @@ Figures, per size:
 - driver peak RSS: ``VmHWM`` of ``/proc/self/status`` at the end (the process-lifetime peak; the
   driver's baseline after importing torch and starting Ray is printed too). ``driver_rss_growth_mb`` is the
   10x run's peak minus the 1x run's: what the driver pays for bigger models. The driver never holds a
-  state: results come back as ObjectRefs and children are assembled in the workers.
+  state: results come back as handles (ObjectRefs, or states held by workers) and children are
+  assembled in the workers.
 - one state: the serialized size of one member's state (model + Adam moments), pickled in a worker.
 - states: Ray's plasma usage (``memory_summary(stats_only=True)``: every object in the store, not
   only ours) plus the states the workers hold for the driver (``RayMap(hold_states=True)``, the default:
@@ -72,7 +73,7 @@ def hidden_for(scale: float, depth: int = 4) -> int:
     return h
 
 
-def run_one(hidden: int, generations: int, reuse: bool, early: bool) -> dict:
+def run_one(hidden: int, generations: int, reuse: bool, early: bool, hold: bool = False) -> dict:
     import random
 
     import ray
@@ -85,7 +86,7 @@ def run_one(hidden: int, generations: int, reuse: bool, early: bool) -> dict:
     ctx = ray.init(num_cpus=N_WORKERS, include_dashboard=False, log_to_driver=False)
     address = ctx.address_info["address"]
     rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.w1:W1Task", {"hidden": hidden, "steps": 4}), workers=N_WORKERS,
-                          reuse_members=reuse)
+                          reuse_members=reuse, hold_states=hold)
     ray.get([a.cost.remote([0]) for a in rmap.actors])
     rss_start = rss_mb()
 
@@ -158,9 +159,12 @@ def main() -> None:
     parser.add_argument("--early", action="store_true",
                         help="start sure survivors early (the default of make_toolbox): their next state can"
                              " arrive before their generation ends, and both are held until it does")
+    parser.add_argument("--hold-states", action="store_true",
+                        help="workers hold the states they trained (RayMap(hold_states=True)), counted with the store")
     args = parser.parse_args()
     if args.one:
-        print(MARK + json.dumps(run_one(args.one, args.generations, bool(args.reuse), args.early)), flush=True)
+        print(MARK + json.dumps(run_one(args.one, args.generations, bool(args.reuse), args.early, args.hold_states)),
+              flush=True)
         return
 
     env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),
@@ -169,7 +173,8 @@ def main() -> None:
     for reuse in (False, True):
         for scale in (1.0, args.scale):
             proc = subprocess.run([sys.executable, __file__, "--one", str(hidden_for(scale)), "--generations",
-                                   str(args.generations), "--reuse", str(int(reuse))] + ["--early"] * args.early,
+                                   str(args.generations), "--reuse", str(int(reuse))] + ["--early"] * args.early
+                                  + ["--hold-states"] * args.hold_states,
                                   cwd=ROOT, env=env, capture_output=True, text=True)
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
             if not line:

@@ -74,9 +74,9 @@ SCHEMA: dict[str, Any] = {
         "gpus_per_worker": Key(0.0, "float", "GPU (fraction) per worker", check=lambda g: g >= 0, rule=">= 0"),
         "address": Key(None, "str_or_none", "Ray cluster address ('auto' joins a running cluster); null starts one"),
         "max_retries": Key(1, "int", "retries of a failed member on another worker", check=lambda r: r >= 0, rule=">= 0"),
-        "hold_states": Key(True, "bool", "workers keep the states they trained and put one in the object store only"
-                           " when read elsewhere (a child on another worker, a checkpoint); false: store every"
-                           " state, so that a worker's death loses none"),
+        "hold_states": Key(False, "bool", "true: workers keep the states they trained and put one in the object"
+                           " store only when read elsewhere (less Ray time per member, for runs that checkpoint"
+                           " rarely; a worker's death loses the states it held); false: store every state"),
     },
     "output": {
         "dir": Key("runs", "str", "folder that holds run folders"),

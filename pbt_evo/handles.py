@@ -4,7 +4,8 @@ The driver only ever holds handles. A handle is one of
 
 - :class:`FreshState`: a new initialisation under a seed (initial population);
 - :class:`StoredState`: a trained state, either a Ray ``ObjectRef`` (the state stays in the object
-  store of the node that trained it), an in-memory state dict (serial map, resume) or a file path;
+  store of the node that trained it), a state held by the worker that trained it
+  (``RayMap(hold_states=True)``), an in-memory state dict (serial map, resume) or a file path;
 - :class:`MixedState`: the recipe of a child (Algorithm 2): base parent, donor, the variables taken
   from the donor, variables re-initialised, shrink-perturb coefficients, an optional SEARL weight
   mutation and a seed. It is materialised inside the worker that trains the child, so parents'

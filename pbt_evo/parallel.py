@@ -28,6 +28,7 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from .handles import StoredState, TrainResult, WeightHandle, capture, kept_rng, restore
@@ -64,15 +65,21 @@ def _hand_over(item: Any, res: Any, unique: bool) -> None:
 _HELD: dict[tuple[str, int], Any] = {}  # in a worker: (map scope, token) -> a state it trained and holds
 
 
+class LostStateError(RuntimeError):
+    """A held state that cannot be read any more: the worker that held it died."""
+
+
 class HeldRef:
     """A trained state that stays in the heap of the Ray worker that made it (``RayMap(hold_states=True)``),
     as ``StoredState(HeldRef(...)).ref``. Why: storing every member's state in the object store after
     every generation costs a copy and ~1.5 ms of Ray's time per call, yet a state is read elsewhere only
     when it is a parent, enters a checkpoint, or is loaded in the driver. Then the driver has the worker
-    *export* it into the object store (once; from a separate thread of the worker, so not behind its
-    training); the worker that holds it reads it in place. The worker drops it when the driver no longer
-    refers to it. A state held by a worker that died is lost (a member that needs it fails, and
-    truncation replaces it); ``hold_states=False`` stores every state and loses nothing.
+    *export* it into the object store (from a separate thread of the worker, so not behind its training;
+    for a call, until that call is done; for a read in the driver, for that read only); the worker that
+    holds it reads it in place. The worker drops it when the driver no longer refers to it. A state held
+    by a worker that died is lost: a member that needs it fails, and reading it in the driver (a
+    checkpoint) raises :class:`LostStateError` (``pbt_evo.run`` then stops and says how to resume from
+    the last checkpoint). ``hold_states=False`` (the default) stores every state in the object store.
 
     Copies of a ref (``copy``, ``deepcopy``: DEAP's ``clone``, a hall of fame) are the ref itself.
 
@@ -103,13 +110,26 @@ class HeldRef:
         return self.stored
 
     def resolve(self) -> Any:
-        """The state: in place in the worker that holds it, else from its export."""
+        """The state: in place in the worker that holds it, else from its export (in the driver, a read
+        exports it for this read only: a checkpoint must not leave a second copy of every state)."""
         held = _HELD.get((self.scope, self.token))
         if held is not None:
             return held
         import ray
 
-        return ray.get(self.exported())
+        ref = self.stored
+        if ref is None:
+            if self._export is None:
+                self.exported()  # raises: not exported, and this process cannot export it
+            ref = self._export(self)
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            raise LostStateError(
+                f"the state of a member (token {self.token}), held by Ray worker {self.worker}, cannot be read:"
+                f" {str(exc).strip().splitlines()[-1]}. A worker that dies takes the states it held"
+                " (RayMap(hold_states=True), config parallel.hold_states: true); set it to false to store"
+                " every state in the object store") from exc
 
     def __reduce__(self) -> tuple:
         return HeldRef, (self.scope, self.worker, self.incarnation, self.token, self.stored)
@@ -122,6 +142,25 @@ class HeldRef:
 
     def __repr__(self) -> str:
         return f"HeldRef(worker={self.worker}, token={self.token}, exported={self.stored is not None})"
+
+
+def _read_only(x: Any) -> Any:
+    """``x`` with its numpy arrays made read-only, as states read from the object store are: a member
+    materialised from a held state in place cannot write into it (a task's ``load_extras`` that keeps
+    an array fails loudly, as with a stored state, instead of changing a parent's state).
+
+    >>> _read_only({"w": np.zeros(2)})["w"].flags.writeable
+    False
+    """
+    if isinstance(x, np.ndarray):
+        x.flags.writeable = False
+    elif isinstance(x, dict):
+        for v in x.values():
+            _read_only(v)
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            _read_only(v)
+    return x
 
 
 def _held_refs(handle: Any) -> Iterator[HeldRef]:
@@ -352,9 +391,9 @@ class _Worker:
             kept = bool(self._keep_members and keep is not None and sink and not res.failed)
             if kept:
                 self._live[keep] = sink[-1]
-            if self._hold and state is not None and keep is not None:
+            if self._hold and state is not None and keep is not None and not res.failed:
                 # a captured state shares memory with the member's tensors: copy it if the member trains on
-                _HELD[(self._scope, keep)] = copy.deepcopy(state) if kept else state
+                _HELD[(self._scope, keep)] = _read_only(copy.deepcopy(state) if kept else state)
                 state = None
         self._timeline.append((start, time.time()))
         return (res, kept) if self._hold else ((res, kept), state)
@@ -442,14 +481,6 @@ class _Job:
     actor: Any = None
 
 
-def _drop_exports(job: _Job) -> None:
-    """A call is done with the states exported for it: free their copies in the object store (the worker
-    still holds each; it is exported again if read elsewhere again)."""
-    for ref in job.exported:
-        ref.stored = None
-    job.exported.clear()
-
-
 class RayMap:
     """A DEAP map over persistent Ray actors.
 
@@ -476,15 +507,16 @@ class RayMap:
     its worker between generations (the held or stored state is the source of truth for children,
     retries and checkpoints).
 
-    Held states (why): storing every state in the object store after every call costs a copy and ~1.5 ms
-    of Ray's time a call (digits: 0.021 of the workers' time between calls with it, 0.012 without), yet
-    most states are only ever read by the worker that trained them (a survivor continues there). With
-    ``hold_states`` (default) a worker keeps each state it trained until the driver drops the handle,
-    and exports it into its node's object store (on a second thread, not behind its training) only when
-    a child on another worker, a checkpoint or the driver reads it; children prefer the worker holding
-    their base parent. :meth:`close` exports the states the driver still refers to. The price: a state
-    held by a worker that dies is lost (a member that needs it fails; truncation replaces it), where
-    ``hold_states=False`` loses nothing.
+    Held states (why, opt-in): storing every state in the object store after every call costs a copy and
+    ~1.5 ms of Ray's time a call (digits: 0.021 of the workers' time between calls with it, 0.012
+    without), yet most states are only ever read by the worker that trained them (a survivor continues
+    there). With ``hold_states=True`` a worker keeps each state it trained until the driver drops the
+    handle, and exports it into its node's object store (on a second thread, not behind its training)
+    only when a child on another worker, a checkpoint or the driver reads it; among equally loaded
+    workers, a child goes to the one holding its base parent. :meth:`close` exports the states the
+    driver still refers to. The price: a worker that dies takes the states it held (see
+    :class:`HeldRef`); with the default, a dead worker loses no state. A run that checkpoints every
+    generation exports every state anyway, so the gain is for runs that checkpoint rarely.
 
     Stream (why): the same scheduler also takes calls one at a time, ``ticket = submit(func, item)``
     and ``ticket, result = wait()``, so a loop can start a member's next generation while others are
@@ -501,7 +533,7 @@ class RayMap:
     def __init__(self, spec: TaskSpec, workers: int = 2, cpus_per_worker: float = 1, gpus_per_worker: float = 0,
                  max_retries: int = 1, address: str | None = None, local_task: Task | None = None,
                  pipeline: int = 2, resources: dict[str, float] | None = None,
-                 reuse_members: bool | None = None, hold_states: bool = True):
+                 reuse_members: bool | None = None, hold_states: bool = False):
         import ray
 
         if workers < 1:
@@ -530,6 +562,9 @@ class RayMap:
         self._calls = [self._run_call(a) for a in self.actors]
         self._held = weakref.WeakSet()  # held states the driver still refers to (exported on close)
         self._released: list[tuple[int, int, int]] = []  # (worker, incarnation, token) nobody refers to
+        # per worker: (incarnation, token) left by discarded calls, released by its next call (which runs
+        # after them; a release on the io thread could come first)
+        self._orphans: list[list[tuple[int, int]]] = [[] for _ in range(workers)]
         self._local_task = local_task  # for cost estimates in the driver, if given
         # per-node services of the task (a shared replay buffer), owned by the driver for the map's life
         self._services: list[Any] = []
@@ -651,12 +686,12 @@ class RayMap:
                     self._queue.insert(0, ticket)
                     continue
                 del self._jobs[ticket]
-                _drop_exports(job)
+                self._drop_exports(job)
                 res, w = _failed(str(exc)), -1
             else:
                 del self._jobs[ticket]
-                _drop_exports(job)
-                if isinstance(res, TrainResult):
+                self._drop_exports(job)
+                if isinstance(res, TrainResult) and not res.failed:
                     res.state = StoredState(self._held_ref(job) if self.hold_states else job.state_ref)
                     key = _state_key(res.state)
                     self._trained_on[key] = w
@@ -679,6 +714,9 @@ class RayMap:
             elif job.worker >= 0:
                 self._inflight[job.worker] -= 1
                 self._queued[job.worker] = max(0.0, self._queued[job.worker] - job.cost)
+                if self.hold_states:  # the state it will leave there has no handle: drop it after the call
+                    self._orphans[job.worker].append((job.incarnation, job.token))
+            self._drop_exports(job)
         self._pending = {ref: t for ref, t in self._pending.items() if t not in drop}
         self._done = {t: r for t, r in self._done.items() if t not in drop}
 
@@ -703,7 +741,8 @@ class RayMap:
                 if (ref.worker != w or ref.incarnation != self._incarnation[w]) and ref.stored is None:
                     ref.exported()  # another worker holds it: have it exported before this call needs it
                     job.exported.append(ref)
-            release = self._releases(w)
+            release = self._releases(w) + tuple(t for inc, t in self._orphans[w] if inc == self._incarnation[w])
+            self._orphans[w].clear()
             self._token += 1
             if self.hold_states:
                 res_ref = self._calls[w].remote(job.func, job.item, use, self._token, live, release)
@@ -729,6 +768,15 @@ class RayMap:
             raise RuntimeError(f"{ref!r}: the RayMap was closed before this state was exported")
         return self.actors[ref.worker].export.options(concurrency_group="io").remote(ref.token)
 
+    def _drop_exports(self, job: _Job) -> None:
+        """A call is done with the states exported for it: free their copies in the object store (the
+        worker still holds each; it is exported again if read elsewhere again), unless that worker died
+        meanwhile: then the export is the only copy left."""
+        for ref in job.exported:
+            if ref.incarnation == self._incarnation[ref.worker]:
+                ref.stored = None
+        job.exported.clear()
+
     def flush(self, idle_only: bool = False) -> None:
         """Tell the workers now which held states to drop (the driver let go of them), on their ``io``
         thread, not behind their training: so a state is freed about when the driver drops it, as Ray
@@ -745,11 +793,10 @@ class RayMap:
         """Held states of worker ``w`` the driver no longer refers to (sent with its next call)."""
         if not self._released:
             return ()
-        mine = [r for r in self._released if r[0] == w]
-        if not mine:
-            return ()
-        self._released[:] = [r for r in self._released if r[0] != w]
-        return tuple(t for _, inc, t in mine if inc == self._incarnation[w])
+        batch = self._released[:]  # finalizers may append meanwhile (they only append)
+        del self._released[:len(batch)]
+        self._released.extend(r for r in batch if r[0] != w)
+        return tuple(t for v, inc, t in batch if v == w and inc == self._incarnation[w])
 
     def _live_tokens(self, w: int) -> tuple[int, ...]:
         """The live members worker ``w`` must keep: those of retained states, those queued calls will
@@ -827,7 +874,9 @@ class RayMap:
         exports = [ref.exported() for ref in list(self._held)
                    if ref.stored is None and ref.incarnation == self._incarnation[ref.worker]]
         if exports:
-            ray.wait(exports, num_returns=len(exports), timeout=600, fetch_local=False)
+            _, late = ray.wait(exports, num_returns=len(exports), timeout=120, fetch_local=False)
+            if late:
+                log.warning("%d held state(s) were not exported within 120 s of close()", len(late))
         # each worker releases what its task holds; a dead or busy one must not stop the others
         closing = [a.close.remote() for a in self.actors]
         _, pending = ray.wait(closing, num_returns=len(closing), timeout=60)

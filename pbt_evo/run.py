@@ -24,7 +24,7 @@ from deap import tools
 from . import checkpoint, config
 from .algorithms import Generation, LoopState, ea_pbt
 from .config import ConfigError
-from .parallel import RayMap, SerialMap
+from .parallel import LostStateError, RayMap, SerialMap
 from .report import RunFolder, generation_row
 from .task import Task, TaskSpec
 from .variants import make_toolbox
@@ -235,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted; the last complete generation is checkpointed: run the same command again to"
               " continue", file=sys.stderr)
         return 130
+    except LostStateError as exc:
+        print(f"error: {exc}. The last complete checkpoint is intact; continue from it with"
+              f" `python -m pbt_evo.run {run_dir} --resume`", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

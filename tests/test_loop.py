@@ -56,9 +56,7 @@ def test_ray_loop_best_member_reproduces_fitness(ray_session, digits_task):
     pop, log, gens = run(tb, hof=hof)
     tb.map.close()
     assert [r["epochs"] for r in log] == [1, 2, 3] and [len(g.replaced) for g in gens] == [2, 2, 0]
-    # the workers held the states; closing the map exported those still referred to into the object store
-    assert all(isinstance(ind.handle, StoredState) and isinstance(ind.handle.ref, HeldRef)
-               and isinstance(ind.handle.ref.stored, ray.ObjectRef) for ind in pop)
+    assert all(isinstance(ind.handle, StoredState) and isinstance(ind.handle.ref, ray.ObjectRef) for ind in pop)
     check_lineage(gens)
     best = hof[0]
     model = pbt_evo.export_module(digits_task, best)
@@ -70,8 +68,8 @@ def test_serial_map_gives_the_ray_result(ray_session, digits_task):
     results = []
     spec = pbt_evo.TaskSpec("tasks.digits:DigitsTask")
     for make_map in (lambda: pbt_evo.SerialMap(digits_task, num_threads=1),
-                     lambda: pbt_evo.RayMap(spec, workers=2),  # states held by workers
-                     lambda: pbt_evo.RayMap(spec, workers=2, hold_states=False)):  # all in the object store
+                     lambda: pbt_evo.RayMap(spec, workers=2),  # every state in the object store
+                     lambda: pbt_evo.RayMap(spec, workers=2, hold_states=True)):  # held by their workers
         tb = make_toolbox(digits_task, n=4)
         tb.map = make_map()
         pop, _, _ = run(tb, e_total=3, seed=7)
@@ -84,7 +82,7 @@ def test_held_states_are_released_exported_and_lost_with_their_worker(ray_sessio
     """A worker holds each state it trained until the driver drops the last reference (then it is
     released with the worker's next call); a state is exported into the object store only when read
     elsewhere; a worker's death loses the states it held: the member fails, the map goes on."""
-    rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2)
+    rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2, hold_states=True)
     train = partial(pbt_evo.train_member, epochs=1)
     pop = pbt_evo.init_population(digits_task.space, 2)
     # on the workers' io thread, after the releases the map sent there
@@ -103,13 +101,25 @@ def test_held_states_are_released_exported_and_lost_with_their_worker(ray_sessio
     del kept
     rmap.flush()
     assert held() == 2
-    # read in the driver: exported once, equal to what the worker holds (the member's fitness reproduces)
+    # a call discarded while running leaves a state nobody has a handle to: dropped by the worker's next call
+    ticket = rmap.submit(train, pop[0])
+    rmap._dispatch()
+    assert rmap._jobs[ticket].worker >= 0
+    rmap.discard([ticket])
+    last = rmap(train, pop)  # one call on each (idle) worker
+    rmap.flush()  # the previous `last` let go of its states only now
+    assert not any(r.failed for r in last) and held() == 2
+    # read in the driver: exported for that read only (no copy left in the object store), equal to what
+    # the worker holds (the member's fitness reproduces)
     ref = pop[0].handle.ref
     model = pbt_evo.export_module(digits_task, pop[0])
-    assert ref.stored is not None and accuracy(model, *digits_task.data["val"]) == last[0].fitness
+    assert ref.stored is None and accuracy(model, *digits_task.data["val"]) == last[0].fitness
     # a dead worker's states are lost: a member that needs one fails (and keeps its handle), others train
     w = rmap.worker_of(pop[1].handle)
     ray.kill(rmap.actors[w])
+    with pytest.raises(ray.exceptions.RayActorError):  # dead before the next call is sent
+        while True:
+            ray.get(rmap.actors[w].node.remote())
     lost = [ind.handle.ref.worker == w and ind.handle.ref.stored is None for ind in pop]
     results = rmap(train, pop)
     assert [r.failed for r in results] == lost and lost[1]
@@ -123,7 +133,8 @@ def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, dig
     generation), and hooks see each generation's own states only."""
     runs, threads = [], torch.get_num_threads()
     for make_map, early in ((lambda: map, False), (lambda: pbt_evo.SerialMap(digits_task, num_threads=1), True),
-                            (lambda: pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2), True)):
+                            (lambda: pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2,
+                                                    hold_states=True), True)):
         pbt_evo.train.set_task(digits_task)  # for the builtin map, which runs in this process
         torch.set_num_threads(1)  # as the other maps' workers: same arithmetic
         tb = make_toolbox(digits_task, n=8)
