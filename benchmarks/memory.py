@@ -127,7 +127,8 @@ def run_one(hidden: int, generations: int, reuse: bool, early: bool, hold: bool 
 
     random.seed(0)
     pop, _ = pbt_evo.ea_pbt(w1_population(), tb, e_total=generations, e_step=1, hook=hook)
-    params, size = ray.get(rmap.actors[0].run.remote(_count_params, None))[0]
+    out = ray.get(rmap.actors[0].run.remote(_count_params, None))  # (result, kept), or with the state too
+    params, size = out[0] if hold else out[0][0]
     sizes.append(size)
     rmap.close()
     ray.shutdown()
