@@ -427,3 +427,19 @@ def test_mixing_two_gan_hard_individuals_moves_taken_layers() -> None:
             assert torch.equal(child[k], base[k]), k
     x = torch.randn(2, 3, IMG, IMG)
     assert child_model.D(x).shape == (2, 1) and child_model.G_ema(torch.randn(2, 6)).shape == (2, 3, IMG, IMG)
+
+
+def test_cost_counts_the_flops_an_epoch_spends_on_each_genome():
+    """The scheduler's estimate before a member's time is measured: a 1x1 conv made 3x3 in the first
+    generator cell (8 channels at 4x4) adds 8 x 8 x 16 multiply-adds per extra tap, 2 FLOPs each, in every
+    generator pass ((n_critic + 2) per n_critic steps); the caller's random streams are left alone."""
+    task = GanTask(space="gan", dataset="synthetic", n_synthetic=16, img_size=16, bottom_width=2, gf_dim=8,
+                   df_dim=8, latent_dim=12, batch_size=4, fitness="fd_digits_classifier")
+    i = [v.name for v in task.space].index("g.cell0.c0")
+    small, big = [0] * len(task.space), [0] * len(task.space)
+    small[i], big[i] = task.space[i].options.index("conv_1x1"), task.space[i].options.index("conv_3x3")
+    rng = torch.get_rng_state()
+    extra = (task.cost(big) - task.cost(small)) * 1e9
+    assert torch.equal(rng, torch.get_rng_state())
+    k = task.n_critic
+    assert extra == pytest.approx((k + 2) / k * 2 * 8 * 8 * (4 * 4) * (9 - 1), rel=1e-9)

@@ -103,6 +103,38 @@ class GanTask(Task):
         model = build_gan_model(self.space, genome, **self.dims).to(self.device)
         return GanMember(self, model)
 
+    def cost(self, genome: Sequence[int]) -> float:
+        """Relative training cost, in GFLOPs: one forward pass of ``G`` and of ``D`` on one sample, counted
+        by ``torch.utils.flop_counter`` (a build without initialisation; the caller's generators are
+        left alone), weighted as an epoch uses them: every step generates a batch and scores a real and a
+        fake one, every ``n_critic``-th also a generator step on twice the batch. The scheduler uses it
+        before a member's training time has been measured (the first generation).
+
+        >>> task = GanTask(space="gan", dataset="synthetic", img_size=16, bottom_width=2, gf_dim=8, df_dim=8,
+        ...                latent_dim=12, batch_size=4, fitness="fd_digits_classifier")
+        >>> light = [0] * len(task.space)                          # nearest upsampling, no ops, ...
+        >>> heavy = [len(v.options) - 1 for v in task.space]        # transposed convs, dilated 5x5 convs, ...
+        >>> 0 < task.cost(light) < task.cost(heavy)
+        True
+        """
+        from torch.utils.flop_counter import FlopCounterMode
+
+        from pbt_evo.handles import kept_rng, skip_init
+
+        with kept_rng(), skip_init():
+            model = build_gan_model(self.space, genome, **self.dims)
+        with torch.no_grad():
+            counter = FlopCounterMode(display=False)
+            with counter:
+                fake = model.G(torch.zeros(1, model.G.latent_dim))
+            g_flops = counter.get_total_flops()
+            counter = FlopCounterMode(display=False)
+            with counter:
+                model.D(fake)
+            d_flops = counter.get_total_flops()
+        k = self.n_critic
+        return ((k + 2) * g_flops + (2 * k + 2) * d_flops) / k / 1e9
+
     # -- fitness --------------------------------------------------------------------------------
     def extractor(self) -> FeatureExtractor:
         """The fitness feature extractor, built on first use (Inception loading is slow)."""
