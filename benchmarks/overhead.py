@@ -6,8 +6,10 @@ building members, loading/mixing/capturing states, selection, logging) as a frac
 wall time. It also reports how well heterogeneous members were packed onto the workers.
 
     python benchmarks/overhead.py [--population 8] [--generations 6] [--workers 2] [--hold-states] [--barrier]
+                                  [--repeat 5]
 
-Last line: framework_share=<fraction over all generations, after the workers have started>.
+Last line: framework_share=<fraction over all generations, after the workers have started> (with
+``--repeat N``: the median of N runs, each in a fresh process).
 """
 
 from __future__ import annotations
@@ -67,6 +69,28 @@ def decompose(rows: list[tuple], gen_ends: list[float], timelines: list[list[tup
         print(f"  {name:<50} {value:8.3f} {value / total:7.3f}")
 
 
+def repeat(n: int) -> None:
+    """This script ``n`` times with the same options, in fresh processes; the median share last."""
+    import statistics
+    import subprocess
+    import sys
+
+    # the same options without --repeat and its value
+    argv = [a for i, a in enumerate(sys.argv[1:]) if a != "--repeat" and not a.startswith("--repeat=")
+            and (i == 0 or sys.argv[i] != "--repeat")]
+    shares = []
+    for k in range(n):
+        out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, check=True).stdout
+        parts = {line.split()[0]: float(line.split()[-1]) for line in out.splitlines()
+                 if line.strip().startswith(("between", "at generation", "of which"))}
+        shares.append(float(out.strip().splitlines()[-1].split("=")[1]))
+        print(f"run {k + 1}: framework_share={shares[-1]:.4f} (between calls {parts.get('between', 0):.3f},"
+              f" at generation ends {parts.get('at', 0):.3f}, of which the run's end {parts.get('of', 0):.3f})",
+              flush=True)
+    print(f"median of {n} runs, min {min(shares):.4f}, max {max(shares):.4f}")
+    print(f"framework_share={statistics.median(shares):.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--population", type=int, default=8)
@@ -80,7 +104,13 @@ def main() -> None:
                         help="workers hold the states they trained, exported only when read elsewhere"
                              " (RayMap(hold_states=True)); default: every state in the object store")
     parser.add_argument("--cprofile", action="store_true", help="also print a cProfile of the driver's loop")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs, each in a fresh process (single runs spread 0.03-0.07 here); prints each"
+                             " run's share and its parts, and the median as the last line")
     args = parser.parse_args()
+    if args.repeat > 1:
+        repeat(args.repeat)
+        return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
