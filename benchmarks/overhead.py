@@ -75,9 +75,9 @@ def repeat(n: int) -> None:
     import subprocess
     import sys
 
-    # the same options without --repeat and its value
-    argv = [a for i, a in enumerate(sys.argv[1:]) if a != "--repeat" and not a.startswith("--repeat=")
-            and (i == 0 or sys.argv[i] != "--repeat")]
+    argv = [a for a in sys.argv[1:] if not a.startswith("--repeat=")]  # the same options, without --repeat
+    if "--repeat" in argv:
+        del argv[argv.index("--repeat"):argv.index("--repeat") + 2]
     shares = []
     for k in range(n):
         out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, check=True).stdout

@@ -26,7 +26,7 @@ import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -62,7 +62,22 @@ def _hand_over(item: Any, res: Any, unique: bool) -> None:
         item.handle = res.state
 
 
-_HELD: dict[tuple[str, int], Any] = {}  # in a worker: (map scope, token) -> a state it trained and holds
+_HELD: dict[str, dict[int, Any]] = {}  # in a worker: map scope -> {token: a state it trained and holds}
+
+
+def _nbytes(x: Any) -> int:
+    """Bytes of the arrays and tensors in a (nested) state.
+
+    >>> _nbytes({"w": np.zeros(3), "opt": [torch.zeros(2)]})
+    32
+    """
+    if isinstance(x, dict):
+        return sum(_nbytes(v) for v in x.values())
+    if isinstance(x, (list, tuple)):
+        return sum(_nbytes(v) for v in x)
+    if isinstance(x, torch.Tensor):
+        return x.numel() * x.element_size()
+    return int(getattr(x, "nbytes", 0))
 
 
 class LostStateError(RuntimeError):
@@ -100,28 +115,27 @@ class HeldRef:
     def key(self) -> bytes:
         return f"held:{self.scope}:{self.incarnation}:{self.token}".encode()
 
+    def _export_now(self) -> Any:
+        if self._export is None:
+            raise RuntimeError(f"state {self.token} is held by worker {self.worker} and was not exported;"
+                               " only the driver that runs the map can export it")
+        return self._export(self)
+
     def exported(self) -> Any:
         """The ObjectRef of this state in the object store, exporting it first if needed (driver only)."""
         if self.stored is None:
-            if self._export is None:
-                raise RuntimeError(f"state {self.token} is held by worker {self.worker} and was not exported;"
-                                   " only the driver that runs the map can export it")
-            self.stored = self._export(self)
+            self.stored = self._export_now()
         return self.stored
 
     def resolve(self) -> Any:
         """The state: in place in the worker that holds it, else from its export (in the driver, a read
         exports it for this read only: a checkpoint must not leave a second copy of every state)."""
-        held = _HELD.get((self.scope, self.token))
+        held = _HELD.get(self.scope, {}).get(self.token)
         if held is not None:
             return held
         import ray
 
-        ref = self.stored
-        if ref is None:
-            if self._export is None:
-                self.exported()  # raises: not exported, and this process cannot export it
-            ref = self._export(self)
+        ref = self.stored if self.stored is not None else self._export_now()
         try:
             return ray.get(ref)
         except ray.exceptions.RayError as exc:
@@ -331,6 +345,7 @@ class _Worker:
                  scope: str | None = None, hold_states: bool = False):
         torch.set_num_threads(max(1, num_threads))
         self._spec, self._scope, self._reuse, self._hold = spec, scope or "default", reuse_members, hold_states
+        self._held = _HELD.setdefault(self._scope, {})  # token -> state held for the driver (hold_states)
         self.task: Task | None = None
         self._live: dict[int, Any] = {}  # token -> member trained here, state identical to a stored one
         self._continued = 0  # calls that continued a live member instead of building one
@@ -367,8 +382,7 @@ class _Worker:
         """
         self._ready()
         start = time.time()
-        for token in release:
-            _HELD.pop((self._scope, token), None)
+        self.release(release)
         if live is not None:
             for token in [t for t in self._live if t not in live]:
                 del self._live[token]
@@ -393,7 +407,7 @@ class _Worker:
                 self._live[keep] = sink[-1]
             if self._hold and state is not None and keep is not None and not res.failed:
                 # a captured state shares memory with the member's tensors: copy it if the member trains on
-                _HELD[(self._scope, keep)] = _read_only(copy.deepcopy(state) if kept else state)
+                self._held[keep] = _read_only(copy.deepcopy(state) if kept else state)
                 state = None
         self._timeline.append((start, time.time()))
         return (res, kept) if self._hold else ((res, kept), state)
@@ -401,11 +415,11 @@ class _Worker:
     def release(self, tokens: tuple[int, ...]) -> None:
         """Drop held states the driver no longer refers to (runs on the ``io`` thread)."""
         for token in tokens:
-            _HELD.pop((self._scope, token), None)
+            self._held.pop(token, None)
 
     def export(self, token: int) -> Any:
         """A state this worker holds, into the object store (runs on the ``io`` thread)."""
-        state = _HELD.get((self._scope, token))
+        state = self._held.get(token)
         if state is None:
             raise KeyError(f"worker does not hold state {token}: it was released, or this worker was restarted"
                            " after the one that trained it died (its states are lost)")
@@ -413,30 +427,19 @@ class _Worker:
 
     def held_bytes(self) -> int:
         """Bytes of the states this worker holds for the driver (``hold_states``)."""
-        def size(x: Any) -> int:
-            if isinstance(x, dict):
-                return sum(size(v) for v in x.values())
-            if isinstance(x, (list, tuple)):
-                return sum(size(v) for v in x)
-            return int(getattr(x, "nbytes", 0) or (x.numel() * x.element_size() if isinstance(x, torch.Tensor) else 0))
-
-        return sum(size(st) for (scope, _), st in list(_HELD.items()) if scope == self._scope)
+        return _nbytes(list(self._held.values()))
 
     def live_bytes(self) -> int:
         """Bytes of tensors held by the live members this worker keeps (model and optimizer state)."""
-        total = 0
-        for member in self._live.values():
-            tensors = list(member.model.state_dict().values())
-            for opt in getattr(member, "optimizers", {}).values():
-                tensors += [v for st in opt.state.values() for v in st.values() if isinstance(v, torch.Tensor)]
-            total += sum(t.numel() * t.element_size() for t in tensors)
-        return total
+        return sum(_nbytes([member.model.state_dict()] + [list(opt.state.values())
+                                                          for opt in getattr(member, "optimizers", {}).values()])
+                   for member in self._live.values())
 
     def live_stats(self) -> dict[str, int]:
         """Live members held now, calls so far that continued one (instead of building a member), and
         states held for the driver (``hold_states``)."""
         return {"held": len(self._live), "continued": self._continued,
-                "states": sum(1 for scope, _ in list(_HELD) if scope == self._scope)}
+                "states": len(self._held)}
 
     def timeline(self) -> list[tuple[float, float]]:
         """``(start, end)`` wall-clock times of the calls so far (``time.time()``), then forgets them:
@@ -455,10 +458,17 @@ class _Worker:
 
     def close(self) -> None:
         """Let the task release what it holds (before the actor is killed, which runs no cleanup)."""
-        for key in [k for k in list(_HELD) if k[0] == self._scope]:
-            _HELD.pop(key, None)
+        self._held.clear()
         if self.task is not None:
             self.task.close()
+
+
+class _Calls(NamedTuple):
+    """A worker's bound methods: training calls, and exports and releases on its ``io`` thread."""
+
+    run: Any
+    export: Any
+    release: Any
 
 
 @dataclass(eq=False)
@@ -559,7 +569,7 @@ class RayMap:
         self._incarnation = [0] * workers  # +1 when a worker is replaced: the states it held are lost
         self.actors = [self._spawn() for _ in range(workers)]
         # bound method handles, built once: `.options()` per call costs driver time for nothing
-        self._calls = [self._run_call(a) for a in self.actors]
+        self._calls = [self._bind(a) for a in self.actors]
         self._held = weakref.WeakSet()  # held states the driver still refers to (exported on close)
         self._released: list[tuple[int, int, int]] = []  # (worker, incarnation, token) nobody refers to
         # per worker: (incarnation, token) left by discarded calls, released by its next call (which runs
@@ -587,8 +597,9 @@ class RayMap:
     def _spawn(self):
         return self._remote.remote(self.spec, self._threads, self.reuse_members, self.scope, self.hold_states)
 
-    def _run_call(self, actor: Any) -> Any:
-        return actor.run.options(num_returns=1 if self.hold_states else 2)
+    def _bind(self, actor: Any) -> _Calls:
+        return _Calls(actor.run.options(num_returns=1 if self.hold_states else 2),
+                      actor.export.options(concurrency_group="io"), actor.release.options(concurrency_group="io"))
 
     def _respawn(self, w: int) -> None:
         lost = sum(1 for ref in list(self._held) if ref.worker == w and ref.incarnation == self._incarnation[w]
@@ -599,7 +610,7 @@ class RayMap:
                         lost, w)
         self._incarnation[w] += 1
         self.actors[w] = self._spawn()
-        self._calls[w] = self._run_call(self.actors[w])
+        self._calls[w] = self._bind(self.actors[w])
         self._homes = {k: h for k, h in self._homes.items() if h[0] != w}
         for job in self._jobs.values():
             if job.home is not None and job.home[0] == w:
@@ -741,13 +752,15 @@ class RayMap:
                 if (ref.worker != w or ref.incarnation != self._incarnation[w]) and ref.stored is None:
                     ref.exported()  # another worker holds it: have it exported before this call needs it
                     job.exported.append(ref)
-            release = self._releases(w) + tuple(t for inc, t in self._orphans[w] if inc == self._incarnation[w])
+            release = self._take_releases([w]).get(w, ()) + tuple(
+                t for inc, t in self._orphans[w] if inc == self._incarnation[w])
             self._orphans[w].clear()
             self._token += 1
             if self.hold_states:
-                res_ref = self._calls[w].remote(job.func, job.item, use, self._token, live, release)
+                res_ref = self._calls[w].run.remote(job.func, job.item, use, self._token, live, release)
             else:
-                res_ref, job.state_ref = self._calls[w].remote(job.func, job.item, use, self._token, live, release)
+                res_ref, job.state_ref = self._calls[w].run.remote(job.func, job.item, use, self._token, live,
+                                                                   release)
             job.worker, job.token, job.actor, job.incarnation = w, self._token, self.actors[w], self._incarnation[w]
             self._pending[res_ref] = ticket
             self._inflight[w] += 1
@@ -766,7 +779,7 @@ class RayMap:
         owned by the driver."""
         if not self.actors:
             raise RuntimeError(f"{ref!r}: the RayMap was closed before this state was exported")
-        return self.actors[ref.worker].export.options(concurrency_group="io").remote(ref.token)
+        return self._calls[ref.worker].export.remote(ref.token)
 
     def _drop_exports(self, job: _Job) -> None:
         """A call is done with the states exported for it: free their copies in the object store (the
@@ -783,20 +796,23 @@ class RayMap:
         frees a stored one. Otherwise a worker's next call carries them (no extra call). Done after a
         map call, for idle workers before ``wait`` blocks, and by a loop once a generation's results are
         recorded (the last ones supersede states after the last ``wait``)."""
-        if self._released:
-            for w in range(len(self.actors)):
-                release = self._releases(w) if not (idle_only and self._inflight[w]) else ()
-                if release:
-                    self.actors[w].release.options(concurrency_group="io").remote(release)
+        workers = [w for w in range(len(self.actors)) if not (idle_only and self._inflight[w])]
+        for w, tokens in self._take_releases(workers).items():
+            self._calls[w].release.remote(tokens)
 
-    def _releases(self, w: int) -> tuple[int, ...]:
-        """Held states of worker ``w`` the driver no longer refers to (sent with its next call)."""
+    def _take_releases(self, workers: list[int]) -> dict[int, tuple[int, ...]]:
+        """Held states of ``workers`` the driver no longer refers to, by worker, taken off the queue
+        (those of a worker's earlier incarnation are gone with it)."""
         if not self._released:
-            return ()
+            return {}
         batch = self._released[:]  # finalizers may append meanwhile (they only append)
         del self._released[:len(batch)]
-        self._released.extend(r for r in batch if r[0] != w)
-        return tuple(t for v, inc, t in batch if v == w and inc == self._incarnation[w])
+        self._released.extend(r for r in batch if r[0] not in workers)
+        out: dict[int, list[int]] = {}
+        for w, inc, token in batch:
+            if w in workers and inc == self._incarnation[w]:
+                out.setdefault(w, []).append(token)
+        return {w: tuple(tokens) for w, tokens in out.items()}
 
     def _live_tokens(self, w: int) -> tuple[int, ...]:
         """The live members worker ``w`` must keep: those of retained states, those queued calls will
