@@ -1,6 +1,6 @@
 """Memory: the driver must not grow with model size, and states are kept about once per member.
 
-    python benchmarks/memory.py [--generations 4] [--scale 10] [--early] [--hold-states]
+    python benchmarks/memory.py [--generations 4] [--scale 10] [--early [--max-early K]] [--hold-states]
 
 Runs the W1 population (8 members, 2 Ray workers, the worst 2 replaced by copies of the best) twice, each
 in a fresh process so that peak figures are that run's own: with W1's MLP (hidden 256, 0.21 M parameters)
@@ -16,9 +16,9 @@ Figures, per size:
   assembled in the workers.
 - one state: the serialized size of one member's state (model + Adam moments), pickled in a worker.
 - states: Ray's plasma usage (``memory_summary(stats_only=True)``: every object in the store, not
-  only ours) plus the states the workers hold for the driver (``RayMap(hold_states=True)``, the default:
-  only states read elsewhere go to the store), sampled at every generation boundary (after the loop has replaced the handles and made the
-  children, and Ray has deleted what nobody refers to: deletion is asynchronous), and the part of it still
+  only ours) plus the states the workers hold for the driver (``RayMap(hold_states=True)``, opt-in:
+  only states read elsewhere go to the store), sampled at every generation boundary (after the loop has
+  replaced the handles and made the children, and Ray has deleted what nobody refers to: deletion is asynchronous), and the part of it still
   referenced ("needed") after every member's result arrives (during a generation).
 
 ``bytes_per_member_over_state`` = (the peak of those states at generation boundaries + the members the workers keep)
@@ -73,7 +73,8 @@ def hidden_for(scale: float, depth: int = 4) -> int:
     return h
 
 
-def run_one(hidden: int, generations: int, reuse: bool, early: bool, hold: bool = False) -> dict:
+def run_one(hidden: int, generations: int, reuse: bool, early: bool, hold: bool = False,
+            max_early: int | None = None) -> dict:
     import random
 
     import ray
@@ -126,7 +127,7 @@ def run_one(hidden: int, generations: int, reuse: bool, early: bool, hold: bool 
         live.append(float(sum(ray.get([a.live_bytes.remote() for a in rmap.actors]))))
 
     random.seed(0)
-    pop, _ = pbt_evo.ea_pbt(w1_population(), tb, e_total=generations, e_step=1, hook=hook)
+    pop, _ = pbt_evo.ea_pbt(w1_population(), tb, e_total=generations, e_step=1, hook=hook, max_early=max_early)
     out = ray.get(rmap.actors[0].run.remote(_count_params, None))  # (result, kept), or with the state too
     params, size = out[0] if hold else out[0][0]
     sizes.append(size)
@@ -160,12 +161,14 @@ def main() -> None:
     parser.add_argument("--early", action="store_true",
                         help="start sure survivors early (the default of make_toolbox): their next state can"
                              " arrive before their generation ends, and both are held until it does")
+    parser.add_argument("--max-early", type=int, default=None,
+                        help="with --early: at most this many early starts per generation (ea_pbt(max_early=K))")
     parser.add_argument("--hold-states", action="store_true",
                         help="workers hold the states they trained (RayMap(hold_states=True)), counted with the store")
     args = parser.parse_args()
     if args.one:
-        print(MARK + json.dumps(run_one(args.one, args.generations, bool(args.reuse), args.early, args.hold_states)),
-              flush=True)
+        print(MARK + json.dumps(run_one(args.one, args.generations, bool(args.reuse), args.early, args.hold_states,
+                                        args.max_early)), flush=True)
         return
 
     env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),
@@ -175,7 +178,8 @@ def main() -> None:
         for scale in (1.0, args.scale):
             proc = subprocess.run([sys.executable, __file__, "--one", str(hidden_for(scale)), "--generations",
                                    str(args.generations), "--reuse", str(int(reuse))] + ["--early"] * args.early
-                                  + ["--hold-states"] * args.hold_states,
+                                  + ["--hold-states"] * args.hold_states
+                                  + ([] if args.max_early is None else ["--max-early", str(args.max_early)]),
                                   cwd=ROOT, env=env, capture_output=True, text=True)
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
             if not line:

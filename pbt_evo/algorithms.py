@@ -192,7 +192,8 @@ def _record(ind: Individual, res: TrainResult, step: int) -> int:
 def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_step: EStep,
            stats: tools.Statistics | None = None, halloffame: tools.HallOfFame | None = None,
            logbook: tools.Logbook | None = None, hook: Callable[[Generation], Any] | None = None,
-           start: LoopState | None = None, verbose: bool = False) -> tuple[list[Individual], tools.Logbook]:
+           start: LoopState | None = None, verbose: bool = False,
+           max_early: int | None = None) -> tuple[list[Individual], tools.Logbook]:
     """PBT-NAS: train all members ``e_step`` epochs, then replace the worst by children of the best,
     until every member has trained ``e_total`` epochs. No mixing after the last generation.
 
@@ -227,6 +228,11 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
     ``flush()`` (called once a generation's results are recorded).
     Any other map (DEAP's ``map`` contract) runs one call per generation.
 
+    Memory: a member that starts early has two states until its generation begins (the one its
+    generation reads, the one it trained ahead), up to two per member when workers run far ahead.
+    ``max_early`` caps the early starts per generation (``None``: every sure survivor; ``0``: none, the
+    synchronous loop), so the states held stay below ``population + max_early`` (plus children being made).
+
     >>> # pop, log = ea_pbt(toolbox.population(), toolbox, e_total=12, e_step=2, halloffame=hof)
     """
     state = start or LoopState()
@@ -235,7 +241,9 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
         logbook = tools.Logbook()
         logbook.header = ["gen", "epochs", "nevals", "failed"] + (stats.fields if stats else [])
     stream = toolbox.map if hasattr(toolbox.map, "submit") and hasattr(toolbox.map, "wait") else _Batches(toolbox.map)
-    early = hasattr(toolbox, "survivors") and not isinstance(stream, _Batches)
+    if max_early is not None and max_early < 0:
+        raise ValueError(f"max_early must be >= 0 (early starts per generation) or None (no cap), got {max_early}")
+    early = hasattr(toolbox, "survivors") and not isinstance(stream, _Batches) and max_early != 0
     generation, epochs = state.generation, state.epochs
     progress = getattr(stream, "progress", None)
     ahead: dict[int, tuple] = {}   # ticket -> (index, member, its snapshot): next generation's early starts
@@ -286,6 +294,8 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
                 finished = [ind for ind, r in zip(population, results) if r is not None]
                 for ind in toolbox.survivors(finished, len(population)):
                     k = index[id(ind)]
+                    if max_early is not None and len(started) >= max_early:
+                        break
                     if k not in started:
                         started.add(k)
                         ahead[stream.submit(train_next, ind, order=generation + 1)] = (k, ind, _snapshot(ind))

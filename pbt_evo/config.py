@@ -66,6 +66,10 @@ SCHEMA: dict[str, Any] = {
         "optimizer_policy": Key("reset", "choice", "optimizer state of inherited layers (see pbt_evo.weights)",
                                 choices=("reset", "donor")),
         "hall_of_fame": Key(1, "int", "best trained states kept", check=_positive, rule="> 0"),
+        "max_early": Key(None, "int_or_none", "members that may start their next generation before the slowest"
+                         " of this one ends, per generation (each holds a second state meanwhile): null, every"
+                         " sure survivor; 0, none (the synchronous loop)", check=lambda k: k is None or k >= 0,
+                         rule=">= 0 or null"),
     },
     "parallel": {
         "backend": Key("ray", "choice", "ray: persistent Ray workers; serial: this process", choices=("ray", "serial")),
@@ -97,6 +101,8 @@ def _type_ok(key: Key, value: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if kind == "str":
         return isinstance(value, str) and value != ""
+    if kind == "int_or_none":
+        return value is None or (isinstance(value, int) and not isinstance(value, bool))
     if kind == "str_or_none":
         return value is None or (isinstance(value, str) and value != "")
     if kind == "bool":
@@ -118,7 +124,7 @@ def _type_ok(key: Key, value: Any) -> bool:
 
 
 _EXPECTED = {"int": "an integer", "float": "a number", "str": "a non-empty string", "bool": "true or false",
-             "str_or_none": "a string or null", "map": "a mapping", "pair": "a list of two numbers",
+             "str_or_none": "a string or null", "int_or_none": "an integer or null", "map": "a mapping", "pair": "a list of two numbers",
              "e_step": "a positive integer or a schedule {0: step, epoch: step, ...}"}
 
 

@@ -141,7 +141,7 @@ class Runner:
 
         try:
             ea_pbt(population, toolbox, alg["e_total"], alg["e_step"], stats=_fitness_stats(), halloffame=hof,
-                   logbook=logbook, hook=on_generation, start=start)
+                   logbook=logbook, hook=on_generation, start=start, max_early=alg["max_early"])
             self._close_bar()
             if len(hof):
                 best = folder.export_best(task, hof[0], cfg)

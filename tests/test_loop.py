@@ -179,6 +179,28 @@ def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, dig
     assert serial_early[-1] == ray_early[-1] == 0 and all(0 < n <= 6 for n in ray_early[:-1])
 
 
+def test_max_early_caps_early_starts_with_the_synchronous_result(digits_task):
+    """``ea_pbt(max_early=K)`` starts at most K members early a generation (each holds a second state until
+    its generation begins); ``0`` is the synchronous loop. The results are the same whatever K."""
+    threads = torch.get_num_threads()
+    runs, early = [], []
+    for max_early in (None, 2, 0):
+        tb = make_toolbox(digits_task, n=8)
+        tb.register("survivors", pbt_evo.sure_survivors, tau=0.25)
+        tb.map = pbt_evo.SerialMap(digits_task, num_threads=1)
+        started: list[int] = []
+        random.seed(3)
+        pop, _ = pbt_evo.ea_pbt(tb.population(), tb, 3, 1, hook=lambda g: started.append(g.started_early),
+                                max_early=max_early)
+        runs.append([(ind.id, list(ind), ind.fitness.values, ind.epochs) for ind in pop])
+        early.append(started)
+    torch.set_num_threads(threads)
+    assert early == [[6, 6, 0], [2, 2, 0], [0, 0, 0]]
+    assert runs[0] == runs[1] == runs[2]
+    with pytest.raises(ValueError, match="max_early must be >= 0"):
+        pbt_evo.ea_pbt(tb.population(), tb, 3, 1, max_early=-1)
+
+
 @pytest.mark.parametrize("backend", ["serial", "ray"])
 def test_early_starts_survive_hooks_that_change_the_population(backend, digits_task, request):
     """A hook that moves members, a hook that maps, and a select replacing more than ``survivors``
