@@ -17,8 +17,8 @@ Figures, per size:
 - one state: the serialized size of one member's state (model + Adam moments), pickled in a worker.
 - states: Ray's plasma usage (``memory_summary(stats_only=True)``: every object in the store, not
   only ours) plus the states the workers hold for the driver (``RayMap(hold_states=True)``, opt-in:
-  only states read elsewhere go to the store), sampled at every generation boundary (after the loop has
-  replaced the handles and made the children, and Ray has deleted what nobody refers to: deletion is asynchronous), and the part of it still
+  only states read elsewhere go to the store), sampled at every generation boundary (after the loop
+  has replaced the handles and made the children, and Ray has deleted what nobody refers to: deletion is asynchronous), and the part of it still
   referenced ("needed") after every member's result arrives (during a generation).
 
 ``bytes_per_member_over_state`` = (the peak of those states at generation boundaries + the members the workers keep)

@@ -18,7 +18,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Union
@@ -85,14 +85,25 @@ class LoopState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def exploit(population: list[Individual], toolbox: base.Toolbox, next_id: int) -> tuple[list[tuple[int, Individual]], int]:
-    """Replace the worst by children of the best (Algorithm 1, lines 8-13), in place.
+def exploit(population: list[Individual], toolbox: base.Toolbox, next_id: int,
+            lost: Collection[int] = ()) -> tuple[list[tuple[int, Individual]], int]:
+    """Replace the worst by children of the best (Algorithm 1, lines 8-13), in place; the members at
+    indices ``lost`` (their state cannot be read any more) are replaced too and are never parents.
 
     Returns the (index, child) pairs and the next free id. Children are not evaluated: they train next.
     """
     if not hasattr(toolbox, "select"):
         return [], next_id
     best, worst = toolbox.select(population)
+    if lost:
+        gone = {id(population[j]) for j in lost}
+        best = [ind for ind in best if id(ind) not in gone]
+        worst = list(worst) + [population[j] for j in sorted(lost) if all(ind is not population[j] for ind in worst)]
+        if not best:
+            from .parallel import LostStateError
+
+            raise LostStateError(f"the states of all {len(population)} members were lost with their workers:"
+                                 " no parent is left to replace them (resume from the last checkpoint)")
     if not best:
         return [], next_id
     index = {id(ind): j for j, ind in enumerate(population)}
@@ -231,7 +242,13 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
     Memory: a member that starts early has two states until its generation begins (the one its
     generation reads, the one it trained ahead), up to two per member when workers run far ahead.
     ``max_early`` caps the early starts per generation (``None``: every sure survivor; ``0``: none, the
-    synchronous loop), so the states held stay below ``population + max_early`` (plus children being made).
+    synchronous loop): the loop then holds at most ``population + max_early`` states, plus the hall of
+    fame's and the parents' of children not yet trained (briefly more while a hook trains members).
+
+    Lost states (``RayMap(hold_states=True)``, whose workers hold the states they trained): a member
+    whose state died with its worker counts as failed, stays out of the hall of fame and is replaced,
+    with the losers, by a child of the best (the hall of fame is put in the object store as it changes,
+    so it outlives its workers). If no parent is left, :class:`~pbt_evo.parallel.LostStateError`.
 
     >>> # pop, log = ea_pbt(toolbox.population(), toolbox, e_total=12, e_step=2, halloffame=hof)
     """
@@ -241,8 +258,9 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
         logbook = tools.Logbook()
         logbook.header = ["gen", "epochs", "nevals", "failed"] + (stats.fields if stats else [])
     stream = toolbox.map if hasattr(toolbox.map, "submit") and hasattr(toolbox.map, "wait") else _Batches(toolbox.map)
-    if max_early is not None and max_early < 0:
-        raise ValueError(f"max_early must be >= 0 (early starts per generation) or None (no cap), got {max_early}")
+    if max_early is not None and (not isinstance(max_early, int) or isinstance(max_early, bool) or max_early < 0):
+        raise ValueError(f"max_early must be an int >= 0 (early starts per generation) or None (no cap), got"
+                         f" {max_early!r}")
     early = hasattr(toolbox, "survivors") and not isinstance(stream, _Batches) and max_early != 0
     generation, epochs = state.generation, state.epochs
     progress = getattr(stream, "progress", None)
@@ -301,17 +319,29 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
                         ahead[stream.submit(train_next, ind, order=generation + 1)] = (k, ind, _snapshot(ind))
             if hasattr(stream, "flush"):  # the generation's last results superseded states: free them now
                 stream.flush()
+            # a member whose state died with its worker (RayMap(hold_states=True)) cannot train on or be a
+            # parent: it counts as failed, stays out of the hall of fame and is replaced like a loser
+            lost = [j for j, ind in enumerate(population) if getattr(stream, "lost", None) and stream.lost(ind.handle)]
+            for j in lost:
+                population[j].fitness.values = (worst_value(type(population[j].fitness)),)
+                population[j].metrics["lost"] = 1.0
+            failed += sum(1 for j in lost if not (results[j] is not None and results[j].failed))
             epochs += step
             generation += 1
             if halloffame is not None:
-                halloffame.update(population)
+                halloffame.update([ind for j, ind in enumerate(population) if j not in lost])
+                if hasattr(stream, "keep"):  # the hall of fame must outlive the workers that trained it
+                    stream.keep(ind.handle for ind in halloffame)
             record = stats.compile(population) if stats else {}
             logbook.record(gen=generation, epochs=epochs, nevals=len(population), failed=failed, **record)
             if verbose:
                 print(logbook.stream)
             trained = list(population)
             done = epochs >= e_total
-            replaced, next_id = ([], next_id) if done else exploit(population, toolbox, next_id)
+            replaced, next_id = ([], next_id) if done else exploit(population, toolbox, next_id, lost)
+            for j in lost:
+                if not any(k == j for k, _ in replaced):
+                    population[j].handle = None  # nothing to train on (or to checkpoint) any more
             if hook is not None:
                 now = time.perf_counter()
                 hook(Generation(generation, epochs, trained, replaced, population, logbook, halloffame, next_id,

@@ -32,7 +32,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Key:
     default: Any
-    kind: str  # int, float, str, bool, map, e_step, pair, str_or_none, choice
+    kind: str  # int, float, str, bool, map, e_step, pair, str_or_none, int_or_none, choice
     doc: str
     choices: tuple = ()
     check: Callable[[Any], bool] | None = None
@@ -66,10 +66,10 @@ SCHEMA: dict[str, Any] = {
         "optimizer_policy": Key("reset", "choice", "optimizer state of inherited layers (see pbt_evo.weights)",
                                 choices=("reset", "donor")),
         "hall_of_fame": Key(1, "int", "best trained states kept", check=_positive, rule="> 0"),
-        "max_early": Key(None, "int_or_none", "members that may start their next generation before the slowest"
-                         " of this one ends, per generation (each holds a second state meanwhile): null, every"
-                         " sure survivor; 0, none (the synchronous loop)", check=lambda k: k is None or k >= 0,
-                         rule=">= 0 or null"),
+        "max_early": Key(None, "int_or_none", "members that may start their next generation before the"
+                         " slowest of this one ends, per generation (each holds a second state meanwhile):"
+                         " null, every sure survivor; 0, none (the synchronous loop)",
+                         check=lambda k: k is None or k >= 0, rule=">= 0 or null"),
     },
     "parallel": {
         "backend": Key("ray", "choice", "ray: persistent Ray workers; serial: this process", choices=("ray", "serial")),
@@ -80,7 +80,8 @@ SCHEMA: dict[str, Any] = {
         "max_retries": Key(1, "int", "retries of a failed member on another worker", check=lambda r: r >= 0, rule=">= 0"),
         "hold_states": Key(False, "bool", "true: workers keep the states they trained and put one in the object"
                            " store only when read elsewhere (less Ray time per member, for runs that checkpoint"
-                           " rarely; a worker's death loses the states it held); false: store every state"),
+                           " rarely; a worker's death loses the states it held, and their members are replaced"
+                           " by children of the best); false: store every state"),
     },
     "output": {
         "dir": Key("runs", "str", "folder that holds run folders"),
@@ -124,7 +125,8 @@ def _type_ok(key: Key, value: Any) -> bool:
 
 
 _EXPECTED = {"int": "an integer", "float": "a number", "str": "a non-empty string", "bool": "true or false",
-             "str_or_none": "a string or null", "int_or_none": "an integer or null", "map": "a mapping", "pair": "a list of two numbers",
+             "str_or_none": "a string or null", "int_or_none": "an integer or null", "map": "a mapping",
+             "pair": "a list of two numbers",
              "e_step": "a positive integer or a schedule {0: step, epoch: step, ...}"}
 
 
@@ -227,7 +229,8 @@ def describe() -> str:
             if isinstance(spec, dict):
                 walk(spec, dotted + ".")
             else:
-                default = "(required)" if spec.default is REQUIRED else repr(spec.default)
+                default = ("(required)" if spec.default is REQUIRED else "null" if spec.default is None
+                           else repr(spec.default))
                 choices = f" [{' | '.join(map(str, spec.choices))}]" if spec.choices else ""
                 lines.append(f"{dotted:30s} {default:12s} {spec.doc}{choices}")
 

@@ -81,7 +81,22 @@ def _nbytes(x: Any) -> int:
 
 
 class LostStateError(RuntimeError):
-    """A held state that cannot be read any more: the worker that held it died."""
+    """A held state that cannot be read any more: the worker that held it died. ``key``: the state's id
+    (:attr:`HeldRef.key`), so that the map learns which state a failed call could not read.
+
+    >>> LostStateError("gone", b"held:run:0:7").key
+    b'held:run:0:7'
+    """
+
+    def __init__(self, message: str, key: bytes | None = None):
+        super().__init__(message, key)  # both in args: the error crosses process boundaries pickled
+
+    @property
+    def key(self) -> bytes | None:
+        return self.args[1] if len(self.args) > 1 else None
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class HeldRef:
@@ -92,7 +107,8 @@ class HeldRef:
     *export* it into the object store (from a separate thread of the worker, so not behind its training;
     for a call, until that call is done; for a read in the driver, for that read only); the worker that
     holds it reads it in place. The worker drops it when the driver no longer refers to it. A state held
-    by a worker that died is lost: a member that needs it fails, and reading it in the driver (a
+    by a worker that died is lost: a member that needs it fails (and :func:`~pbt_evo.algorithms.ea_pbt`
+    replaces it by a child of the best, see :meth:`RayMap.lost`), and reading it in the driver (a
     checkpoint) raises :class:`LostStateError` (``pbt_evo.run`` then stops and says how to resume from
     the last checkpoint). ``hold_states=False`` (the default) stores every state in the object store.
 
@@ -143,7 +159,7 @@ class HeldRef:
                 f"the state of a member (token {self.token}), held by Ray worker {self.worker}, cannot be read:"
                 f" {str(exc).strip().splitlines()[-1]}. A worker that dies takes the states it held"
                 " (RayMap(hold_states=True), config parallel.hold_states: true); set it to false to store"
-                " every state in the object store") from exc
+                " every state in the object store", self.key) from exc
 
     def __reduce__(self) -> tuple:
         return HeldRef, (self.scope, self.worker, self.incarnation, self.token, self.stored)
@@ -525,8 +541,10 @@ class RayMap:
     only when a child on another worker, a checkpoint or the driver reads it; among equally loaded
     workers, a child goes to the one holding its base parent. :meth:`close` exports the states the
     driver still refers to. The price: a worker that dies takes the states it held (see
-    :class:`HeldRef`); with the default, a dead worker loses no state. A run that checkpoints every
-    generation exports every state anyway, so the gain is for runs that checkpoint rarely.
+    :class:`HeldRef`; the loop replaces the members that lose theirs, :meth:`lost`, and keeps the hall of
+    fame in the object store, :meth:`keep`); with the default, a dead worker loses no state. A run that
+    checkpoints every generation exports every state anyway, so the gain is for runs that checkpoint
+    rarely.
 
     Stream (why): the same scheduler also takes calls one at a time, ``ticket = submit(func, item)``
     and ``ticket, result = wait()``, so a loop can start a member's next generation while others are
@@ -571,6 +589,8 @@ class RayMap:
         # bound method handles, built once: `.options()` per call costs driver time for nothing
         self._calls = [self._bind(a) for a in self.actors]
         self._held = weakref.WeakSet()  # held states the driver still refers to (exported on close)
+        self._kept = weakref.WeakSet()  # held states whose export stays (keep())
+        self._lost: set[bytes] = set()  # held states a call could not read (their worker died)
         self._released: list[tuple[int, int, int]] = []  # (worker, incarnation, token) nobody refers to
         # per worker: (incarnation, token) left by discarded calls, released by its next call (which runs
         # after them; a release on the io thread could come first)
@@ -686,6 +706,9 @@ class RayMap:
             try:
                 res, kept = ray.get(done[0])
             except (RayTaskError, RayActorError) as exc:
+                cause = getattr(exc, "cause", None)  # the exception the call raised (exc may subclass it too)
+                if isinstance(cause, LostStateError) and cause.key is not None:
+                    self._lost.add(cause.key)  # its export failed: it died with its worker
                 if isinstance(exc, RayActorError) and self.actors[w] is job.actor:
                     log.warning("worker %d died; starting a new one", w)
                     self._respawn(w)
@@ -786,7 +809,7 @@ class RayMap:
         worker still holds each; it is exported again if read elsewhere again), unless that worker died
         meanwhile: then the export is the only copy left."""
         for ref in job.exported:
-            if ref.incarnation == self._incarnation[ref.worker]:
+            if ref.incarnation == self._incarnation[ref.worker] and ref not in self._kept:
                 ref.stored = None
         job.exported.clear()
 
@@ -832,6 +855,26 @@ class RayMap:
         self._homes = {k: h for k, h in self._homes.items() if k in keys}
         self._trained_on = {k: w for k, w in self._trained_on.items() if k in keys}
         self._prune = [True] * len(self.actors)
+
+    def lost(self, handle: Any) -> bool:
+        """Whether ``handle`` reads a held state whose worker died before it was exported (it cannot be
+        read any more; the loop replaces such a member like a loser). A death is known once a call on
+        that worker has failed.
+
+        >>> # gone = [ind for ind in population if rmap.lost(ind.handle)]
+        """
+        return any(ref.key in self._lost or (ref.incarnation != self._incarnation[ref.worker] and ref.stored is None)
+                   for ref in _held_refs(handle))
+
+    def keep(self, handles: Iterable[Any]) -> None:
+        """Put the held states ``handles`` read into the object store now (on their workers' ``io``
+        threads), where they outlive their workers: for states worth more than the run's next
+        generation, such as the hall of fame. Stored states need nothing."""
+        for handle in handles:
+            for ref in _held_refs(handle):
+                if ref.incarnation == self._incarnation[ref.worker]:
+                    self._kept.add(ref)  # not dropped after a call it was exported for
+                    ref.exported()
 
     def worker_of(self, handle: Any) -> int:
         """Index of the worker that trained a stored state of the current population (``-1``: unknown).

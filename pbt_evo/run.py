@@ -202,7 +202,7 @@ def resolve_run(args: argparse.Namespace) -> tuple[dict[str, Any], Path, bool]:
     if run_dir.exists() and args.overwrite:
         shutil.rmtree(run_dir)
     if (run_dir / "config.yaml").is_file():
-        saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+        saved = config.load(run_dir / "config.yaml")  # with the defaults of keys added since it was written
         if saved != cfg:
             changed = sorted(_diff(saved, cfg))
             raise ConfigError(f"{run_dir} holds a run with a different config (differs in: {', '.join(changed)});"

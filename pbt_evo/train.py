@@ -57,6 +57,9 @@ def train_member(individual: Individual, epochs: int) -> TrainResult:
     Returns a :class:`TrainResult` whose ``state`` the map turns into a handle.
     """
     task = current_task()
+    if individual.handle is None:
+        raise RuntimeError(f"member {individual.id} has no state to train from: it was lost with the worker that"
+                           " held it (RayMap(hold_states=True)) and no parent could replace it")
     t0 = time.perf_counter()
     member = individual.handle.materialise(task, individual)
     seed = train_seed(individual)

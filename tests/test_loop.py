@@ -127,6 +127,38 @@ def test_held_states_are_released_exported_and_lost_with_their_worker(ray_sessio
     rmap.close()
 
 
+def test_a_dead_workers_held_states_are_replaced_and_the_run_goes_on(ray_session, digits_task):
+    """With held states, a worker that dies takes the states it held. The members that need them fail
+    (counted in the logbook), stay out of the hall of fame and are replaced, with the losers, by children
+    of the best; the run ends with every member's state and the hall of fame readable."""
+    rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2, hold_states=True)
+    tb = make_toolbox(digits_task, n=8)
+    tb.register("survivors", pbt_evo.sure_survivors, tau=0.25)
+    tb.map = rmap
+    hof = tools.HallOfFame(1)
+    seen = {}
+
+    def hook(g):
+        if g.generation == 1:
+            seen["held_by_0"] = sum(isinstance(ind.handle.ref, HeldRef) and ind.handle.ref.worker == 0
+                                    for ind in g.trained)
+            ray.kill(rmap.actors[0])
+        if g.generation == 2:
+            seen["lost"] = [j for j, ind in enumerate(g.trained) if ind.metrics.get("lost")]
+            seen["replaced"] = [j for j, _ in g.replaced]
+
+    random.seed(3)
+    pop, log = pbt_evo.ea_pbt(tb.population(), tb, 4, 1, halloffame=hof, hook=hook)
+    assert seen["held_by_0"] > 0 and seen["lost"]
+    assert set(seen["lost"]) <= set(seen["replaced"])  # every lost member was replaced
+    assert log.select("failed")[1] >= len(seen["lost"]) and log.select("failed")[0] == 0
+    assert not any(rmap.lost(ind.handle) for ind in pop + list(hof))
+    states = [ind.handle.load() for ind in pop]  # every final state is readable
+    assert len(states) == 8 and all("model" in st for st in states)
+    rmap.close()
+    assert "model" in hof[0].handle.load()  # exported when it entered the hall of fame
+
+
 def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, digits_task):
     """With ``survivors`` in the toolbox, a stream map starts a sure survivor's next generation before
     the slowest member ends; the run equals the synchronous one (DEAP's plain ``map``: one call per
@@ -197,8 +229,9 @@ def test_max_early_caps_early_starts_with_the_synchronous_result(digits_task):
     torch.set_num_threads(threads)
     assert early == [[6, 6, 0], [2, 2, 0], [0, 0, 0]]
     assert runs[0] == runs[1] == runs[2]
-    with pytest.raises(ValueError, match="max_early must be >= 0"):
-        pbt_evo.ea_pbt(tb.population(), tb, 3, 1, max_early=-1)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="max_early must be an int >= 0"):
+            pbt_evo.ea_pbt(tb.population(), tb, 3, 1, max_early=bad)
 
 
 @pytest.mark.parametrize("backend", ["serial", "ray"])

@@ -151,6 +151,11 @@ def test_best_loads_in_two_lines_and_reproduces_fitness(finished_run):
 def test_same_command_resumes_a_finished_run_and_refuses_a_changed_config(finished_run, capsys):
     tmp, config, run = finished_run
     assert main([str(config), "--out", str(tmp / "a"), "--quiet"]) == 0  # nothing left to train
+    # a run folder written before a key existed: the key takes its default, the same command resumes
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["algorithm"]["max_early"]
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert main([str(config), "--out", str(tmp / "a"), "--quiet"]) == 0
     assert main([str(config), "--out", str(tmp / "a"), "--set", "algorithm.p=0.5"]) == 2
     err = capsys.readouterr().err
     assert "different config (differs in: algorithm.p)" in err and "--resume" in err
