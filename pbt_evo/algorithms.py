@@ -99,7 +99,7 @@ def exploit(population: list[Individual], toolbox: base.Toolbox, next_id: int,
         gone = {id(population[j]) for j in lost}
         best = [ind for ind in best if id(ind) not in gone]
         worst = list(worst) + [population[j] for j in sorted(lost) if all(ind is not population[j] for ind in worst)]
-        if not best:
+        if len(lost) == len(population):
             from .parallel import LostStateError
 
             raise LostStateError(f"the states of all {len(population)} members were lost with their workers:"
@@ -179,8 +179,15 @@ def _still_valid(population: list[Individual], ahead: dict[int, tuple], arrived:
     stale = [t for t, (k, ind, snap) in ahead.items() if not valid(k, ind, snap)]
     if stale and hasattr(stream, "discard"):
         stream.discard(stale)
+    # an early result whose state died with its worker is dropped too: the member trains again from its state
     return ({t: a for t, a in ahead.items() if t not in stale},
-            {k: a for k, a in arrived.items() if valid(k, a[1], a[2])})
+            {k: a for k, a in arrived.items() if valid(k, a[1], a[2]) and not _is_lost(stream, a[0].state)})
+
+
+def _is_lost(stream: Any, handle: Any) -> bool:
+    """Whether the map says ``handle``'s state died with its worker (``RayMap.lost``; other maps lose none)."""
+    lost = getattr(stream, "lost", None)
+    return lost is not None and lost(handle)
 
 
 def _record(ind: Individual, res: TrainResult, step: int) -> int:
@@ -321,7 +328,7 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
                 stream.flush()
             # a member whose state died with its worker (RayMap(hold_states=True)) cannot train on or be a
             # parent: it counts as failed, stays out of the hall of fame and is replaced like a loser
-            lost = [j for j, ind in enumerate(population) if getattr(stream, "lost", None) and stream.lost(ind.handle)]
+            lost = [j for j, ind in enumerate(population) if _is_lost(stream, ind.handle)]
             for j in lost:
                 population[j].fitness.values = (worst_value(type(population[j].fitness)),)
                 population[j].metrics["lost"] = 1.0
@@ -329,6 +336,9 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
             epochs += step
             generation += 1
             if halloffame is not None:
+                for i in reversed(range(len(halloffame))):  # an entry whose state turned out lost
+                    if _is_lost(stream, halloffame[i].handle):
+                        halloffame.remove(i)
                 halloffame.update([ind for j, ind in enumerate(population) if j not in lost])
                 if hasattr(stream, "keep"):  # the hall of fame must outlive the workers that trained it
                     stream.keep(ind.handle for ind in halloffame)

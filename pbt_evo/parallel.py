@@ -155,8 +155,14 @@ class HeldRef:
         try:
             return ray.get(ref)
         except ray.exceptions.RayError as exc:
+            # lost: its worker died (before or during the export), or a restarted worker no longer holds it;
+            # any other failure (a full object store, ...) says nothing about the state
+            gone = isinstance(exc, (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError)) or isinstance(
+                getattr(exc, "cause", None), KeyError)
+            if not gone:
+                raise
             raise LostStateError(
-                f"the state of a member (token {self.token}), held by Ray worker {self.worker}, cannot be read:"
+                f"the state of a member (token {self.token}), held by Ray worker {self.worker}, is lost:"
                 f" {str(exc).strip().splitlines()[-1]}. A worker that dies takes the states it held"
                 " (RayMap(hold_states=True), config parallel.hold_states: true); set it to false to store"
                 " every state in the object store", self.key) from exc
@@ -622,6 +628,14 @@ class RayMap:
                       actor.export.options(concurrency_group="io"), actor.release.options(concurrency_group="io"))
 
     def _respawn(self, w: int) -> None:
+        import ray
+
+        # exports of its states that had not run when it died never will: those states are lost too
+        asked = [ref for ref in list(self._held) if ref.worker == w and ref.incarnation == self._incarnation[w]
+                 and ref.stored is not None]
+        if asked:
+            ready, _ = ray.wait([ref.stored for ref in asked], num_returns=len(asked), timeout=0, fetch_local=False)
+            self._lost.update(ref.key for ref in asked if ref.stored not in set(ready))
         lost = sum(1 for ref in list(self._held) if ref.worker == w and ref.incarnation == self._incarnation[w]
                    and ref.stored is None)
         if lost:
@@ -693,6 +707,10 @@ class RayMap:
             return ticket, res
         while True:
             self._dispatch()
+            ticket = _claim(self._done, among)  # a call failed at dispatch (its state was lost)
+            if ticket is not None:
+                res, self.last_worker = self._done.pop(ticket)
+                return ticket, res
             self.flush(idle_only=True)  # a busy worker gets its releases with its next call
             if not self._pending:
                 raise RuntimeError("RayMap.wait: nothing submitted" if not self._jobs else
@@ -707,14 +725,15 @@ class RayMap:
                 res, kept = ray.get(done[0])
             except (RayTaskError, RayActorError) as exc:
                 cause = getattr(exc, "cause", None)  # the exception the call raised (exc may subclass it too)
-                if isinstance(cause, LostStateError) and cause.key is not None:
+                lost = isinstance(cause, LostStateError)
+                if lost and cause.key is not None:
                     self._lost.add(cause.key)  # its export failed: it died with its worker
                 if isinstance(exc, RayActorError) and self.actors[w] is job.actor:
                     log.warning("worker %d died; starting a new one", w)
                     self._respawn(w)
                 job.tried.add(w)
                 job.worker, job.token = -1, 0
-                if len(job.tried) <= self.max_retries:
+                if len(job.tried) <= self.max_retries and not lost:  # a lost state is lost everywhere
                     log.warning("member %s failed on worker %d, retrying elsewhere: %s",
                                 getattr(job.item, "id", ticket), w, str(exc).strip().splitlines()[-1])
                     self._queue.insert(0, ticket)
@@ -762,6 +781,11 @@ class RayMap:
                 return  # every worker is full, or the item waits for a worker it has not failed on
             ticket, w = pick
             job = self._jobs[ticket]
+            if self.hold_states and self.lost(getattr(job.item, "handle", None)):  # no call can read it
+                del self._jobs[ticket]
+                self._done[ticket] = (_failed("the state this member trains from was lost with the worker that"
+                                              " held it (RayMap(hold_states=True))"), -1)
+                continue
             # continue a live member only if the item still has the state it was submitted with
             same = _state_key(getattr(job.item, "handle", None)) == job.key
             use = job.home[1] if job.home is not None and job.home[0] == w and same else None
