@@ -96,9 +96,9 @@ def exploit(population: list[Individual], toolbox: base.Toolbox, next_id: int,
         return [], next_id
     best, worst = toolbox.select(population)
     if lost:
-        gone = {id(population[j]) for j in lost}
+        gone, losing = {id(population[j]) for j in lost}, {id(ind) for ind in worst}
         best = [ind for ind in best if id(ind) not in gone]
-        worst = list(worst) + [population[j] for j in sorted(lost) if all(ind is not population[j] for ind in worst)]
+        worst = list(worst) + [population[j] for j in sorted(lost) if id(population[j]) not in losing]
         if len(lost) == len(population):
             from .parallel import LostStateError
 
@@ -332,7 +332,7 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
             for j in lost:
                 population[j].fitness.values = (worst_value(type(population[j].fitness)),)
                 population[j].metrics["lost"] = 1.0
-            failed += sum(1 for j in lost if not (results[j] is not None and results[j].failed))
+            failed += sum(1 for j in lost if not results[j].failed)  # a failed one is counted already
             epochs += step
             generation += 1
             if halloffame is not None:
@@ -349,9 +349,8 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
             trained = list(population)
             done = epochs >= e_total
             replaced, next_id = ([], next_id) if done else exploit(population, toolbox, next_id, lost)
-            for j in lost:
-                if not any(k == j for k, _ in replaced):
-                    population[j].handle = None  # nothing to train on (or to checkpoint) any more
+            for j in set(lost) - {k for k, _ in replaced}:
+                population[j].handle = None  # nothing to train on (or to checkpoint) any more
             if hook is not None:
                 now = time.perf_counter()
                 hook(Generation(generation, epochs, trained, replaced, population, logbook, halloffame, next_id,

@@ -2,10 +2,10 @@
 
 Both follow DEAP's ``map(func, iterable)`` contract and return results in input order. When ``func``
 returns a :class:`~pbt_evo.handles.TrainResult`, its state is replaced by a
-:class:`~pbt_evo.handles.StoredState` handle, so the driver never pulls weights. With Ray the state stays
-in the worker that trained it (:class:`HeldRef`), which puts it in its node's object store only when it
-is read elsewhere (a child on another worker, a checkpoint, the driver); with ``hold_states=False`` every
-state is a task return value in the object store, owned by the driver (it survives the worker).
+:class:`~pbt_evo.handles.StoredState` handle, so the driver never pulls weights. With Ray every state is a
+task return value in the object store, owned by the driver (it survives the worker); with
+``hold_states=True`` it stays in the worker that trained it (:class:`HeldRef`), which puts it in its
+node's object store only when it is read elsewhere (a child on another worker, a checkpoint, the driver).
 
 RayMap: persistent actors that build the task once (torch threads = CPUs per worker); items are
 dispatched costliest first (last measured training time, else ``task.cost``), each to the worker with
@@ -627,17 +627,21 @@ class RayMap:
         return _Calls(actor.run.options(num_returns=1 if self.hold_states else 2),
                       actor.export.options(concurrency_group="io"), actor.release.options(concurrency_group="io"))
 
+    def _alive(self, ref: HeldRef) -> bool:
+        """Whether the worker that holds ``ref`` is the one that trained it (not a replacement)."""
+        return ref.incarnation == self._incarnation[ref.worker]
+
     def _respawn(self, w: int) -> None:
         import ray
 
+        mine = [ref for ref in list(self._held) if ref.worker == w and self._alive(ref)]
         # exports of its states that had not run when it died never will: those states are lost too
-        asked = [ref for ref in list(self._held) if ref.worker == w and ref.incarnation == self._incarnation[w]
-                 and ref.stored is not None]
+        asked = [ref for ref in mine if ref.stored is not None]
         if asked:
             ready, _ = ray.wait([ref.stored for ref in asked], num_returns=len(asked), timeout=0, fetch_local=False)
-            self._lost.update(ref.key for ref in asked if ref.stored not in set(ready))
-        lost = sum(1 for ref in list(self._held) if ref.worker == w and ref.incarnation == self._incarnation[w]
-                   and ref.stored is None)
+            done = set(ready)
+            self._lost.update(ref.key for ref in asked if ref.stored not in done)
+        lost = len(mine) - len(asked)
         if lost:
             log.warning("the states of %d member(s) held by worker %d are lost with it: members that need them"
                         " fail and are replaced by selection (RayMap(hold_states=False) stores every state)",
@@ -684,8 +688,7 @@ class RayMap:
         job = _Job(func, item, self._costs([item])[0] if cost is None else float(cost),
                    self._homes.pop(key, None), key=key, order=order)  # one item continues a live member
         base = getattr(getattr(item, "handle", None), "base", None)
-        if isinstance(base, StoredState) and isinstance(base.ref, HeldRef) \
-                and base.ref.incarnation == self._incarnation[base.ref.worker]:
+        if isinstance(base, StoredState) and isinstance(base.ref, HeldRef) and self._alive(base.ref):
             job.near = base.ref.worker  # read in place there; elsewhere it must be exported first
         self._jobs[self._tickets] = job
         rank = (order, -job.cost)  # after queued items of equal rank (submission order among equals)
@@ -701,16 +704,14 @@ class RayMap:
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
-        ticket = _claim(self._done, among)
-        if ticket is not None:
-            res, self.last_worker = self._done.pop(ticket)
-            return ticket, res
         while True:
-            self._dispatch()
-            ticket = _claim(self._done, among)  # a call failed at dispatch (its state was lost)
+            ticket = _claim(self._done, among)
             if ticket is not None:
                 res, self.last_worker = self._done.pop(ticket)
                 return ticket, res
+            self._dispatch()
+            if _claim(self._done, among) is not None:
+                continue  # a call failed at dispatch (its state was lost)
             self.flush(idle_only=True)  # a busy worker gets its releases with its next call
             if not self._pending:
                 raise RuntimeError("RayMap.wait: nothing submitted" if not self._jobs else
@@ -796,7 +797,7 @@ class RayMap:
                 live = self._live_tokens(w)
                 self._prune[w] = False
             for ref in _held_refs(getattr(job.item, "handle", None)):
-                if (ref.worker != w or ref.incarnation != self._incarnation[w]) and ref.stored is None:
+                if (ref.worker != w or not self._alive(ref)) and ref.stored is None:
                     ref.exported()  # another worker holds it: have it exported before this call needs it
                     job.exported.append(ref)
             release = self._take_releases([w]).get(w, ()) + tuple(
@@ -833,7 +834,7 @@ class RayMap:
         worker still holds each; it is exported again if read elsewhere again), unless that worker died
         meanwhile: then the export is the only copy left."""
         for ref in job.exported:
-            if ref.incarnation == self._incarnation[ref.worker] and ref not in self._kept:
+            if self._alive(ref) and ref not in self._kept:
                 ref.stored = None
         job.exported.clear()
 
@@ -887,7 +888,7 @@ class RayMap:
 
         >>> # gone = [ind for ind in population if rmap.lost(ind.handle)]
         """
-        return any(ref.key in self._lost or (ref.incarnation != self._incarnation[ref.worker] and ref.stored is None)
+        return any(ref.key in self._lost or (not self._alive(ref) and ref.stored is None)
                    for ref in _held_refs(handle))
 
     def keep(self, handles: Iterable[Any]) -> None:
@@ -896,7 +897,7 @@ class RayMap:
         generation, such as the hall of fame. Stored states need nothing."""
         for handle in handles:
             for ref in _held_refs(handle):
-                if ref.incarnation == self._incarnation[ref.worker]:
+                if self._alive(ref):
                     self._kept.add(ref)  # not dropped after a call it was exported for
                     ref.exported()
 
@@ -955,7 +956,7 @@ class RayMap:
         if not self.actors:
             return
         exports = [ref.exported() for ref in list(self._held)
-                   if ref.stored is None and ref.incarnation == self._incarnation[ref.worker]]
+                   if ref.stored is None and self._alive(ref)]
         if exports:
             _, late = ray.wait(exports, num_returns=len(exports), timeout=120, fetch_local=False)
             if late:

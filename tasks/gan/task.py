@@ -123,15 +123,14 @@ class GanTask(Task):
 
         with kept_rng(), skip_init():
             model = build_gan_model(self.space, genome, **self.dims)
-        with torch.no_grad():
+        def flops(net: torch.nn.Module, x: torch.Tensor) -> tuple[int, torch.Tensor]:
             counter = FlopCounterMode(display=False)
-            with counter:
-                fake = model.G(torch.zeros(1, model.G.latent_dim))
-            g_flops = counter.get_total_flops()
-            counter = FlopCounterMode(display=False)
-            with counter:
-                model.D(fake)
-            d_flops = counter.get_total_flops()
+            with torch.no_grad(), counter:
+                out = net(x)
+            return counter.get_total_flops(), out
+
+        g_flops, fake = flops(model.G, torch.zeros(1, model.G.latent_dim))
+        d_flops, _ = flops(model.D, fake)
         k = self.n_critic
         return ((k + 2) * g_flops + (2 * k + 2) * d_flops) / k / 1e9
 
