@@ -1,6 +1,6 @@
 """Memory: the driver must not grow with model size, and states are kept about once per member.
 
-    python benchmarks/memory.py [--generations 4] [--scale 10] [--early [--max-early K]] [--hold-states]
+    python benchmarks/memory.py [--generations 4] [--scale 10] [--early [--max-early K]]
 
 Runs the W1 population (8 members, 2 Ray workers, the worst 2 replaced by copies of the best) twice, each
 in a fresh process so that peak figures are that run's own: with W1's MLP (hidden 256, 0.21 M parameters)
@@ -12,12 +12,11 @@ Figures, per size:
 - driver peak RSS: ``VmHWM`` of ``/proc/self/status`` at the end (the process-lifetime peak; the
   driver's baseline after importing torch and starting Ray is printed too). ``driver_rss_growth_mb`` is the
   10x run's peak minus the 1x run's: what the driver pays for bigger models. The driver never holds a
-  state: results come back as handles (ObjectRefs, or states held by workers) and children are
+  state: results come back as handles (ObjectRefs) and children are
   assembled in the workers.
 - one state: the serialized size of one member's state (model + Adam moments), pickled in a worker.
 - states: Ray's plasma usage (``memory_summary(stats_only=True)``: every object in the store, not
-  only ours) plus the states the workers hold for the driver (``RayMap(hold_states=True)``, opt-in:
-  only states read elsewhere go to the store), sampled at every generation boundary (after the loop
+  only ours), sampled at every generation boundary (after the loop
   has replaced the handles and made the children, and Ray has deleted what nobody refers to: deletion is asynchronous), and the part of it still
   referenced ("needed") after every member's result arrives (during a generation).
 
@@ -25,7 +24,7 @@ Figures, per size:
 over (members x one state). What the workers hold: by default only the member each one is training
 (``RayMap(reuse_members=False)``, or a task that does not declare ``reuse_members``), counted as one state
 per worker; with live members (W1 and digits opt in: faster, see ``pbt_evo.parallel``) the members the
-workers keep, measured (``_Worker.live_bytes``): a second copy of every kept member. Both configurations
+workers keep, measured (``Worker.live_bytes``): a second copy of every kept member. Both configurations
 run and print; the last-line figure is the rebuilding one (the default of tasks that do not opt in), the
 live-member figure is printed above it.
 Between generations the store holds exactly the population's states (children's recipes point at their
@@ -73,8 +72,7 @@ def hidden_for(scale: float, depth: int = 4) -> int:
     return h
 
 
-def run_one(hidden: int, generations: int, reuse: bool, early: bool, hold: bool = False,
-            max_early: int | None = None) -> dict:
+def run_one(hidden: int, generations: int, reuse: bool, early: bool, max_early: int | None = None) -> dict:
     import random
 
     import ray
@@ -87,7 +85,7 @@ def run_one(hidden: int, generations: int, reuse: bool, early: bool, hold: bool 
     ctx = ray.init(num_cpus=N_WORKERS, include_dashboard=False, log_to_driver=False)
     address = ctx.address_info["address"]
     rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.w1:W1Task", {"hidden": hidden, "steps": 4}), workers=N_WORKERS,
-                          reuse_members=reuse, hold_states=hold)
+                          reuse_members=reuse)
     ray.get([a.cost.remote([0]) for a in rmap.actors])
     rss_start = rss_mb()
 
@@ -104,12 +102,7 @@ def run_one(hidden: int, generations: int, reuse: bool, early: bool, hold: bool 
     during: list[float] = []
     boundary: list[float] = []
     live: list[float] = []  # bytes of live members kept in the workers, at generation boundaries
-    def held_bytes() -> float:
-        """Bytes of the states the workers hold for the driver (``RayMap(hold_states=True)``, the default:
-        a state goes to the object store only when it is read elsewhere), read on their ``io`` thread."""
-        return float(sum(ray.get([a.held_bytes.options(concurrency_group="io").remote() for a in rmap.actors])))
-
-    rmap.progress = lambda i, res: during.append(plasma_bytes(settled=False) + held_bytes())
+    progress = lambda i, res: during.append(plasma_bytes(settled=False))  # noqa: E731
     tb = base.Toolbox()
     tb.register("train", train_w1)
     tb.register("select", pbt_evo.sel_truncation, tau=0.25)
@@ -123,13 +116,13 @@ def run_one(hidden: int, generations: int, reuse: bool, early: bool, hold: bool 
     def hook(g: pbt_evo.Generation) -> None:
         slot_hook(g)
         time.sleep(1.0)  # let Ray delete the states nobody refers to any more
-        boundary.append(plasma_bytes(settled=True) + held_bytes())
+        boundary.append(plasma_bytes(settled=True))
         live.append(float(sum(ray.get([a.live_bytes.remote() for a in rmap.actors]))))
 
     random.seed(0)
-    pop, _ = pbt_evo.ea_pbt(w1_population(), tb, e_total=generations, e_step=1, hook=hook, max_early=max_early)
-    out = ray.get(rmap.actors[0].run.remote(_count_params, None))  # (result, kept), or with the state too
-    params, size = out[0] if hold else out[0][0]
+    pop, _ = pbt_evo.ea_pbt(w1_population(), tb, e_total=generations, e_step=1, hook=hook, max_early=max_early,
+                            progress=progress)
+    (params, size), _ = ray.get(rmap.actors[0].run.options(num_returns=2).remote(_count_params, None))[0]
     sizes.append(size)
     rmap.close()
     ray.shutdown()
@@ -163,11 +156,9 @@ def main() -> None:
                              " arrive before their generation ends, and both are held until it does")
     parser.add_argument("--max-early", type=int, default=None,
                         help="with --early: at most this many early starts per generation (ea_pbt(max_early=K))")
-    parser.add_argument("--hold-states", action="store_true",
-                        help="workers hold the states they trained (RayMap(hold_states=True)), counted with the store")
     args = parser.parse_args()
     if args.one:
-        print(MARK + json.dumps(run_one(args.one, args.generations, bool(args.reuse), args.early, args.hold_states,
+        print(MARK + json.dumps(run_one(args.one, args.generations, bool(args.reuse), args.early,
                                         args.max_early)), flush=True)
         return
 
@@ -178,7 +169,6 @@ def main() -> None:
         for scale in (1.0, args.scale):
             proc = subprocess.run([sys.executable, __file__, "--one", str(hidden_for(scale)), "--generations",
                                    str(args.generations), "--reuse", str(int(reuse))] + ["--early"] * args.early
-                                  + ["--hold-states"] * args.hold_states
                                   + ([] if args.max_early is None else ["--max-early", str(args.max_early)]),
                                   cwd=ROOT, env=env, capture_output=True, text=True)
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]

@@ -5,7 +5,7 @@ everything but the task's own training and evaluation inside the workers (schedu
 building members, loading/mixing/capturing states, selection, logging) as a fraction of the workers'
 wall time. It also reports how well heterogeneous members were packed onto the workers.
 
-    python benchmarks/overhead.py [--population 8] [--generations 6] [--workers 2] [--hold-states] [--barrier]
+    python benchmarks/overhead.py [--population 8] [--generations 6] [--workers 2] [--pipeline 2] [--no-reuse] [--barrier]
                                   [--repeat 5]
 
 Last line: framework_share=<fraction over all generations, after the workers have started> (with
@@ -100,9 +100,6 @@ def main() -> None:
     parser.add_argument("--no-reuse", action="store_true", help="rebuild every member (no live members in workers)")
     parser.add_argument("--barrier", action="store_true",
                         help="no early starts: every generation waits for its slowest member (the synchronous loop)")
-    parser.add_argument("--hold-states", action="store_true",
-                        help="workers hold the states they trained, exported only when read elsewhere"
-                             " (RayMap(hold_states=True)); default: every state in the object store")
     parser.add_argument("--cprofile", action="store_true", help="also print a cProfile of the driver's loop")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs, each in a fresh process (single runs spread 0.03-0.07 here); prints each"
@@ -123,8 +120,7 @@ def main() -> None:
     t_init = time.perf_counter() - t0
     task = DigitsTask()
     rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=args.workers, local_task=task,
-                           pipeline=args.pipeline, reuse_members=False if args.no_reuse else None,
-                           hold_states=args.hold_states)
+                           pipeline=args.pipeline, reuse_members=False if args.no_reuse else None)
     ray.get([a.cost.remote([0] * len(task.space)) for a in rmap.actors])  # workers built their task
     t_workers = time.perf_counter() - t0 - t_init
     tb = make_toolbox("pbt_nas", task.space, args.population)

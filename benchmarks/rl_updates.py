@@ -24,7 +24,7 @@ def update_rate(n_updates: int, obs: str) -> float:
     """Fill a replay buffer with 1,000 agent steps, then time ``n_updates`` agent updates."""
     import torch
 
-    from pbt_evo.handles import seed_everything
+    from pbt_evo.rng import seed_everything
     from pbt_evo.train import current_task
 
     task = current_task()

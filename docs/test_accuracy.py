@@ -12,9 +12,9 @@ from pathlib import Path
 import yaml
 
 import pbt_evo
-from pbt_evo.compare import expand
+from pbt_evo.cli.compare import expand
 from pbt_evo.stats import compare_table, task_label, to_markdown
-from pbt_evo.sweep import algorithm_label
+from pbt_evo.cli.sweep import algorithm_label
 from tasks.digits import accuracy, load_splits
 
 p = argparse.ArgumentParser()

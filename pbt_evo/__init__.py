@@ -8,27 +8,30 @@
 """
 
 from .algorithms import Generation, LoopState, ea_pbt, exploit, step_at
+from .export import export_module, load_best
 from .handles import FreshState, MixedState, StoredState, TrainResult, capture, restore
 from .individual import FitnessMax, Individual
 from .operators import (cx_mix, init_population, mut_resample, mut_searl, mut_weights, n_selected, pair_random,
                         pair_self, sel_truncation, sure_survivors)
-from .parallel import RayMap, SerialMap
-from .report import load_best
+from .parallel import BatchMap, MapBase, RayMap, SerialMap
 from .space import SearchSpace, SpaceError, Variable
 from .task import Member, Task, TaskSpec
-from .train import export_module, train_member
+from .train import train_member
+from .variants import VARIANTS, make_toolbox
 from .weights import inherit_model, searl_weight_mutation, shrink_perturb
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
     "Generation", "LoopState", "ea_pbt", "exploit", "step_at",
+    "export_module", "load_best",
     "FreshState", "MixedState", "StoredState", "TrainResult", "capture", "restore",
     "FitnessMax", "Individual",
     "cx_mix", "init_population", "mut_resample", "mut_searl", "mut_weights", "n_selected", "pair_random",
     "pair_self", "sel_truncation", "sure_survivors",
-    "RayMap", "SerialMap", "load_best",
+    "BatchMap", "MapBase", "RayMap", "SerialMap",
     "SearchSpace", "SpaceError", "Variable",
     "Member", "Task", "TaskSpec",
-    "export_module", "train_member",
+    "train_member",
+    "VARIANTS", "make_toolbox",
     "inherit_model", "searl_weight_mutation", "shrink_perturb",
 ]

@@ -4,8 +4,7 @@ The driver only ever holds handles. A handle is one of
 
 - :class:`FreshState`: a new initialisation under a seed (initial population);
 - :class:`StoredState`: a trained state, either a Ray ``ObjectRef`` (the state stays in the object
-  store of the node that trained it), a state held by the worker that trained it
-  (``RayMap(hold_states=True)``), an in-memory state dict (serial map, resume) or a file path;
+  store of the node that trained it), an in-memory state dict (serial map, resume) or a file path;
 - :class:`MixedState`: the recipe of a child (Algorithm 2): base parent, donor, the variables taken
   from the donor, variables re-initialised, shrink-perturb coefficients, an optional SEARL weight
   mutation and a seed. It is materialised inside the worker that trains the child, so parents'
@@ -16,16 +15,15 @@ The driver only ever holds handles. A handle is one of
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from .rng import seed_everything, skip_init
 from .task import Member, Task
 from .weights import (
     as_tensor,
@@ -39,65 +37,6 @@ from .weights import (
 )
 
 State = dict[str, Any]
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch, numpy's global generator and ``random`` (what tasks may use)."""
-    seed = int(seed) % (2**32)
-    if torch.accelerator.is_available():
-        torch.manual_seed(seed)  # also seeds the accelerator's generators
-    else:
-        # CPU only: torch.manual_seed would also queue lazy seeding of CUDA/XPU/MTIA, recording a
-        # Python stack each time (0.08 ms, 3 times per member); the CPU generator is all there is
-        torch.default_generator.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-@contextmanager
-def kept_rng() -> Iterator[None]:
-    """Restore the global generators (``random``, numpy, torch) on exit: members reseed them, and the
-    driver's streams (DEAP's operators use ``random``) must not depend on whether training ran in this
-    process or in a worker.
-
-    >>> random.seed(1); with_training = None
-    >>> with kept_rng():
-    ...     seed_everything(5)
-    >>> random.random() == (random.seed(1) or random.random())
-    True
-    """
-    saved = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    try:
-        yield
-    finally:
-        random.setstate(saved[0])
-        np.random.set_state(saved[1])
-        torch.set_rng_state(saved[2])
-
-
-_INITIALISERS = tuple(n for n in dir(torch.nn.init) if n.endswith("_") and not n.startswith("_"))
-
-
-@contextmanager
-def skip_init() -> Iterator[None]:
-    """Build without running ``torch.nn.init``'s initialisers, for a member whose every weight is then
-    overwritten by a stored state: the initial values are never read, and drawing them is most of a
-    build (measured: a paper-size GAN 55 -> 13 ms, W1's MLP 1.8 -> 0.4 ms). Not thread-safe (it patches
-    the module); workers build one member at a time.
-
-    >>> with skip_init():
-    ...     layer = torch.nn.Linear(2, 2)   # weights left as allocated
-    >>> torch.nn.init.zeros_(layer.bias).abs().sum().item()   # restored on exit
-    0.0
-    """
-    saved = {name: getattr(torch.nn.init, name) for name in _INITIALISERS}
-    for name in saved:
-        setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
-    try:
-        yield
-    finally:
-        for name, fn in saved.items():
-            setattr(torch.nn.init, name, fn)
 
 
 def capture(member: Member) -> State:
@@ -129,14 +68,11 @@ def restore(member: Member, state: Mapping[str, Any]) -> None:
 
 
 def resolve(ref: Any) -> State:
-    """The state behind a stored reference: ObjectRef, dict, file path, or a reference that resolves
-    itself (a state held by a Ray worker, :class:`pbt_evo.parallel.HeldRef`)."""
+    """The state behind a stored reference: an ObjectRef, a dict or a file path."""
     if isinstance(ref, Mapping):
         return dict(ref)
     if isinstance(ref, (str, Path)):
         return torch.load(ref, map_location="cpu", weights_only=False)
-    if hasattr(ref, "resolve"):
-        return ref.resolve()
     import ray  # only stored refs need Ray
 
     return ray.get(ref)
@@ -162,8 +98,11 @@ class FreshState(WeightHandle):
 
 @dataclass(frozen=True, eq=False)
 class StoredState(WeightHandle):
-    """A trained state: ``ref`` is a Ray ObjectRef, an in-memory state dict, a file path or a state held
-    by the Ray worker that trained it (:class:`pbt_evo.parallel.HeldRef`)."""
+    """A trained state: ``ref`` is a Ray ObjectRef, an in-memory state dict or a file path.
+
+    >>> StoredState({"model": {}}).load()
+    {'model': {}}
+    """
 
     ref: Any
 

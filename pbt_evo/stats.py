@@ -9,7 +9,7 @@
   (the paper: 4 tests, threshold 0.0125); the corrected ``min(1, m * p)`` is reported too;
 - anytime curves: best fitness so far against epochs, mean and std over runs per algorithm.
 
-Pure functions over plain data; :mod:`pbt_evo.compare` is the command line around them.
+Pure functions over plain data; :mod:`pbt_evo.cli.compare` reads run folders and writes the tables.
 
 >>> rows = compare_table({"a": {("t", 0): 0.9, ("t", 1): 0.8}, "b": {("t", 0): 0.7, ("t", 1): 0.6}}, "a")
 >>> [(r.algorithm, r.n, round(r.mean, 2)) for r in rows]
@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 DDOF = 1  # sample standard deviation
 Key = tuple[str, int]  # (task, seed)
@@ -74,27 +71,6 @@ def best_so_far(values: Sequence[float | None]) -> list[float]:
             best = max(best, v)
         out.append(best if math.isfinite(best) else math.nan)
     return out
-
-
-def load_run(run_dir: str | Path, require_finished: bool = True) -> RunSummary:
-    """Read a run folder's ``config.yaml`` and ``log.jsonl``; raises :class:`CompareError`."""
-    from .sweep import algorithm_label
-
-    run = Path(run_dir)
-    if not (run / "config.yaml").is_file() or not (run / "log.jsonl").is_file():
-        raise CompareError(f"{run} is not a pbt_evo run folder (needs config.yaml and log.jsonl)")
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
-    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-    if not rows:
-        raise CompareError(f"{run}: log.jsonl is empty (the run has not finished a generation)")
-    e_total = cfg["algorithm"]["e_total"]
-    if require_finished and rows[-1]["epochs"] < e_total:
-        raise CompareError(f"{run}: unfinished ({rows[-1]['epochs']}/{e_total} epochs); resume it first")
-    curve = best_so_far([r["best"] for r in rows])
-    if not math.isfinite(curve[-1]):
-        raise CompareError(f"{run}: no member ever had a finite fitness")
-    return RunSummary(str(run), algorithm_label(cfg), task_label(cfg), int(cfg["seed"]), curve[-1],
-                      [int(r["epochs"]) for r in rows], curve)
 
 
 def by_algorithm(runs: Sequence[RunSummary]) -> dict[str, dict[Key, float]]:

@@ -42,8 +42,14 @@ class Member(ABC):
     def evaluate(self) -> float:
         """Fitness, higher is better (e.g. validation accuracy, mean return, -FID)."""
 
-    # Optional: ``final_scores(self) -> dict[str, float]``, the costly final evaluation of the best
-    # network (e.g. FID on 50,000 images and Inception Score), run when ``output.final_evaluation`` is on.
+    def test_score(self) -> float | None:
+        """Score on held-out test data, never used for fitness (``compare --report test``); None: no test set."""
+        return None
+
+    def final_scores(self) -> dict[str, float] | None:
+        """The costly final evaluation of the best network (e.g. FID on 50,000 images and Inception Score),
+        run when ``output.final_evaluation`` is on; None: the task has none."""
+        return None
 
     def extras_state(self) -> dict[str, Any]:
         """Non-weight state that travels with the member (numpy arrays preferred)."""
@@ -56,11 +62,15 @@ class Member(ABC):
 class Task(ABC):
     """A search problem: the space and how to build a member for a genome.
 
-    Subclasses set ``space`` in ``__init__``; ``epoch_unit`` names what one epoch means in logs.
+    Subclasses set ``space`` in ``__init__`` and implement :meth:`build`; every other method is an optional
+    hook with a default that does nothing.
     """
 
     space: SearchSpace
-    epoch_unit: str = "epoch"
+    epoch_unit: str = "epoch"  # what one epoch means, in logs
+    reuse_members: bool = False  # members carry nothing besides model, optimizers and extras: a worker may
+    #                              continue a member it trained instead of rebuilding it (RL members do not:
+    #                              their environment would continue mid-episode)
 
     @abstractmethod
     def build(self, genome: Sequence[int]) -> Member:
@@ -71,7 +81,7 @@ class Task(ABC):
         return self.build(genome).model
 
     def cost(self, genome: Sequence[int]) -> float:
-        """Relative training cost of a genome, used to schedule the costliest members first."""
+        """Relative training cost of a genome, to schedule the costliest members first before any was measured."""
         return 1.0
 
     def node_services(self, scope: str, node_id: str) -> list[Any]:
@@ -88,12 +98,10 @@ class Task(ABC):
         return []
 
     def close(self) -> None:
-        """Release what the task holds in this process beyond its members (e.g. a replay buffer shared
-        through the machine's shared memory); the maps call it when they close. Default: nothing."""
+        """Release what the task holds in this process beyond its members (e.g. shared memory); maps call it."""
 
     def naswot_batch(self) -> torch.Tensor | None:
-        """One minibatch of inputs for the training-free NASWOT score (``algorithm.init: naswot``,
-        see :mod:`pbt_evo.naswot`); None (the default) means the task does not support it."""
+        """One minibatch of inputs for the training-free NASWOT score (``algorithm.init: naswot``); None: unsupported."""
         return None
 
 

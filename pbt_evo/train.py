@@ -11,10 +11,10 @@ import time
 from typing import Any
 
 import numpy as np
-import torch
 
-from .handles import TrainResult, capture, seed_everything
+from .handles import TrainResult, capture
 from .individual import Individual
+from .rng import seed_everything
 from .task import Task
 
 _TASK: Task | None = None
@@ -39,6 +39,7 @@ def current_scope() -> str:
 
 
 def current_task() -> Task:
+    """The task this process trains (set by the maps)."""
     if _TASK is None:
         raise RuntimeError("no task in this process: use pbt_evo.SerialMap(task) or pbt_evo.RayMap(task_spec)"
                            " as toolbox.map, or call pbt_evo.train.set_task(task) first")
@@ -55,11 +56,10 @@ def train_member(individual: Individual, epochs: int) -> TrainResult:
     """Train ``individual`` for ``epochs`` from the state its handle describes, then evaluate it.
 
     Returns a :class:`TrainResult` whose ``state`` the map turns into a handle.
+
+    >>> # toolbox.register("train", train_member); the loop calls toolbox.train(individual, epochs=step)
     """
     task = current_task()
-    if individual.handle is None:
-        raise RuntimeError(f"member {individual.id} has no state to train from: it was lost with the worker that"
-                           " held it (RayMap(hold_states=True)) and no parent could replace it")
     t0 = time.perf_counter()
     member = individual.handle.materialise(task, individual)
     seed = train_seed(individual)
@@ -75,12 +75,3 @@ def train_member(individual: Individual, epochs: int) -> TrainResult:
     # `seconds` is the task's own training and evaluation; building and (un)loading state is framework time
     metrics["worker_framework_s"] = (t1 - t0) + (time.perf_counter() - t2)
     return TrainResult(fitness=fitness, metrics=metrics, state=state, seconds=t2 - t1)
-
-
-def export_module(task: Task, individual: Individual) -> torch.nn.Module:
-    """The individual's trained network as a working ``nn.Module`` (no retraining).
-
-    >>> # model = export_module(task, halloffame[0]); model.eval()
-    """
-    member = individual.handle.materialise(task, individual)
-    return member.model

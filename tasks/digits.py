@@ -156,6 +156,10 @@ class DigitsMember(Member):
     def test_accuracy(self) -> float:
         return accuracy(self.model, *self.data["test"])
 
+    def test_score(self) -> float:
+        """Accuracy on the held-out test split (never used for fitness)."""
+        return self.test_accuracy()
+
 
 class DigitsTask(Task):
     """Digits classification (see the module docstring); ``channels`` sets the width of every cell.

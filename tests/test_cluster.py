@@ -7,8 +7,7 @@ the test session's ``ray.init`` (the ``ray_session`` fixture), whatever the orde
 Checked: some child is made from a parent trained on the other node (its base or donor state lives in
 the other node's object store); every state travels as an ``ObjectRef`` (never a file path); after the
 child trained, the parent's state has been copied to the child's node by Ray's object manager; and the
-search ran to the end with finite fitness. Both with every state stored (the default) and with states
-held by their workers (``hold_states=True``: a parent on the other node is exported by its worker).
+search ran to the end with finite fitness.
 """
 
 from __future__ import annotations
@@ -24,8 +23,7 @@ MARK = "CLUSTER "
 
 
 def run_search() -> list[dict]:
-    """Runs in the subprocess: start two nodes, search with states stored, then held; report what trained
-    where."""
+    """Runs in the subprocess: start two nodes, search, report what trained where."""
     import shutil
     import tempfile
 
@@ -40,14 +38,14 @@ def run_search() -> list[dict]:
     cluster.add_node(num_cpus=1, temp_dir=temp_dir)
     ray.init(address=cluster.address, log_to_driver=False)
     try:
-        return [search(hold) for hold in (False, True)]
+        return search()
     finally:
         ray.shutdown()
         cluster.shutdown()
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def search(hold: bool) -> dict:
+def search() -> dict:
     import random
     from pathlib import PurePath
 
@@ -56,23 +54,12 @@ def search(hold: bool) -> dict:
 
     import pbt_evo
     from pbt_evo.handles import MixedState, StoredState
-    from pbt_evo.parallel import HeldRef
     from tasks.digits import make_space
 
     # 32 channels: states of 0.1-1 MB, above Ray's 100 KB inlining threshold, so they live in the
     # object store of the node that trained them (smaller ones travel inline through the owner)
-    rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask", {"channels": 32}), workers=2,
-                          hold_states=hold)
+    rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask", {"channels": 32}), workers=2)
     worker_nodes = rmap.nodes()
-    exports: dict[int, object] = {}  # held state's token -> its export (kept alive here to locate it)
-    export = rmap._export
-
-    def keep_export(ref: HeldRef) -> object:
-        if ref.token not in exports:
-            exports[ref.token] = export(ref)
-        return exports[ref.token]
-
-    rmap._export = keep_export
     tb = base.Toolbox()
     tb.register("population", pbt_evo.init_population, make_space(), 4)
     tb.register("train", pbt_evo.train_member)
@@ -105,26 +92,21 @@ def search(hold: bool) -> dict:
                 assert isinstance(s, StoredState)
                 if isinstance(s.ref, (str, PurePath)):
                     paths.append(str(s.ref))
-                assert isinstance(s.ref, HeldRef if hold else ray.ObjectRef)
+                assert isinstance(s.ref, ray.ObjectRef)
             made.append({"child": child.id, "parents": list(child.parents),
                          "parent_nodes": [state_node[p] for p in child.parents],
                          "parent_refs": [state_ref[p] for p in child.parents]})
 
     random.seed(0)
     pop, log = pbt_evo.ea_pbt(tb.population(), tb, e_total=4, e_step=1, hook=hook)
-    assert all(isinstance(ind.handle, StoredState) and isinstance(ind.handle.ref, HeldRef if hold else ray.ObjectRef)
-               for ind in pop)
-    # a parent's state is in the object store of the node that trained it (held: exported there by its
-    # worker when a child on the other node needed it), and was pulled from there by the object manager
-    # when the child was materialised on the child's node
+    assert all(isinstance(ind.handle, StoredState) and isinstance(ind.handle.ref, ray.ObjectRef) for ind in pop)
+    # a parent's state is in the object store of the node that trained it, and was pulled from there by
+    # the object manager when the child was materialised on the child's node
     copied = []
     for rec in crossings:
         for ref, node in zip(rec["parent_refs"], rec["parent_nodes"]):
             if node != rec["trained_on"]:
-                if hold:
-                    assert ref.token in exports, "a parent on the other node must have been exported"
-                stored = exports[ref.token] if hold else ref
-                locs = ray.experimental.get_object_locations([stored])[stored]
+                locs = ray.experimental.get_object_locations([ref])[ref]
                 if locs["node_ids"]:  # in plasma, not inlined
                     copied.append(rec["trained_on"] in locs["node_ids"] and node in locs["node_ids"])
     out = {
@@ -147,8 +129,7 @@ def test_children_from_parents_trained_on_the_other_node(tmp_path):
                           timeout=240)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-5000:]
-    for out in json.loads(lines[-1][len(MARK):]):
-        check(out)
+    check(json.loads(lines[-1][len(MARK):]))
 
 
 def check(out: dict) -> None:

@@ -11,8 +11,9 @@ import torch
 from deap import base, tools
 
 import pbt_evo
-from pbt_evo.handles import StoredState, kept_rng
-from pbt_evo.parallel import HeldRef
+from pbt_evo.handles import StoredState
+from pbt_evo.parallel import map_by_stream
+from pbt_evo.rng import kept_rng
 from tasks.digits import DigitsTask, accuracy
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers get FlakyDigits by value
@@ -68,95 +69,50 @@ def test_serial_map_gives_the_ray_result(ray_session, digits_task):
     results = []
     spec = pbt_evo.TaskSpec("tasks.digits:DigitsTask")
     for make_map in (lambda: pbt_evo.SerialMap(digits_task, num_threads=1),
-                     lambda: pbt_evo.RayMap(spec, workers=2),  # every state in the object store
-                     lambda: pbt_evo.RayMap(spec, workers=2, hold_states=True)):  # held by their workers
+                     lambda: pbt_evo.RayMap(spec, workers=2)):
         tb = make_toolbox(digits_task, n=4)
         tb.map = make_map()
         pop, _, _ = run(tb, e_total=3, seed=7)
         results.append([(ind.id, list(ind), ind.fitness.values) for ind in pop])
         tb.map.close()
-    assert results[0] == results[1] == results[2]
+    assert results[0] == results[1]
 
 
-def test_held_states_are_released_exported_and_lost_with_their_worker(ray_session, digits_task):
-    """A worker holds each state it trained until the driver drops the last reference (then it is
-    released with the worker's next call); a state is exported into the object store only when read
-    elsewhere; a worker's death loses the states it held: the member fails, the map goes on."""
-    rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2, hold_states=True)
-    train = partial(pbt_evo.train_member, epochs=1)
-    pop = pbt_evo.init_population(digits_task.space, 2)
-    # on the workers' io thread, after the releases the map sent there
-    held = lambda: sum(s["states"] for s in ray.get([a.live_stats.options(concurrency_group="io").remote()  # noqa: E731
-                                                      for a in rmap.actors]))
-    first = rmap(train, pop)
-    refs = [ind.handle.ref for ind in pop]
-    assert all(isinstance(r, HeldRef) and r.stored is None for r in refs) and held() == 2
-    del first, refs
-    for _ in range(2):  # no reference left to the previous states: released at the end of each call
-        assert not any(r.failed for r in rmap(train, pop))
-        assert held() == 2
-    kept = pop[0].handle  # a reference keeps a state held
-    last = rmap(train, pop)
-    assert not any(r.failed for r in last) and held() == 3
-    del kept
-    rmap.flush()
-    assert held() == 2
-    # a call discarded while running leaves a state nobody has a handle to: dropped by the worker's next call
-    ticket = rmap.submit(train, pop[0])
-    rmap._dispatch()
-    assert rmap._jobs[ticket].worker >= 0
-    rmap.discard([ticket])
-    last = rmap(train, pop)  # one call on each (idle) worker
-    rmap.flush()  # the previous `last` let go of its states only now
-    assert not any(r.failed for r in last) and held() == 2
-    # read in the driver: exported for that read only (no copy left in the object store), equal to what
-    # the worker holds (the member's fitness reproduces)
-    ref = pop[0].handle.ref
-    model = pbt_evo.export_module(digits_task, pop[0])
-    assert ref.stored is None and accuracy(model, *digits_task.data["val"]) == last[0].fitness
-    # a dead worker's states are lost: a member that needs one fails (and keeps its handle), others train
-    w = rmap.worker_of(pop[1].handle)
-    ray.kill(rmap.actors[w])
-    with pytest.raises(ray.exceptions.RayActorError):  # dead before the next call is sent
-        while True:
-            ray.get(rmap.actors[w].node.remote())
-    lost = [ind.handle.ref.worker == w and ind.handle.ref.stored is None for ind in pop]
-    results = rmap(train, pop)
-    assert [r.failed for r in results] == lost and lost[1]
-    assert all("lost" in r.error for r, gone in zip(results, lost) if gone)
-    rmap.close()
+class KillWorkerOnce(DigitsTask):
+    """Digits whose worker process exits (as ``kill -9`` would end it) in the middle of its third call."""
+
+    def __init__(self, marker_dir):
+        super().__init__()
+        self.marker_dir, self.calls = marker_dir, 0
+
+    def build(self, genome):
+        import os
+        from pathlib import Path
+
+        self.calls += 1
+        marker = Path(self.marker_dir) / "killed"
+        if self.calls == 3 and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os._exit(9)
+        return super().build(genome)
 
 
-def test_a_dead_workers_held_states_are_replaced_and_the_run_goes_on(ray_session, digits_task):
-    """With held states, a worker that dies takes the states it held. The members that need them fail
-    (counted in the logbook), stay out of the hall of fame and are replaced, with the losers, by children
-    of the best; the run ends with every member's state and the hall of fame readable."""
-    rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2, hold_states=True)
-    tb = make_toolbox(digits_task, n=8)
-    tb.register("survivors", pbt_evo.sure_survivors, tau=0.25)
-    tb.map = rmap
-    hof = tools.HallOfFame(1)
-    seen = {}
-
-    def hook(g):
-        if g.generation == 1:
-            seen["held_by_0"] = sum(isinstance(ind.handle.ref, HeldRef) and ind.handle.ref.worker == 0
-                                    for ind in g.trained)
-            ray.kill(rmap.actors[0])
-        if g.generation == 2:
-            seen["lost"] = [j for j, ind in enumerate(g.trained) if ind.metrics.get("lost")]
-            seen["replaced"] = [j for j, _ in g.replaced]
-
-    random.seed(3)
-    pop, log = pbt_evo.ea_pbt(tb.population(), tb, 4, 1, halloffame=hof, hook=hook)
-    assert seen["held_by_0"] > 0 and seen["lost"]
-    assert set(seen["lost"]) <= set(seen["replaced"])  # every lost member was replaced
-    assert log.select("failed")[1] >= len(seen["lost"]) and log.select("failed")[0] == 0
-    assert not any(rmap.lost(ind.handle) for ind in pop + list(hof))
-    states = [ind.handle.load() for ind in pop]  # every final state is readable
-    assert len(states) == 8 and all("model" in st for st in states)
-    rmap.close()
-    assert "model" in hof[0].handle.load()  # exported when it entered the hall of fame
+def test_a_killed_worker_is_replaced_and_the_run_equals_the_serial_one(ray_session, digits_task, tmp_path):
+    """Every state lives in the object store, owned by the driver: a worker that dies takes nothing with
+    it. Its calls are retried on the other worker, a new worker replaces it, and the run's result is the
+    serial map's, member for member."""
+    runs = []
+    for make_map in (lambda: pbt_evo.SerialMap(digits_task, num_threads=1),
+                     lambda: pbt_evo.RayMap(pbt_evo.TaskSpec(KillWorkerOnce, {"marker_dir": str(tmp_path)}),
+                                            workers=2, reuse_members=True)):
+        tb = make_toolbox(digits_task, n=8)
+        tb.register("survivors", pbt_evo.sure_survivors, tau=0.25)
+        tb.map = make_map()
+        pop, log, _ = run(tb, e_total=3, seed=3)
+        runs.append(([(ind.id, list(ind), ind.fitness.values, ind.epochs) for ind in pop], log.select("failed")))
+        tb.map.close()
+    assert (tmp_path / "killed").exists()  # a worker did die
+    assert runs[1] == runs[0] and runs[0][1] == [0, 0, 0]
 
 
 def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, digits_task):
@@ -165,8 +121,7 @@ def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, dig
     generation), and hooks see each generation's own states only."""
     runs, threads = [], torch.get_num_threads()
     for make_map, early in ((lambda: map, False), (lambda: pbt_evo.SerialMap(digits_task, num_threads=1), True),
-                            (lambda: pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2,
-                                                    hold_states=True), True)):
+                            (lambda: pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2), True)):
         pbt_evo.train.set_task(digits_task)  # for the builtin map, which runs in this process
         torch.set_num_threads(1)  # as the other maps' workers: same arithmetic
         tb = make_toolbox(digits_task, n=8)
@@ -186,7 +141,7 @@ def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, dig
         runs.append(([(ind.id, list(ind), ind.fitness.values, ind.epochs) for ind in pop],
                      [(r["gen"], r["nevals"]) for r in log], [s[0] for s in seen]))
         if isinstance(tb.map, pbt_evo.RayMap):
-            live = ray.get([a.live_stats.options(concurrency_group="io").remote() for a in tb.map.actors])
+            live = ray.get([a.live_stats.remote() for a in tb.map.actors])
 
             def interrupt(g):
                 raise KeyboardInterrupt
@@ -200,10 +155,8 @@ def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, dig
     (sync, _, sync_early), (serial, _, serial_early), (ray_run, ray_log, ray_early) = runs
     # survivors continued in memory where they trained before; superseded live members are dropped with
     # a worker's next call after the loop's `retain`: at the end, the population's 8 plus at most the 2
-    # losers of each of the 2 exploits (a worker that got only early starts after a retain prunes later);
-    # the hook's references keep all 3 generations' states held (24), nothing more
+    # losers of each of the 2 exploits (a worker that got only early starts after a retain prunes later)
     assert sum(s["continued"] for s in live) >= 4 and sum(s["held"] for s in live) <= 8 + 2 * 2
-    assert sum(s["states"] for s in live) == 3 * 8
     assert sync == serial
     assert serial == ray_run and ray_log == [(1, 8), (2, 8), (3, 8)]
     assert sync_early == [0, 0, 0]
@@ -391,8 +344,8 @@ def test_map_hands_each_member_its_new_state_as_it_arrives(backend, digits_task,
     pop = pbt_evo.init_population(digits_task.space, 4)
     items = pop + [pop[3]]
     seen = []
-    tmap.progress = lambda i, res: seen.append((i, items[i].handle is res.state))
-    results = tmap(partial(pbt_evo.train_member, epochs=1), items)
+    results = map_by_stream(tmap, partial(pbt_evo.train_member, epochs=1), items,
+                            progress=lambda i, res: seen.append((i, items[i].handle is res.state)))
     tmap.close()
     assert sorted(seen) == [(0, True), (1, True), (2, True), (3, False), (4, False)]
     assert all(not r.failed for r in results) and isinstance(pop[3].handle, pbt_evo.FreshState)

@@ -98,7 +98,7 @@ def test_digits_scored_network_is_the_trained_one(digits_task):
 
 
 def test_toolbox_and_config_wiring(digits_task):
-    from pbt_evo import config
+    from pbt_evo.cli import config
     from pbt_evo.variants import make_toolbox
 
     cfg = config.resolve({"task": {"target": "tasks.digits:DigitsTask"},

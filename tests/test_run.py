@@ -13,7 +13,7 @@ import torch
 import yaml
 
 import pbt_evo
-from pbt_evo import checkpoint
+from pbt_evo.cli import checkpoint
 from pbt_evo.handles import StoredState
 from pbt_evo.individual import Individual
 from pbt_evo.run import main
@@ -148,14 +148,18 @@ def test_best_loads_in_two_lines_and_reproduces_fitness(finished_run):
     assert info["fitness"] == max(json.loads(x)["best"] for x in (run / "log.jsonl").read_text().splitlines())
 
 
-def test_same_command_resumes_a_finished_run_and_refuses_a_changed_config(finished_run, capsys):
+def test_same_command_resumes_a_finished_run_and_refuses_a_changed_config(finished_run, capsys, caplog):
     tmp, config, run = finished_run
     assert main([str(config), "--out", str(tmp / "a"), "--quiet"]) == 0  # nothing left to train
-    # a run folder written before a key existed: the key takes its default, the same command resumes
+    # a run folder written before a key existed: the key takes its default, the same command resumes;
+    # one written with a key that was removed since: ignored, with a one-line notice
     saved = yaml.safe_load((run / "config.yaml").read_text())
     del saved["algorithm"]["max_early"]
+    saved["parallel"]["hold_states"] = False
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
     assert main([str(config), "--out", str(tmp / "a"), "--quiet"]) == 0
+    notices = [r.getMessage() for r in caplog.records if "hold_states" in r.getMessage()]
+    assert notices and all("'parallel.hold_states' is no longer used and is ignored" in n for n in notices)
     assert main([str(config), "--out", str(tmp / "a"), "--set", "algorithm.p=0.5"]) == 2
     err = capsys.readouterr().err
     assert "different config (differs in: algorithm.p)" in err and "--resume" in err

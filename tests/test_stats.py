@@ -9,7 +9,7 @@ from scipy.stats import wilcoxon
 
 from pbt_evo.stats import (CompareError, RunSummary, anytime, best_so_far, bonferroni, by_algorithm, compare_table,
                            mean_std, to_csv, to_markdown, wilcoxon_greater)
-from pbt_evo.sweep import algorithm_label, algorithm_overrides
+from pbt_evo.cli.sweep import algorithm_label, algorithm_overrides
 
 X = [0.91, 0.88, 0.93, 0.85, 0.90, 0.87, 0.95, 0.80, 0.89]
 Y = [0.90, 0.80, 0.94, 0.81, 0.82, 0.86, 0.88, 0.83, 0.70]
@@ -105,7 +105,7 @@ def test_anytime_mean_std_on_union_grid():
 @pytest.mark.parametrize("label", ["pbt_nas", "searl", "random", "no_mixing", "pbt_nas_sp10", "pbt_nas_sp01",
                                    "pbt_nas_naswot", "no_mixing_sp01"])
 def test_labels_round_trip_through_config(label):
-    from pbt_evo import config
+    from pbt_evo.cli import config
 
     data = {"task": {"target": "tasks.digits:DigitsTask"}, "algorithm": {"population": 8, "e_total": 2, "e_step": 1}}
     for assignment in algorithm_overrides(label):
@@ -114,7 +114,7 @@ def test_labels_round_trip_through_config(label):
 
 
 def test_unknown_label():
-    from pbt_evo.config import ConfigError
+    from pbt_evo.cli.config import ConfigError
 
     with pytest.raises(ConfigError, match="unknown suffix '_sp11'"):
         algorithm_overrides("pbt_nas_sp11")

@@ -8,8 +8,8 @@ import shutil
 import pytest
 import yaml
 
-from pbt_evo import compare, sweep
-from pbt_evo.soup import soup_run
+from pbt_evo.cli import compare, sweep
+from pbt_evo.cli.soup import soup_run
 
 CONFIG = {
     "name": "tiny",

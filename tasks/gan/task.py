@@ -119,7 +119,7 @@ class GanTask(Task):
         """
         from torch.utils.flop_counter import FlopCounterMode
 
-        from pbt_evo.handles import kept_rng, skip_init
+        from pbt_evo.rng import kept_rng, skip_init
 
         with kept_rng(), skip_init():
             model = build_gan_model(self.space, genome, **self.dims)

@@ -94,7 +94,7 @@ class DrQV2Agent:
         model.critic_target.train()
         # Acting runs no spectral-norm power iteration (DrQ-v2 acts in eval mode). Switching just the
         # spectral layers of encoder and actor is exact and avoids model.eval()/train(), which walk
-        # every module: ~1 ms per environment step, a fifth of a CPU epoch.
+        # every module at every environment step.
         self._acting_sn = [mod for net in (model.encoder, model.actor) for mod in net.modules()
                            if getattr(mod, "spectral", False)]
 

@@ -39,7 +39,7 @@ def random_policy_returns(env: DMCEnv, episodes: int = 10, seed: int = 0) -> lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pbt_evo.config import ConfigError, load
+    from pbt_evo.cli.config import ConfigError, load
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", help="an RL config, e.g. spaces/rl.yaml")

@@ -7,7 +7,7 @@ observation dict flattened to one float32 vector. Both repeat each action ``acti
 
 Rendering is headless: ``MUJOCO_GL=egl`` is set unless the user chose a backend, and the render
 quality knobs that cost most on a software renderer (multisampling, shadows, reflections) are
-turned off, which takes 84x84 renders from ~25-50 to ~150+ frames/s on CPU.
+turned off (frames per second of both: docs/PERFORMANCE.md).
 
 >>> env = DMCEnv("cartpole", "swingup", obs="states", seed=0)
 >>> obs = env.reset(); obs.shape, obs.dtype

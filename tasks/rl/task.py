@@ -17,9 +17,8 @@ What travels between generations, and what happens on mixing:
   humanoid setting) all agents on a machine use one buffer instead (:mod:`tasks.rl.shared_replay`, a
   Ray actor per node), and only the step counter travels.
 
-Costs measured on this project's 2-core CPU machine (one thread): a state update (hidden 128,
-encoder 64, batch 128) ~7 ms, so a 10,000-frame epoch of cartpole swingup ~25 s; a pixel update at
-the paper's size (hidden 1024, batch 256) ~3.9 s, i.e. pixels need a GPU.
+On a CPU, state observations are the practical setting; pixel updates at the paper's size need a GPU
+(measured costs: docs/PERFORMANCE.md, ``benchmarks/rl_updates.py``).
 
 >>> task = RLTask("cartpole", "swingup", obs="states", hidden_dim=32, batch_size=8,
 ...               num_seed_frames=40, frames_per_epoch=100, eval_episodes=1)

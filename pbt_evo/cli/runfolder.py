@@ -6,9 +6,9 @@
     log.csv, log.jsonl one row per generation: epochs, best/median/worst fitness, seconds, framework share
     population.jsonl   every member as trained each generation: id, genome, architecture, fitness, origin
     lineage.jsonl      every child: parents, variables taken from the donor, per-variable origin
-    checkpoints/       see pbt_evo.checkpoint
-    best/              genome.json, model.pt, README.md (how to load)
-    plots/             fitness.png, origins.png (pbt_evo.plot)
+    checkpoints/       see pbt_evo.cli.checkpoint
+    best/              genome.json, model.pt, README.md (how to load; pbt_evo.export)
+    plots/             fitness.png, origins.png (pbt_evo.cli.plot)
     tb/                TensorBoard scalars
 """
 
@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 
-from .algorithms import Generation
-from .individual import Individual
-from .space import SearchSpace
-from .task import Task, TaskSpec
+from ..algorithms import Generation
+from ..export import save_best
+from ..individual import Individual
+from ..space import SearchSpace
+from ..task import Task
 
 LOG_FIELDS = ["gen", "epochs", "best", "median", "worst", "failed", "replaced", "wall_s", "train_s",
               "framework_s", "framework_share"]
@@ -125,48 +125,20 @@ class RunFolder:
             self._tb.flush()
 
     def export_best(self, task: Task, best: Individual, cfg: dict[str, Any]) -> Path:
-        """``best/``: genome, weights (model state dict) and how to load them."""
-        folder = self.path / "best"
-        folder.mkdir(exist_ok=True)
+        """``best/``: genome, weights (model state dict) and how to load them (:mod:`pbt_evo.export`)."""
         member = best.handle.materialise(task, best)
-        torch.save(member.model.state_dict(), folder / "model.pt")
-        info = {"id": best.id, "genome": list(best), "arch": self.space.decode(list(best)),
-                "fitness": _finite(best.fitness.values[0]), "epochs": best.epochs,
-                "task": cfg["task"], "parents": list(best.parents)}
+        info: dict[str, Any] = {"id": best.id, "genome": list(best), "arch": self.space.decode(list(best)),
+                                "fitness": _finite(best.fitness.values[0]), "epochs": best.epochs,
+                                "task": cfg["task"], "parents": list(best.parents)}
         if cfg["output"]["final_evaluation"]:
-            final = getattr(member, "final_scores", None)
             try:
-                info["final_scores"] = {k: float(v) for k, v in final().items()} if final else None
+                final = member.final_scores()
+                info["final_scores"] = {k: float(v) for k, v in final.items()} if final is not None else None
             except Exception as exc:  # the trained network is saved either way; say why scoring failed
                 info["final_scores_error"] = str(exc)
                 print(f"warning: final evaluation of the best network failed: {exc}", file=sys.stderr)
-        (folder / "genome.json").write_text(json.dumps(info, indent=2))
-        (folder / "README.md").write_text(
-            f"# Best network of run `{cfg['name']}`\n\n"
-            f"Fitness {info['fitness']} after {best.epochs} epochs (member {best.id}).\n\n"
-            "Load it, trained, in two lines:\n\n```python\nimport pbt_evo\n"
-            f"model, info = pbt_evo.load_best(\"{self.path}\")\n```\n\n"
-            "or by hand: build the task from `genome.json`'s `task` entry, then\n"
-            "`task.build_model(info['genome']).load_state_dict(torch.load('model.pt'))`.\n")
-        return folder
+        return save_best(self.path / "best", member.model, info, cfg["name"])
 
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
-
-
-def load_best(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The best network of a finished run as a trained ``nn.Module`` (in eval mode), and its record.
-
-    >>> # model, info = load_best("runs/digits"); model(x)
-    """
-    folder = Path(run_dir) / "best"
-    if not (folder / "genome.json").is_file():
-        raise FileNotFoundError(f"{folder}/genome.json not found: the run has not finished; resume it with"
-                                f" `python -m pbt_evo.run {run_dir} --resume`")
-    info = json.loads((folder / "genome.json").read_text())
-    task = TaskSpec(info["task"]["target"], info["task"].get("args", {})).build()
-    model = task.build_model(info["genome"])
-    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu"))
-    model.eval()
-    return model, info

@@ -13,6 +13,7 @@ value as YAML. Errors name the file, the key and what is allowed.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,12 +22,34 @@ from typing import Any
 
 import yaml
 
-ALGORITHMS = ("pbt_nas", "searl", "random", "no_mixing")
+from ..operators import n_selected
+from ..task import Task, TaskSpec
+from ..variants import VARIANTS
+
 REQUIRED = object()
+# keys of earlier versions, accepted and ignored with a one-line notice, so old configs and run folders still load
+RETIRED = {("parallel", "hold_states"): "every state is kept in Ray's object store (held states were removed:"
+                                        " their gain was within the noise, see docs/PERFORMANCE.md)"}
+log = logging.getLogger("pbt_evo")
 
 
 class ConfigError(ValueError):
     """A config problem, worded for the user: file, key, what is wrong, what is allowed."""
+
+
+class TaskError(RuntimeError):
+    """The task could not be built (missing data, weights or package); the message says what to do."""
+
+
+def build_task(cfg: Mapping[str, Any]) -> Task:
+    """The task a resolved config names, or :class:`TaskError` with the reason."""
+    spec = TaskSpec(cfg["task"]["target"], cfg["task"]["args"])
+    try:
+        return spec.build()
+    except TypeError as exc:
+        raise TaskError(f"task.args do not fit {spec.target}: {exc}") from None
+    except Exception as exc:  # the task's own message says what is missing (data, weights, packages)
+        raise TaskError(f"task {spec.target} could not be built: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -51,7 +74,7 @@ SCHEMA: dict[str, Any] = {
         "args": Key({}, "map", "keyword arguments of the task class"),
     },
     "algorithm": {
-        "name": Key("pbt_nas", "choice", "which variant of the loop", choices=ALGORITHMS),
+        "name": Key("pbt_nas", "choice", "which variant of the loop", choices=VARIANTS),
         "population": Key(REQUIRED, "int", "population size N", check=lambda n: n >= 2, rule=">= 2"),
         "e_total": Key(REQUIRED, "int", "epochs each member trains in total", check=_positive, rule="> 0"),
         "e_step": Key(REQUIRED, "e_step", "epochs per generation: an int or {first epoch: step}"),
@@ -78,10 +101,6 @@ SCHEMA: dict[str, Any] = {
         "gpus_per_worker": Key(0.0, "float", "GPU (fraction) per worker", check=lambda g: g >= 0, rule=">= 0"),
         "address": Key(None, "str_or_none", "Ray cluster address ('auto' joins a running cluster); null starts one"),
         "max_retries": Key(1, "int", "retries of a failed member on another worker", check=lambda r: r >= 0, rule=">= 0"),
-        "hold_states": Key(False, "bool", "true: workers keep the states they trained and put one in the object"
-                           " store only when read elsewhere (less Ray time per member, for runs that checkpoint"
-                           " rarely; a worker's death loses the states it held, and their members are replaced"
-                           " by children of the best); false: store every state"),
     },
     "output": {
         "dir": Key("runs", "str", "folder that holds run folders"),
@@ -162,10 +181,13 @@ def _merge(schema: Mapping[str, Any], data: Mapping[str, Any], where: str, path:
 
 def resolve(data: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     """Validate ``data`` and fill in every default; raises :class:`ConfigError`."""
-    cfg = _merge(SCHEMA, data or {}, where, "")
+    data = copy.deepcopy(dict(data or {}))
+    for (section, key), why in RETIRED.items():
+        if isinstance(data.get(section), dict) and key in data[section]:
+            del data[section][key]
+            log.warning("%s: '%s.%s' is no longer used and is ignored: %s", where, section, key, why)
+    cfg = _merge(SCHEMA, data, where, "")
     alg = cfg["algorithm"]
-    from .operators import n_selected
-
     k = n_selected(alg["population"], alg["tau"])
     if alg["name"] == "pbt_nas" and k < 2:
         raise ConfigError(f"{where}: 'algorithm.population' {alg['population']} with tau {alg['tau']} gives {k} parent;"
@@ -196,6 +218,17 @@ def set_override(data: dict[str, Any], assignment: str) -> None:
             raise ConfigError(f"--set {assignment!r}: '{k}' is not a section")
         node = node.setdefault(k, {})
     node[keys[-1]] = value
+
+
+def diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """The dotted keys in which two configs differ.
+
+    >>> diff({"algorithm": {"p": 0.25, "tau": 0.25}}, {"algorithm": {"p": 0.5, "tau": 0.25}})
+    ['algorithm.p']
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in diff(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [prefix.rstrip(".")]
 
 
 def load(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:

@@ -5,7 +5,7 @@ A checkpoint is written into a temporary folder, flushed, renamed into place, an
 ``LATEST`` replaced (``os.replace`` is atomic): a crash at any point leaves the previous checkpoint
 complete and pointed to. Older checkpoints beyond ``keep`` are deleted after that.
 
-States are pulled from wherever they live (Ray object store, a worker that holds them, or memory) one at
+States are pulled from wherever they live (Ray object store or memory) one at
 a time, so the driver holds at most one state while writing.
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .handles import FreshState, MixedState, StoredState, WeightHandle
-from .individual import Individual
+from ..handles import FreshState, MixedState, StoredState, WeightHandle
+from ..individual import Individual
 
 VERSION = 1
 

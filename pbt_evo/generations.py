@@ -1,0 +1,173 @@
+"""Training one generation of a population on a map, for :func:`~pbt_evo.algorithms.ea_pbt`.
+
+:class:`GenerationRunner` submits every member, records each result as it arrives (so a member's old
+state is freed at once) and, when the toolbox has ``survivors`` and the map is a stream, starts the next
+generation of a member that truncation cannot replace whatever the members still training score, on a
+worker that would otherwise wait for the slowest member (no barrier for sure survivors).
+
+Why the results are the synchronous loop's: a member's training depends only on its own state, seed
+and age, and an early result is used only when its generation begins, if its place still holds the
+same, unchanged member (a hook, or a ``select`` that replaces more than ``survivors`` assumed, may have
+changed it; then the member trains again from its current state). With a shared replay buffer (RL), what
+a member samples depends on timing in either loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from deap import base
+
+from .handles import TrainResult
+from .individual import Individual, worst_value
+from .parallel.protocol import BatchMap, Progress, as_stream
+
+
+def record(ind: Individual, res: TrainResult, step: int) -> int:
+    """Give ``ind`` its training result (fitness, metrics, new state, age); returns 1 if it failed.
+    Non-finite fitness (a diverged or failed member) is recorded as the worst possible.
+
+    >>> ind = Individual([0], id=1)
+    >>> record(ind, TrainResult(float("nan")), step=2), ind.fitness.values, ind.epochs
+    (0, (-inf,), 2)
+    """
+    value = res.fitness
+    if res.failed or not math.isfinite(value):
+        ind.metrics = {**res.metrics, "fitness_raw": value}
+        value = worst_value(type(ind.fitness))
+    else:
+        ind.metrics = dict(res.metrics)
+    if not res.failed:
+        ind.handle = res.state
+        ind.epochs += step
+    ind.metrics["train_seconds"] = res.seconds
+    ind.fitness.values = (value,)
+    return int(res.failed)
+
+
+def positions(population: list[Individual]) -> dict[int, int]:
+    """Index of each member by identity; the same object twice would train twice from one state."""
+    index: dict[int, int] = {}
+    for j, ind in enumerate(population):
+        if id(ind) in index:
+            raise ValueError(f"the population holds one Individual object at positions {index[id(ind)]} and {j}:"
+                             " put a copy (toolbox.clone) in one of them")
+        index[id(ind)] = j
+    return index
+
+
+@dataclass
+class Outcome:
+    """What training one generation took."""
+
+    failed: int = 0
+    train_seconds: float = 0.0   # in-worker training+evaluation of this generation's own results
+    busy_seconds: float = 0.0    # ... of every result that arrived meanwhile (early starts of the next included)
+    started_early: int = 0       # members of the next generation started before this one ended
+
+
+@dataclass(eq=False)
+class _Early:
+    """A member's next generation, started before its generation began."""
+
+    index: int
+    member: Individual
+    snapshot: tuple              # what it was started from: state, age, seed, genome
+    result: Any = None
+
+    def still_valid(self, population: list[Individual]) -> bool:
+        return population[self.index] is self.member and _same(snapshot(self.member), self.snapshot)
+
+
+def snapshot(ind: Individual) -> tuple:
+    return ind.handle, ind.epochs, ind.seed, list(ind)
+
+
+def _same(a: tuple, b: tuple) -> bool:
+    return a[0] is b[0] and a[1:] == b[1:]
+
+
+class GenerationRunner:
+    """Trains a population one generation at a time on ``toolbox.map``, with ``toolbox.train``.
+
+    ``max_early`` caps the early starts per generation (``None``: every sure survivor; ``0``: none, the
+    synchronous loop): each holds a second state until its generation begins.
+
+    >>> # runner = GenerationRunner(toolbox); outcome = runner.run(population, step=2, following=2, generation=0)
+    """
+
+    def __init__(self, toolbox: base.Toolbox, max_early: int | None = None, progress: Progress | None = None):
+        if max_early is not None and (not isinstance(max_early, int) or isinstance(max_early, bool) or max_early < 0):
+            raise ValueError(f"max_early must be an int >= 0 (early starts per generation) or None (no cap), got"
+                             f" {max_early!r}")
+        self.stream = as_stream(toolbox.map)
+        self.train: Callable[..., Any] = toolbox.train
+        early = hasattr(toolbox, "survivors") and not isinstance(self.stream, BatchMap) and max_early != 0
+        self.survivors = toolbox.survivors if early else None
+        self.max_early = max_early
+        self.progress = progress
+        self._ahead: dict[int, _Early] = {}    # ticket -> next generation's early start, still training
+        self._arrived: dict[int, _Early] = {}  # index -> early start whose result waits for its generation
+
+    def run(self, population: list[Individual], step: int, following: int, generation: int) -> Outcome:
+        """Train every member ``step`` epochs and record its result; ``following`` is the next
+        generation's step (0: none), for early starts."""
+        index = positions(population)
+        self._drop_stale(population)
+        self.stream.retain([ind.handle for ind in population] + [e.result.state for e in self._arrived.values()])
+        tickets = {t: e.index for t, e in self._ahead.items()}  # this generation's calls already out
+        out = set(tickets.values()) | set(self._arrived)
+        train = partial(self.train, epochs=step)
+        tickets.update({self.stream.submit(train, ind, order=generation): j
+                        for j, ind in enumerate(population) if j not in out})
+        train_next = partial(self.train, epochs=following) if self.survivors and following else None
+        outcome, done, started = Outcome(), [False] * len(population), set()
+        arrived, self._arrived, self._ahead = self._arrived, {}, {}
+
+        def take(j: int, res: Any) -> None:
+            done[j] = True
+            outcome.failed += record(population[j], res, step)
+            outcome.train_seconds += res.seconds
+            if self.progress is not None:
+                self.progress(j, res)
+
+        for j, early in arrived.items():
+            take(j, early.result)
+        while tickets:
+            ticket, res = self.stream.wait(among=tickets.keys() | self._ahead.keys())
+            outcome.busy_seconds += res.seconds
+            if ticket in self._ahead:
+                early = self._ahead.pop(ticket)
+                early.result = res
+                self._arrived[early.index] = early
+                continue
+            take(tickets.pop(ticket), res)
+            if train_next is None:
+                continue
+            finished = [ind for ind, d in zip(population, done) if d]
+            for ind in self.survivors(finished, len(population)):
+                k = index[id(ind)]
+                if self.max_early is not None and len(started) >= self.max_early:
+                    break
+                if k not in started:
+                    started.add(k)
+                    ticket = self.stream.submit(train_next, ind, order=generation + 1)
+                    self._ahead[ticket] = _Early(k, ind, snapshot(ind))
+        outcome.started_early = len(started)
+        return outcome
+
+    def _drop_stale(self, population: list[Individual]) -> None:
+        """Early starts whose place no longer holds the same, unchanged member are dropped."""
+        stale = [t for t, e in self._ahead.items() if not e.still_valid(population)]
+        self.stream.discard(stale)
+        self._ahead = {t: e for t, e in self._ahead.items() if t not in stale}
+        self._arrived = {k: e for k, e in self._arrived.items() if e.still_valid(population)}
+
+    def cancel(self) -> None:
+        """Forget the calls still out (an interrupted loop): the map stays usable."""
+        self.stream.discard()
+        self._ahead, self._arrived = {}, {}

@@ -1,0 +1,259 @@
+"""Training on persistent Ray actors: ``toolbox.map = RayMap(TaskSpec("tasks.digits:DigitsTask"), workers=2)``.
+
+Every trained state is a Ray return value in the object store of the node that trained it, owned by
+the driver, so it outlives the worker that made it; the driver only holds handles. A call whose
+function raises, or whose worker dies, is retried on another worker (a dead worker is replaced), then
+returned as a failed result: the member keeps its previous state and counts as the worst, and the run
+goes on. Scheduling: :mod:`pbt_evo.parallel.scheduler`; the actor: :mod:`pbt_evo.parallel.worker`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Callable, Container, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..handles import StoredState, TrainResult
+from ..task import Task, TaskSpec
+from .protocol import MapBase, map_by_stream
+from .scheduler import Job, Scheduler
+from .serial import failed_result
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class _Call(Job):
+    """A submitted call, from ``submit`` until ``wait`` returns it."""
+
+    func: Callable[[Any], Any] | None = None
+    item: Any = None
+    key: bytes | None = None   # the item's stored state when submitted (what a live member must match)
+    use: int = 0               # token of the live member it would continue on ``home``
+    failures: int = 0          # attempts that failed
+    token: int = 0             # the live member it leaves on its worker
+    state: Any = None          # ObjectRef of the state it returns
+    actor: Any = None          # the actor it runs on (a replaced worker's calls are failures)
+
+
+def _state_key(handle: Any) -> bytes | None:
+    """The object-store id of a stored state (what live members are keyed by)."""
+    ref = handle.ref if isinstance(handle, StoredState) else None
+    return ref.binary() if hasattr(ref, "binary") else None
+
+
+class RayMap(MapBase):
+    """A DEAP map and a stream over persistent Ray actors, one task each.
+
+    Connects to a running cluster when ``ray.init(address=...)`` was called; otherwise starts a local
+    one (``address`` is passed to ``ray.init``). ``local_task`` (the task built in the driver) gives cost
+    estimates before anything was measured and starts the task's per-node services (a shared replay
+    buffer). Live members: see :class:`~pbt_evo.parallel.worker.Worker` (``reuse_members`` overrides the
+    task's choice).
+
+    >>> # toolbox.map = RayMap(TaskSpec("tasks.digits:DigitsTask"), workers=2)
+    >>> # ticket = rmap.submit(partial(train_member, epochs=1), individual); ticket, result = rmap.wait()
+    """
+
+    def __init__(self, spec: TaskSpec, workers: int = 2, cpus_per_worker: float = 1, gpus_per_worker: float = 0,
+                 max_retries: int = 1, address: str | None = None, local_task: Task | None = None,
+                 pipeline: int = 2, resources: dict[str, float] | None = None,
+                 reuse_members: bool | None = None):
+        import ray
+
+        self._scheduler = Scheduler(workers, pipeline)
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
+                     log_to_driver=os.environ.get("PBT_EVO_WORKER_LOGS", "0") == "1")
+        self.spec = spec
+        self.max_retries = max_retries
+        self.reuse_members = reuse_members
+        self.scope = uuid.uuid4().hex  # names this map's per-node services (pbt_evo.train.current_scope)
+        self._remote = ray.remote(Worker).options(
+            num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0, scheduling_strategy="SPREAD",
+            resources=dict(resources or {}))
+        self._threads = max(1, int(cpus_per_worker))
+        self.actors = [self._spawn() for _ in range(workers)]
+        self._run = [a.run.options(num_returns=2) for a in self.actors]  # bound once: .options() per call costs
+        self._local_task = local_task
+        self._services: list[Any] = []  # per-node services of the task, owned by the driver for the map's life
+        if local_task is not None:
+            for node in sorted(set(self.nodes())):
+                self._services += list(local_task.node_services(self.scope, node))
+        self._homes: dict[bytes, tuple[int, int]] = {}  # stored state -> (worker, token) of its live member
+        self._trained_on: dict[bytes, int] = {}         # stored state -> worker that made it
+        self._prune = [False] * workers   # send the worker the live members to keep with its next call
+        self._pending: dict[Any, int] = {}  # result ref -> ticket of a dispatched call
+        self._done: dict[int, Any] = {}     # results that arrived while ``wait`` looked for other tickets
+        self._tickets = self._token = 0
+
+    def _spawn(self) -> Any:
+        return self._remote.remote(self.spec, self._threads, self.reuse_members, self.scope)
+
+    # -- the stream ------------------------------------------------------------------------------
+    def submit(self, func: Callable[[Any], Any], item: Any, cost: float | None = None, order: int = 0) -> int:
+        """Queue ``func(item)`` (``item`` is serialized when dispatched, in :meth:`wait`); ``cost``: its
+        expected training time, else the last measured one or the task's estimate."""
+        self._tickets += 1
+        key = _state_key(getattr(item, "handle", None))
+        home = self._homes.pop(key, None)  # one call continues a live member
+        self._scheduler.add(self._tickets, _Call(
+            self._costs([item])[0] if cost is None else float(cost), order, home[0] if home else -1,
+            func=func, item=item, key=key, use=home[1] if home else 0))
+        return self._tickets
+
+    def wait(self, among: Container[int] | None = None) -> tuple[int, Any]:
+        """Dispatch what fits, then block until a call of ``among`` (default: any) returns."""
+        import ray
+
+        while True:
+            for ticket in self._done:
+                if among is None or ticket in among:
+                    return ticket, self._done.pop(ticket)
+            self._dispatch()
+            if not self._pending:
+                raise RuntimeError("RayMap.wait: nothing submitted" if not self._scheduler.jobs else
+                                   "RayMap: calls left but no worker can take them")
+            done, _ = ray.wait(list(self._pending), num_returns=1)
+            ticket = self._pending.pop(done[0])
+            res = self._collect(ticket, done[0])
+            if res is not None:
+                if among is None or ticket in among:
+                    return ticket, res
+                self._done[ticket] = res
+
+    def _collect(self, ticket: int, ref: Any) -> Any:
+        """The result of a returned call, or None when it failed and was queued again."""
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        call = self._scheduler.jobs[ticket]
+        w = call.worker
+        self._scheduler.release(ticket)
+        try:
+            res, kept = ray.get(ref)
+        except (RayTaskError, RayActorError) as exc:
+            if isinstance(exc, RayActorError) and self.actors[w] is call.actor:
+                log.warning("worker %d died; starting a new one", w)
+                self._respawn(w)
+            call.failures += 1
+            if call.failures <= self.max_retries:
+                log.warning("member %s failed on worker %d, retrying elsewhere: %s",
+                            getattr(call.item, "id", ticket), w, str(exc).strip().splitlines()[-1])
+                self._scheduler.retry(ticket, w)
+                return None
+            self._scheduler.remove(ticket)
+            return failed_result(str(exc))
+        self._scheduler.remove(ticket)
+        if isinstance(res, TrainResult) and not res.failed:
+            res.state = StoredState(call.state)
+            key = call.state.binary()
+            self._trained_on[key] = w
+            if kept:
+                self._homes[key] = (w, call.token)
+        return res
+
+    def _dispatch(self) -> None:
+        """Send queued calls to workers while they have room."""
+        while (pick := self._scheduler.next()) is not None:
+            ticket, w = pick
+            call = self._scheduler.jobs[ticket]
+            # continue a live member only if the item still has the state it was submitted with
+            same = _state_key(getattr(call.item, "handle", None)) == call.key
+            use = call.use if call.home == w and same else None
+            if call.home >= 0 and use is None:
+                self._prune[call.home] = True  # that live member is superseded: drop it with the next call
+            live = None
+            if self._prune[w]:
+                live, self._prune[w] = self._live_tokens(w), False
+            self._token += 1
+            res_ref, call.state = self._run[w].remote(call.func, call.item, use, self._token, live)
+            call.token, call.actor = self._token, self.actors[w]
+            self._pending[res_ref] = ticket
+
+    def _live_tokens(self, w: int) -> tuple[int, ...]:
+        """The live members worker ``w`` must keep: those of current states, those queued calls will
+        continue, and those its calls in flight will leave (they run before the call carrying this)."""
+        tokens = {t for v, t in self._homes.values() if v == w}
+        for call in self._scheduler.jobs.values():
+            if call.home == w:
+                tokens.add(call.use)
+            if call.worker == w:
+                tokens.add(call.token)
+        return tuple(sorted(tokens))
+
+    def _respawn(self, w: int) -> None:
+        """Replace a dead worker; the members it kept alive are gone with it."""
+        self.actors[w] = self._spawn()
+        self._run[w] = self.actors[w].run.options(num_returns=2)
+        self._homes = {k: h for k, h in self._homes.items() if h[0] != w}
+        for call in self._scheduler.jobs.values():
+            if call.home == w:
+                call.home = -1
+        self._prune[w] = False
+
+    def discard(self, tickets: Iterable[int] | None = None) -> None:
+        """Forget calls not yet returned by ``wait`` (all, after an interrupted loop); calls already
+        running finish in their workers and their results are dropped."""
+        drop = set(self._scheduler.jobs) | set(self._done) if tickets is None else set(tickets)
+        self._scheduler.drop(drop)
+        self._pending = {ref: t for ref, t in self._pending.items() if t not in drop}
+        self._done = {t: r for t, r in self._done.items() if t not in drop}
+
+    # -- the rest of the map contract ------------------------------------------------------------
+    def __call__(self, func: Callable[[Any], Any], iterable: Iterable[Any]) -> list[Any]:
+        items = list(iterable)
+        self.retain(getattr(it, "handle", None) for it in items)
+        return map_by_stream(self, func, items, self._costs(items))
+
+    def _costs(self, items: list[Any]) -> list[float]:
+        """Expected cost per item: its last measured training time (children inherit their base
+        parent's), else the task's estimate, else equal."""
+        measured = [getattr(it, "metrics", {}).get("train_seconds") for it in items]
+        if all(m is not None for m in measured):
+            return [float(m) for m in measured]
+        task = self._local_task
+        if task is None or not all(isinstance(it, list) for it in items):
+            return [1.0] * len(items)
+        return [float(task.cost(list(it))) for it in items]
+
+    def retain(self, handles: Iterable[Any]) -> None:
+        """Forget every live member whose state is not among ``handles`` (superseded); the workers drop
+        them with their next call."""
+        keys = {k for k in map(_state_key, handles) if k is not None}
+        self._homes = {k: h for k, h in self._homes.items() if k in keys}
+        self._trained_on = {k: w for k, w in self._trained_on.items() if k in keys}
+        self._prune = [True] * len(self.actors)
+
+    def worker_of(self, handle: Any) -> int:
+        """Index of the worker that trained a stored state of the current population (``-1``: unknown).
+
+        >>> # node = rmap.nodes()[rmap.worker_of(individual.handle)]
+        """
+        return self._trained_on.get(_state_key(handle), -1)
+
+    def nodes(self) -> list[str]:
+        """The Ray node id of each worker."""
+        import ray
+
+        return ray.get([a.node.remote() for a in self.actors])
+
+    def close(self) -> None:
+        """Stop the workers (each first lets its task release what it holds); states stay in the store."""
+        import ray
+
+        if not self.actors:
+            return
+        closing = [a.close.remote() for a in self.actors]
+        _, pending = ray.wait(closing, num_returns=len(closing), timeout=60)
+        if pending:
+            log.warning("%d worker(s) did not close within 60 s", len(pending))
+        for a in self.actors:
+            ray.kill(a)
+        self._services = []
+        self.actors = []
+        self._run = []

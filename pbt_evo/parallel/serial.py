@@ -1,0 +1,90 @@
+"""Everything in this process, with :class:`~pbt_evo.parallel.RayMap`'s semantics (tests, debugging, tiny tasks)."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+import uuid
+from collections import deque
+from collections.abc import Callable, Container, Iterable
+from typing import Any
+
+import torch
+
+from ..handles import TrainResult
+from ..rng import kept_rng
+from ..task import Task
+from ..train import set_task
+from .protocol import MapBase, stored_locally
+
+log = logging.getLogger(__name__)
+
+
+def failed_result(error: str) -> TrainResult:
+    """A member that failed every attempt: worst fitness; the loop keeps its previous state."""
+    return TrainResult(fitness=float("nan"), failed=True, error=error, metrics={"failed": 1.0})
+
+
+class SerialMap(MapBase):
+    """Runs every call in this process, oldest first: a DEAP map and a stream (``submit``/``wait``).
+
+    A call that raises is retried ``max_retries`` times, then returned as a failed result, so one
+    member's failure does not end the run. The driver's random streams are kept across calls.
+
+    >>> from tasks.digits import DigitsTask
+    >>> smap = SerialMap(DigitsTask(channels=4))
+    >>> smap(lambda x: x + 1, [1, 2])
+    [2, 3]
+    """
+
+    def __init__(self, task: Task, num_threads: int | None = None, max_retries: int = 1):
+        self.task = task
+        self.num_threads = num_threads
+        self.max_retries = max_retries
+        self.scope = uuid.uuid4().hex  # names this map's per-node services (pbt_evo.train.current_scope)
+        self._queue: deque = deque()       # (ticket, func, item) not yet run
+        self._done: dict[int, Any] = {}    # results that ran while ``wait`` looked for other tickets
+        self._tickets = 0
+        set_task(task, self.scope)
+
+    def submit(self, func: Callable[[Any], Any], item: Any, cost: float | None = None, order: int = 0) -> int:
+        """Queue ``func(item)``; it runs in :meth:`wait` (``cost`` and ``order`` are ignored: queue order)."""
+        self._tickets += 1
+        self._queue.append((self._tickets, func, item))
+        return self._tickets
+
+    def wait(self, among: Container[int] | None = None) -> tuple[int, Any]:
+        """Run queued calls, oldest first, until one of ``among`` (default: any) is done."""
+        for ticket in self._done:
+            if among is None or ticket in among:
+                return ticket, self._done.pop(ticket)
+        set_task(self.task, self.scope)
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
+        while self._queue:
+            ticket, func, item = self._queue.popleft()
+            with kept_rng():
+                res = self._run(func, item)
+            if among is None or ticket in among:
+                return ticket, res
+            self._done[ticket] = res
+        raise RuntimeError("SerialMap.wait: nothing submitted")
+
+    def discard(self, tickets: Iterable[int] | None = None) -> None:
+        drop = None if tickets is None else set(tickets)
+        self._queue = deque(q for q in self._queue if drop is not None and q[0] not in drop)
+        self._done = {t: r for t, r in self._done.items() if drop is not None and t not in drop}
+
+    def _run(self, func: Callable[[Any], Any], item: Any) -> Any:
+        for attempt in range(self.max_retries + 1):
+            try:
+                return stored_locally(func(item))
+            except Exception:  # a member's failure must not end the run
+                err = traceback.format_exc()
+                log.warning("member %s failed (attempt %d): %s", getattr(item, "id", "?"), attempt + 1,
+                            err.strip().splitlines()[-1])
+        return failed_result(err)
+
+    def close(self) -> None:
+        self.task.close()
+        set_task(None)
