@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pbt_evo.handles import kept_rng
+from pbt_evo.rng import kept_rng
 from pbt_evo.space import SearchSpace, Variable
 from pbt_evo.task import Member, Task
 

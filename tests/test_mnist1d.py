@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import tasks.mnist1d as m1d
-from pbt_evo.handles import kept_rng, seed_everything
+from pbt_evo.rng import kept_rng, seed_everything
 from pbt_evo.weights import inherit_model
 from tasks.mnist1d import MNIST1DTask
 

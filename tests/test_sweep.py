@@ -61,6 +61,40 @@ def test_compare_table_has_a_row_per_algorithm(swept, tmp_path):
     assert (tmp_path / "cmp" / "anytime.png").stat().st_size > 1000
 
 
+def test_compare_reports_final_and_test_as_computed_by_hand(swept, tmp_path):
+    """``--report final``: the best member of the final population (population.jsonl's last generation);
+    ``--report test``: the exported best network's accuracy on the held-out test split."""
+    import pbt_evo
+    from tasks.digits import accuracy, load_splits
+
+    _, out, _ = swept
+    x_test, y_test = load_splits()["test"]
+    final, test = {}, {}
+    for alg in ("pbt_nas", "random"):
+        final[alg], test[alg] = [], []
+        for s in (0, 1):
+            run = out / f"tiny_{alg}_s{s}"
+            rows = [json.loads(line) for line in (run / "population.jsonl").read_text().splitlines()]
+            last = max(r["gen"] for r in rows)
+            final[alg].append(max(r["fitness"] for r in rows if r["gen"] == last))
+            model, _ = pbt_evo.load_best(run)
+            test[alg].append(accuracy(model, x_test, y_test))
+    for report, want in (("final", final), ("test", test)):
+        folder = tmp_path / report
+        assert compare.main([str(out), "--out", str(folder), "--report", report]) == 0
+        rows = list(csv.DictReader((folder / "compare.csv").open()))
+        assert {r["algorithm"]: float(r["mean"]) for r in rows} == {
+            alg: pytest.approx(sum(v) / 2, abs=1e-12) for alg, v in want.items()}
+        head = (folder / "compare.md").read_text().splitlines()[0]
+        assert head.startswith(f"Reported: {'final-population fitness' if report == 'final' else 'test score'}")
+    # a run folder written before test scores were recorded: computed from best/ instead
+    info_path = out / "tiny_random_s1" / "best" / "genome.json"
+    info = json.loads(info_path.read_text())
+    del info["test_score"]
+    info_path.write_text(json.dumps(info))
+    assert compare.best_test_score(out / "tiny_random_s1") == test["random"][1]
+
+
 @pytest.mark.parametrize("args, message", [
     (["{out}/tiny_pbt_nas_s0", "{out}/tiny_pbt_nas_s1"], "at least 2 algorithms"),
     (["{out}/tiny_pbt_nas_s0", "{out}/tiny_pbt_nas_s1", "{out}/tiny_random_s0"], "not paired"),
