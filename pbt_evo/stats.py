@@ -36,9 +36,17 @@ class CompareError(ValueError):
 
 
 # -- runs ---------------------------------------------------------------------------------------------
+REPORTS = {  # what a comparison can report, and how its tables name it
+    "best": "best-of-run fitness (the best search fitness ever seen: optimistic)",
+    "final": "final-population fitness (the best member of the final population)",
+    "test": "test score of the exported best network (held-out data, never used for fitness)",
+}
+
+
 @dataclass
 class RunSummary:
-    """One finished run: its algorithm label, task, seed, best-of-run fitness and anytime curve."""
+    """One finished run: its algorithm label, task, seed, the quantities a comparison reports
+    (:data:`REPORTS`) and its anytime curve."""
 
     path: str
     algorithm: str
@@ -47,6 +55,8 @@ class RunSummary:
     best: float
     epochs: list[int]
     best_so_far: list[float]
+    final: float = math.nan
+    test: float | None = None
 
 
 def task_label(cfg: Mapping[str, Any]) -> str:
@@ -73,14 +83,25 @@ def best_so_far(values: Sequence[float | None]) -> list[float]:
     return out
 
 
-def by_algorithm(runs: Sequence[RunSummary]) -> dict[str, dict[Key, float]]:
-    """Best-of-run fitness by algorithm, then by (task, seed); a repeated (task, seed) is an error."""
+def by_algorithm(runs: Sequence[RunSummary], report: str = "best") -> dict[str, dict[Key, float]]:
+    """One reported quantity (:data:`REPORTS`) by algorithm, then by (task, seed); a repeated (task, seed)
+    is an error.
+
+    >>> r = RunSummary("runs/a", "pbt_nas", "t", 0, best=0.9, epochs=[1], best_so_far=[0.9], final=0.8)
+    >>> by_algorithm([r], "final")
+    {'pbt_nas': {('t', 0): 0.8}}
+    """
+    if report not in REPORTS:
+        raise CompareError(f"--report {report!r}: allowed values are {', '.join(REPORTS)}")
     out: dict[str, dict[Key, float]] = {}
     for r in runs:
         cell = out.setdefault(r.algorithm, {})
         if (r.task, r.seed) in cell:
             raise CompareError(f"two runs of {r.algorithm} with seed {r.seed} on the same task (one is {r.path})")
-        cell[(r.task, r.seed)] = r.best
+        value = getattr(r, report)
+        if value is None:
+            raise CompareError(f"{r.path}: no {report} score (its task's members have no test_score())")
+        cell[(r.task, r.seed)] = float(value)
     return out
 
 

@@ -130,6 +130,8 @@ class RunFolder:
         info: dict[str, Any] = {"id": best.id, "genome": list(best), "arch": self.space.decode(list(best)),
                                 "fitness": _finite(best.fitness.values[0]), "epochs": best.epochs,
                                 "task": cfg["task"], "parents": list(best.parents)}
+        test = member.test_score()  # held-out data: reported by `compare --report test`, never a fitness
+        info["test_score"] = None if test is None else float(test)
         if cfg["output"]["final_evaluation"]:
             try:
                 final = member.final_scores()
