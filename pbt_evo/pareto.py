@@ -90,10 +90,12 @@ def sure_survivors_nsga2(finished: Sequence[Individual], population: int, tau: f
 
 
 class TrainedFront(tools.ParetoFront):
-    """DEAP's ``ParetoFront`` hall of fame of trained states: every non-dominated member seen, each a copy
-    sharing the member's weight handle (exportable with :func:`pbt_evo.export_module`). Two members are
-    the same entry only if they are the same network at the same training age (``Individual.__eq__``);
-    members with a non-finite value (failed, or not yet trained) never enter.
+    """DEAP's ``ParetoFront`` hall of fame of trained states: one trained state for each non-dominated
+    point seen, each a copy sharing the member's weight handle (exportable with
+    :func:`pbt_evo.export_module`). A later state with the same values as one it holds is a twin (a
+    member whose accuracy did not change, another network of equal size and accuracy): the first found
+    stays, so the front lists each trade-off once. Members with a non-finite value (failed, or not yet
+    trained) never enter.
 
     >>> front = TrainedFront()
     >>> pop = [Individual([0], id=i, weights=(1.0, -1.0)) for i in range(3)]
@@ -101,6 +103,9 @@ class TrainedFront(tools.ParetoFront):
     >>> front.update(pop); [ind.id for ind in front]
     [0, 1]
     """
+
+    def __init__(self) -> None:
+        super().__init__(similar=lambda a, b: True)  # equal values are enough to be a twin
 
     def update(self, population: Iterable[Individual]) -> None:
         super().update([ind for ind in population if finite(ind)])

@@ -121,7 +121,7 @@ def plot_front(fronts: list[dict], population_rows: list[dict], path: Path, titl
                 markersize=4 if i < last else 6, linewidth=0.8 if i < last else 1.8, zorder=2 + (i == last),
                 label=f"front after gen {row['gen']} (hypervolume {row['hypervolume']:.4g})" if i == last else None)
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(fronts[0]["gen"], fronts[-1]["gen"]))
-    fig.colorbar(sm, ax=ax, label="generation")
+    fig.colorbar(sm, ax=ax, label="generation").locator = matplotlib.ticker.MaxNLocator(integer=True)
     ax.set_xlabel(names[1])
     ax.set_ylabel(names[0])
     ax.set_title(f"{title}: Pareto front over time (reference point {fronts[-1]['reference']})", fontsize=9)
