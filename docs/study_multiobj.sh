@@ -13,3 +13,4 @@ done
 cp $OUT/compare_hypervolume/anytime.png docs/anytime_multiobj.png
 cp $OUT/mnist1d_multiobj_pbt_nas_s0/plots/front.png docs/front_mnist1d_pbt_nas.png
 cp $OUT/mnist1d_multiobj_random_s0/plots/front.png docs/front_mnist1d_random.png
+$PY docs/fronts_multiobj.py $OUT --reference 0,2000 --out docs/fronts_multiobj.png

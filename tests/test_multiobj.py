@@ -6,7 +6,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+import pickle
 import random
+import shutil
 from functools import partial
 from pathlib import Path
 
@@ -307,8 +309,34 @@ def test_bad_objectives_are_one_line_naming_file_and_key(tmp_path, capsys, chang
 @pytest.fixture(scope="module")
 def mo_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mo")
-    assert main([str(digits_config(tmp)), "--out", str(tmp / "runs"), "--quiet"]) == 0
+    config = digits_config(tmp)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["output"]["keep_checkpoints"] = 3  # to resume from an earlier generation below
+    config.write_text(yaml.safe_dump(cfg))
+    assert main([str(config), "--out", str(tmp / "runs"), "--quiet"]) == 0
     return tmp / "runs" / "mo"
+
+
+def test_individuals_keep_their_weights_through_pickle_and_copies():
+    ind = population([(0.75, 120.0)])[0]
+    for other in (pickle.loads(pickle.dumps(ind)), copy.deepcopy(ind)):
+        assert other.fitness.weights == W2 and other.fitness.values == (0.75, 120.0)
+        assert other.fitness.dominates(population([(0.5, 130.0)])[0].fitness)
+
+
+def test_a_resumed_multi_objective_run_equals_the_uninterrupted_one(mo_run, tmp_path):
+    """Resuming from generation 2 of 3 (the same command) gives the same front, log and best/front/."""
+    run = tmp_path / "mo"
+    shutil.copytree(mo_run, run)
+    (run / "checkpoints" / "LATEST").write_text("gen_00002")
+    assert main([str(run), "--resume", "--quiet"]) == 0
+    for name in ("front.jsonl", "best/front.md"):
+        assert (run / name).read_text().replace(str(run), "RUN") == (mo_run / name).read_text().replace(str(mo_run), "RUN")
+    members = [[{k: v for k, v in json.loads(x).items() if k != "metrics"} for x in (r / "population.jsonl").read_text().splitlines()]
+               for r in (run, mo_run)]
+    assert members[0] == members[1] and len(members[0]) == 3 * 6
+    hv = [[json.loads(x)["hypervolume"] for x in (r / "log.jsonl").read_text().splitlines()] for r in (run, mo_run)]
+    assert hv[0] == hv[1] and len(hv[0]) == 3
 
 
 def test_run_folder_has_the_front_per_generation_and_its_hypervolume(mo_run):
