@@ -174,7 +174,7 @@ class Objectives:
                 try:
                     genome_cost(task, [0] * len(task.space), name)
                 except ValueError:
-                    raise
+                    raise  # already says what is missing (example_input)
                 except Exception as exc:  # the task's network cannot run on its example input
                     raise ValueError(f"objective {name!r} cannot be computed for {type(task).__name__}: {exc}") from None
 
