@@ -23,18 +23,24 @@ from typing import Any
 from deap import base
 
 from .handles import TrainResult
-from .individual import Individual, worst_value
+from .individual import Individual, worst_value, worst_values
 from .parallel.protocol import BatchMap, Progress, as_stream
 
 
 def record(ind: Individual, res: TrainResult, step: int) -> int:
     """Give ``ind`` its training result (fitness, metrics, new state, age); returns 1 if it failed.
-    Non-finite fitness (a diverged or failed member) is recorded as the worst possible.
+    Non-finite fitness (a diverged or failed member) is recorded as the worst possible; with several
+    objectives (``res.values``), a non-finite value in any makes every objective the worst.
 
     >>> ind = Individual([0], id=1)
     >>> record(ind, TrainResult(float("nan")), step=2), ind.fitness.values, ind.epochs
     (0, (-inf,), 2)
+    >>> two = Individual([0], id=2, weights=(1.0, -1.0))
+    >>> record(two, TrainResult(0.9, values=(0.9, float("nan"))), step=2), two.fitness.values
+    (0, (-inf, inf))
     """
+    if res.values is not None or len(ind.fitness.weights) > 1:
+        return record_values(ind, res, step)
     value = res.fitness
     if res.failed or not math.isfinite(value):
         ind.metrics = {**res.metrics, "fitness_raw": value}
@@ -46,6 +52,24 @@ def record(ind: Individual, res: TrainResult, step: int) -> int:
         ind.epochs += step
     ind.metrics["train_seconds"] = res.seconds
     ind.fitness.values = (value,)
+    return int(res.failed)
+
+
+def record_values(ind: Individual, res: TrainResult, step: int) -> int:
+    """:func:`record` of a multi-objective result (a failed call has no values: the worst in all)."""
+    values = res.values if res.values is not None else ()
+    if len(values) != len(ind.fitness.weights) and not res.failed:
+        raise ValueError(f"member {ind.id}: {len(values)} objective values for a fitness of"
+                         f" {len(ind.fitness.weights)} weights: register toolbox.train with the same objectives")
+    ind.metrics = dict(res.metrics)
+    if res.failed or not all(math.isfinite(v) for v in values):
+        ind.metrics["fitness_raw"] = res.fitness
+        values = worst_values(ind.fitness)
+    if not res.failed:  # a failed member keeps its previous state and age
+        ind.handle = res.state
+        ind.epochs += step
+    ind.metrics["train_seconds"] = res.seconds
+    ind.fitness.values = tuple(values)
     return int(res.failed)
 
 

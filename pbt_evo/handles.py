@@ -170,7 +170,8 @@ def as_recipe(handle: WeightHandle) -> MixedState:
 @dataclass
 class TrainResult:
     """What training one member returns: fitness, metrics, seconds in the worker, and its new state
-    (replaced by a handle by the map before it reaches the driver's loop)."""
+    (replaced by a handle by the map before it reaches the driver's loop); with several objectives,
+    ``values`` holds them all."""
 
     fitness: float
     metrics: dict[str, float] = field(default_factory=dict)
@@ -178,3 +179,4 @@ class TrainResult:
     seconds: float = 0.0
     failed: bool = False
     error: str | None = None
+    values: tuple[float, ...] | None = None  # every objective's value (pbt_evo.objectives); None: (fitness,)

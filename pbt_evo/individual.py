@@ -23,6 +23,26 @@ class FitnessMax(base.Fitness):
     weights = (1.0,)
 
 
+class WeightedFitness(base.Fitness):
+    """A fitness whose weights (one per objective: 1.0 maximised, -1.0 minimised) are the instance's,
+    so that one importable class serves every objective list a config names and Ray workers unpickle it
+    (a class made by ``creator.create`` at run time would not be found in a worker).
+
+    >>> f = WeightedFitness((1.0, -1.0), (0.9, 120))
+    >>> f.wvalues, copy.deepcopy(f).weights, f.dominates(WeightedFitness((1.0, -1.0), (0.8, 150)))
+    ((0.9, -120.0), (1.0, -1.0), True)
+    """
+
+    def __init__(self, weights: Sequence[float], values: Sequence[float] = ()):
+        self.weights = tuple(float(w) for w in weights)
+        super().__init__(values)
+
+    def __deepcopy__(self, memo: dict) -> "WeightedFitness":
+        new = WeightedFitness(self.weights)  # DEAP's own deepcopy rebuilds with the class's weights
+        new.wvalues = self.wvalues
+        return new
+
+
 class Individual(list):
     """A genome (list of option indices) that DEAP's tools accept, with PBT bookkeeping.
 
@@ -40,6 +60,9 @@ class Individual(list):
     >>> clone = copy.deepcopy(ind)
     >>> clone.fitness.values, clone.id, clone.origin
     ((0.9,), 7, [7, 7, 7])
+
+    ``weights`` makes a multi-objective individual (a :class:`WeightedFitness`); without it the fitness is
+    ``fitness_class()``, one maximised objective.
     """
 
     fitness_class: type[base.Fitness] = FitnessMax
@@ -47,9 +70,9 @@ class Individual(list):
 
     def __init__(self, genome: Iterable[int] = (), *, id: int = -1, parents: Sequence[int] = (),
                  origin: Sequence[int] | None = None, handle: WeightHandle | None = None,
-                 seed: int = 0, epochs: int = 0):
+                 seed: int = 0, epochs: int = 0, weights: Sequence[float] | None = None):
         super().__init__(genome)
-        self.fitness = self.fitness_class()
+        self.fitness = self.fitness_class() if weights is None else WeightedFitness(weights)
         self.id = id
         self.parents = tuple(parents)
         self.origin = list(origin) if origin is not None else [id] * len(self)
@@ -95,3 +118,13 @@ class Individual(list):
 def worst_value(fitness_class: type[base.Fitness]) -> float:
     """The value that makes a fitness the worst possible (``-inf`` when maximising)."""
     return -math.inf if fitness_class.weights[0] > 0 else math.inf
+
+
+def worst_values(fitness: base.Fitness) -> tuple[float, ...]:
+    """The values that make ``fitness`` the worst possible in every objective: dominated by any member
+    with finite values, so a failed member ranks last whatever the objectives.
+
+    >>> worst_values(WeightedFitness((1.0, -1.0)))
+    (-inf, inf)
+    """
+    return tuple(-math.inf if w > 0 else math.inf for w in fitness.weights)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .handles import FreshState, as_recipe
 from .individual import Individual
@@ -25,10 +25,11 @@ from .space import SearchSpace
 
 
 def init_population(space: SearchSpace, n: int, balanced: bool = True,
-                    container: type[Individual] = Individual) -> list[Individual]:
+                    container: Callable[..., Individual] = Individual) -> list[Individual]:
     """``n`` individuals with ids 0..n-1, fresh weights and origins pointing at themselves.
 
     Balanced (the research code's default): every option of every variable appears ``n // k`` times.
+    ``container`` makes each individual (e.g. ``partial(Individual, weights=(1.0, -1.0))``: two objectives).
 
     >>> from pbt_evo.space import Variable
     >>> pop = init_population(SearchSpace([Variable("a", (0, 1))]), 4)
@@ -95,6 +96,22 @@ def pair_random(parents: Sequence[Individual]) -> tuple[Individual, Individual]:
     return a, b
 
 
+def pair_ranked(parents: Sequence[Individual]) -> tuple[Individual, Individual]:
+    """Two distinct parents drawn at random, in the order of ``parents`` (best first, as selections return
+    them): the first ranks higher. With ``cx_mix(base_first=True)`` the second is the donor, the parent that
+    ranks lower, when no one number says which is fitter (several objectives).
+
+    >>> random.seed(0)
+    >>> pop = [Individual([0], id=i) for i in range(4)]
+    >>> [ind.id for ind in pair_ranked(pop)]
+    [1, 3]
+    """
+    if len(parents) < 2:
+        pair_random(parents)  # the same error
+    i, j = sorted(random.sample(range(len(parents)), 2))
+    return parents[i], parents[j]
+
+
 def pair_self(parents: Sequence[Individual]) -> tuple[Individual, Individual]:
     """One parent twice: the paper's "no mixing" ablation (layers still shrink-perturbed)."""
     a = random.choice(list(parents))
@@ -102,12 +119,15 @@ def pair_self(parents: Sequence[Individual]) -> tuple[Individual, Individual]:
 
 
 def cx_mix(ind1: Individual, ind2: Individual, p: float = 0.25,
-           shrink_perturb: Sequence[float] = (0.4, 0.1), optimizer_policy: str = "reset") -> tuple[Individual]:
+           shrink_perturb: Sequence[float] = (0.4, 0.1), optimizer_policy: str = "reset",
+           base_first: bool = False) -> tuple[Individual]:
     """Mix two parents into one child (Algorithm 2); pass clones, the fitter one becomes the child.
 
     Each variable is taken from the less fit parent (the donor) with probability ``p``; layers of taken
     variables get ``shrink * w_donor + perturb * w_fresh`` (also when both parents agree on the value,
     as in the research code). ``shrink_perturb=(1, 0)`` copies exactly, ``(0, 1)`` re-initialises.
+    ``base_first``: ``ind1`` is the base parent and ``ind2`` the donor, whatever their scores (for a
+    pairing that orders them by rank, :func:`pair_ranked`, with several objectives).
 
     >>> a, b = Individual([0, 0], id=1), Individual([1, 1], id=2)
     >>> a.fitness.values, b.fitness.values = (0.9,), (0.5,)
@@ -117,7 +137,7 @@ def cx_mix(ind1: Individual, ind2: Individual, p: float = 0.25,
     >>> list(child), child.parents, child.origin, child.taken
     ([1, 1], (1, 2), [2, 2], (0, 1))
     """
-    base, donor = (ind1, ind2) if ind1.score >= ind2.score else (ind2, ind1)
+    base, donor = (ind1, ind2) if base_first or ind1.score >= ind2.score else (ind2, ind1)
     taken = tuple(i for i in range(len(base)) if random.random() < p)
     for i in taken:
         base[i] = donor[i]

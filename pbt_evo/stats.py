@@ -40,6 +40,7 @@ REPORTS = {  # what a comparison can report, and how its tables name it
     "best": "best-of-run fitness (the best search fitness ever seen: optimistic)",
     "final": "final-population fitness (the best member of the final population)",
     "test": "test score of the exported best network (held-out data, never used for fitness)",
+    "hypervolume": "hypervolume of the final Pareto front (every non-dominated trained state of a multi-objective run)",
 }
 
 
@@ -57,6 +58,8 @@ class RunSummary:
     best_so_far: list[float]
     final: float = math.nan
     test: float | None = None
+    hypervolume: float | None = None        # of the final front, against the comparison's reference point
+    hypervolumes: list[float] | None = None  # ... of the front after each generation (its anytime curve)
 
 
 def task_label(cfg: Mapping[str, Any]) -> str:
@@ -100,7 +103,8 @@ def by_algorithm(runs: Sequence[RunSummary], report: str = "best") -> dict[str, 
             raise CompareError(f"two runs of {r.algorithm} with seed {r.seed} on the same task (one is {r.path})")
         value = getattr(r, report)
         if value is None:
-            raise CompareError(f"{r.path}: no {report} score (its task's members have no test_score())")
+            why = "its task's members have no test_score()" if report == "test" else "not a multi-objective run"
+            raise CompareError(f"{r.path}: no {report} score ({why})")
         cell[(r.task, r.seed)] = float(value)
     return out
 
@@ -215,8 +219,9 @@ def to_markdown(rows: Sequence[Row], digits: int = 4, value: str = "best-of-run 
 
 
 # -- anytime curves -----------------------------------------------------------------------------------
-def anytime(runs: Sequence[RunSummary]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per algorithm: epochs, mean and std (``ddof=1``) of the best fitness so far over its runs.
+def anytime(runs: Sequence[RunSummary], curve: str = "best_so_far") -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per algorithm: epochs, mean and std (``ddof=1``) of the best fitness so far over its runs (or of
+    another per-generation ``curve`` of :class:`RunSummary`, e.g. ``hypervolumes``).
 
     Runs with different generation grids are aligned on the union of their epochs (a run's best so far
     holds until its next generation; NaN before its first).
@@ -228,7 +233,7 @@ def anytime(runs: Sequence[RunSummary]) -> dict[str, tuple[np.ndarray, np.ndarra
         curves = []
         for r in mine:
             idx = np.searchsorted(r.epochs, grid, side="right") - 1
-            curves.append(np.where(idx >= 0, np.asarray(r.best_so_far)[np.clip(idx, 0, None)], np.nan))
+            curves.append(np.where(idx >= 0, np.asarray(getattr(r, curve))[np.clip(idx, 0, None)], np.nan))
         c = np.array(curves)
         with np.errstate(invalid="ignore"):
             std = np.nanstd(c, axis=0, ddof=DDOF) if len(c) > 1 else np.zeros(len(grid))

@@ -51,6 +51,12 @@ class Member(ABC):
         run when ``output.final_evaluation`` is on; None: the task has none."""
         return None
 
+    def objective_values(self) -> Mapping[str, float]:
+        """More values of the member just evaluated, by name (those in its task's ``objective_names``), for
+        ``algorithm.objectives`` to name besides fitness (e.g. a GAN's Inception Score); called after
+        :meth:`evaluate`, only when an objective names one. Default: none."""
+        return {}
+
     def extras_state(self) -> dict[str, Any]:
         """Non-weight state that travels with the member (numpy arrays preferred)."""
         return {}
@@ -68,6 +74,7 @@ class Task(ABC):
 
     space: SearchSpace
     epoch_unit: str = "epoch"  # what one epoch means, in logs
+    objective_names: tuple[str, ...] = ()  # the values Member.objective_values() returns (objectives may name them)
     reuse_members: bool = False  # members carry nothing besides model, optimizers and extras: a worker may
     #                              continue a member it trained instead of rebuilding it (RL members do not:
     #                              their environment would continue mid-episode)
@@ -103,6 +110,19 @@ class Task(ABC):
     def naswot_batch(self) -> torch.Tensor | None:
         """One minibatch of inputs for the training-free NASWOT score (``algorithm.init: naswot``); None: unsupported."""
         return None
+
+    def example_input(self) -> torch.Tensor | None:
+        """One input of ``build_model(genome)`` (batch of 1), on which the ``flops`` and ``latency`` objectives
+        run a forward pass; default: the first of :meth:`naswot_batch`. None: the task has none.
+
+        >>> class T(Task):
+        ...     def build(self, genome): ...
+        ...     def naswot_batch(self): return torch.zeros(4, 3)
+        >>> T().example_input().shape
+        torch.Size([1, 3])
+        """
+        batch = self.naswot_batch()
+        return None if batch is None else batch[:1]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import numpy as np
 
 from .handles import TrainResult, capture
 from .individual import Individual
+from .objectives import Objectives
 from .rng import seed_everything
 from .task import Task
 
@@ -52,8 +53,9 @@ def train_seed(individual: Individual) -> int:
     return int(np.random.SeedSequence([individual.seed, individual.epochs]).generate_state(1)[0])
 
 
-def train_member(individual: Individual, epochs: int) -> TrainResult:
-    """Train ``individual`` for ``epochs`` from the state its handle describes, then evaluate it.
+def train_member(individual: Individual, epochs: int, objectives: Objectives | None = None) -> TrainResult:
+    """Train ``individual`` for ``epochs`` from the state its handle describes, then evaluate it; with
+    ``objectives``, also every objective's value (``TrainResult.values``, :mod:`pbt_evo.objectives`).
 
     Returns a :class:`TrainResult` whose ``state`` the map turns into a handle.
 
@@ -69,9 +71,10 @@ def train_member(individual: Individual, epochs: int) -> TrainResult:
     seed_everything(seed + 1)
     fitness = float(member.evaluate())
     t2 = time.perf_counter()
+    values = None if objectives is None else objectives.evaluate(task, list(individual), member, fitness)
     state = capture(member)
     if not math.isfinite(fitness):
         metrics["nonfinite_fitness"] = fitness
     # `seconds` is the task's own training and evaluation; building and (un)loading state is framework time
     metrics["worker_framework_s"] = (t1 - t0) + (time.perf_counter() - t2)
-    return TrainResult(fitness=fitness, metrics=metrics, state=state, seconds=t2 - t1)
+    return TrainResult(fitness=fitness, metrics=metrics, state=state, seconds=t2 - t1, values=values)

@@ -9,11 +9,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from deap import base
 
-from .operators import cx_mix, init_population, mut_searl, pair_random, pair_self, sel_truncation, sure_survivors
+from .individual import Individual
+from .objectives import Objectives
+from .operators import (cx_mix, init_population, mut_searl, pair_random, pair_ranked, pair_self, sel_truncation,
+                        sure_survivors)
 from .naswot import init_population_naswot, task_scorer
+from .pareto import sel_nsga2, sure_survivors_nsga2
 from .space import SearchSpace
 from .task import Task
 from .train import train_member
@@ -24,7 +29,7 @@ VARIANTS = ("pbt_nas", "searl", "random", "no_mixing")
 def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float = 0.25, p: float = 0.25,
                  shrink_perturb: Sequence[float] = (0.4, 0.1), init: str = "balanced",
                  optimizer_policy: str = "reset", task: Task | None = None,
-                 naswot_candidates: int = 10) -> base.Toolbox:
+                 naswot_candidates: int = 10, objectives: Objectives | None = None) -> base.Toolbox:
     """A toolbox for one of :data:`VARIANTS`; set ``toolbox.map`` before running the loop.
 
     - ``pbt_nas``: truncation selection, two distinct parents, mixing with shrink-perturb;
@@ -34,24 +39,40 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
 
     ``init="naswot"`` needs ``task`` (its ``naswot_batch()``): the population is the best N of
     ``naswot_candidates * N`` candidates by the training-free score (:mod:`pbt_evo.naswot`).
+
+    ``objectives`` other than the fitness alone (:mod:`pbt_evo.objectives`) make the same variant
+    multi-objective: individuals with one weight per objective, the values computed in the workers,
+    truncation and sure survivors by NSGA-II's order (:mod:`pbt_evo.pareto`), and the parent that ranks
+    lower as the donor (``pair_ranked``, ``cx_mix(base_first=True)``).
+
+    >>> from tasks.digits import DigitsTask
+    >>> tb = make_toolbox("pbt_nas", DigitsTask().space, 8, objectives=Objectives(("fitness", "params"), (1.0, -1.0)))
+    >>> tb.select.func.__name__, tb.pair.func.__name__, tb.population()[0].fitness.weights
+    ('sel_nsga2', 'pair_ranked', (1.0, -1.0))
     """
     if algorithm not in VARIANTS:
         raise ValueError(f"algorithm {algorithm!r}: allowed values are {', '.join(VARIANTS)}")
+    multi = objectives is not None and not objectives.single
+    container = partial(Individual, weights=objectives.weights) if multi else Individual
     tb = base.Toolbox()
     if init == "naswot":
         if task is None:
             raise ValueError("init 'naswot' scores candidate networks: pass task= to make_toolbox")
-        tb.register("population", init_population_naswot, space, population, task_scorer(task), k=naswot_candidates)
+        tb.register("population", init_population_naswot, space, population, task_scorer(task), k=naswot_candidates,
+                    container=container)
     else:
-        tb.register("population", init_population, space, population, balanced=(init == "balanced"))
-    tb.register("train", train_member)
+        tb.register("population", init_population, space, population, balanced=(init == "balanced"),
+                    container=container)
+    tb.register("train", train_member, objectives=objectives if multi else None)
     if algorithm == "random":
         return tb
-    tb.register("select", sel_truncation, tau=tau)
-    tb.register("survivors", sure_survivors, tau=tau)  # lets the loop start them before the generation ends
+    tb.register("select", sel_nsga2 if multi else sel_truncation, tau=tau)
+    # lets the loop start them before the generation ends
+    tb.register("survivors", sure_survivors_nsga2 if multi else sure_survivors, tau=tau)
     if algorithm == "searl":
         tb.register("mutate", mut_searl, space=space)
         return tb
-    tb.register("pair", pair_random if algorithm == "pbt_nas" else pair_self)
-    tb.register("mate", cx_mix, p=p, shrink_perturb=tuple(shrink_perturb), optimizer_policy=optimizer_policy)
+    tb.register("pair", pair_self if algorithm == "no_mixing" else pair_ranked if multi else pair_random)
+    tb.register("mate", cx_mix, p=p, shrink_perturb=tuple(shrink_perturb), optimizer_policy=optimizer_policy,
+                base_first=multi)
     return tb

@@ -8,8 +8,11 @@ pairs them by (task, seed), and writes into ``--out`` (default: ``<parent of the
   Bonferroni threshold (see :mod:`pbt_evo.stats`). ``--report`` picks the quantity: ``best`` (the best
   search fitness ever seen, optimistic), ``final`` (the best member of the final population: the last
   ``log.jsonl`` row's ``best``), ``test`` (the exported best network's held-out ``test_score``, from
-  ``best/genome.json``, or computed from ``best/`` for runs that predate it);
-- ``anytime.png`` (one panel per task): best fitness so far against epochs, mean +- std per algorithm.
+  ``best/genome.json``, or computed from ``best/`` for runs that predate it), ``hypervolume`` (of a
+  multi-objective run's final Pareto front, ``front.jsonl``, recomputed against one reference point for
+  all runs: ``--reference``, else the one every run's ``algorithm.reference_point`` states);
+- ``anytime.png`` (one panel per task): best fitness so far (hypervolume of the front so far, with
+  ``--report hypervolume``) against epochs, mean +- std per algorithm.
 
 An argument that is a folder of run folders (a sweep's output) stands for all runs inside it.
 Bad input (not a run folder, unfinished or unpaired runs, fewer than 2 algorithms) is one line on
@@ -28,15 +31,18 @@ from pathlib import Path
 import yaml
 
 from ..export import load_best
+from ..objectives import Objectives
+from ..pareto import hypervolume, points
 from ..task import TaskSpec
 from ..stats import (REPORTS, CompareError, RunSummary, anytime, best_so_far, by_algorithm, compare_table,
                      task_label, to_csv, to_markdown)
 from .sweep import algorithm_label
 
 
-def load_run(run_dir: str | Path, require_finished: bool = True, test: bool = False) -> RunSummary:
+def load_run(run_dir: str | Path, require_finished: bool = True, test: bool = False,
+             reference: Sequence[float] | None = None) -> RunSummary:
     """Read a run folder's ``config.yaml`` and ``log.jsonl`` (and with ``test``, its best network's test
-    score); raises :class:`CompareError`."""
+    score; with ``reference``, its front's hypervolume after each generation); raises :class:`CompareError`."""
     run = Path(run_dir)
     if not (run / "config.yaml").is_file() or not (run / "log.jsonl").is_file():
         raise CompareError(f"{run} is not a pbt_evo run folder (needs config.yaml and log.jsonl)")
@@ -51,9 +57,46 @@ def load_run(run_dir: str | Path, require_finished: bool = True, test: bool = Fa
     if not math.isfinite(curve[-1]):
         raise CompareError(f"{run}: no member ever had a finite fitness")
     final = rows[-1]["best"]
-    return RunSummary(str(run), algorithm_label(cfg), task_label(cfg), int(cfg["seed"]), curve[-1],
-                      [int(r["epochs"]) for r in rows], curve, math.nan if final is None else float(final),
-                      best_test_score(run) if test else None)
+    summary = RunSummary(str(run), algorithm_label(cfg), task_label(cfg), int(cfg["seed"]), curve[-1],
+                         [int(r["epochs"]) for r in rows], curve, math.nan if final is None else float(final),
+                         best_test_score(run) if test else None)
+    if reference is not None:
+        summary.hypervolumes = front_hypervolumes(run, cfg, reference)
+        if len(summary.hypervolumes) != len(rows):
+            raise CompareError(f"{run}: front.jsonl has {len(summary.hypervolumes)} generations, log.jsonl {len(rows)}")
+        summary.hypervolume = summary.hypervolumes[-1]
+    return summary
+
+
+def front_hypervolumes(run: Path, cfg: dict, reference: Sequence[float]) -> list[float]:
+    """The hypervolume of a run's front after each generation (``front.jsonl``) against ``reference``."""
+    path = run / "front.jsonl"
+    if not path.is_file():
+        raise CompareError(f"{run}: no front.jsonl: not a multi-objective run (algorithm.objectives)")
+    weights = Objectives.parse(cfg["algorithm"]["objectives"]).weights
+    if len(reference) != len(weights):
+        raise CompareError(f"{run}: {len(weights)} objectives, reference point {list(reference)}")
+    fronts = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [hypervolume(points([m["values"] for m in f["members"]], weights), reference) for f in fronts]
+
+
+def common_reference(folders: Sequence[Path], given: Sequence[float] | None) -> tuple[list[float], str]:
+    """The reference point of a hypervolume comparison and the objectives it is in: ``given``, else the
+    one every run states; runs with other objectives, or other reference points, cannot be compared."""
+    found: dict[tuple, list[str]] = {}
+    for p in folders:
+        alg = yaml.safe_load((p / "config.yaml").read_text())["algorithm"]
+        objectives = Objectives.parse(alg.get("objectives") or [{"fitness": "max"}])
+        ref = tuple(alg.get("reference_point") or ())
+        found.setdefault((objectives.describe(), ref), []).append(str(p))
+    kinds = {k[0] for k in found}
+    if len(kinds) > 1:
+        raise CompareError(f"runs optimise different objectives ({'; '.join(sorted(kinds))}): no common hypervolume")
+    if given is None and len(found) > 1:
+        refs = "; ".join(f"{list(ref)} ({paths[0]})" for (_, ref), paths in found.items())
+        raise CompareError(f"runs state different reference points: {refs}; pass --reference to use one for all")
+    reference = [float(x) for x in (given if given is not None else next(iter(found))[1])]
+    return reference, next(iter(kinds))
 
 
 def best_test_score(run: Path) -> float | None:
@@ -88,8 +131,9 @@ def expand(paths: Sequence[str | Path]) -> list[Path]:
     return out
 
 
-def plot_anytime(runs: Sequence[RunSummary], path: Path, title: str = "") -> Path:
-    """Best fitness so far vs epochs, mean +- std band per algorithm; one panel per task."""
+def plot_anytime(runs: Sequence[RunSummary], path: Path, title: str = "", curve: str = "best_so_far",
+                 ylabel: str = "best fitness so far") -> Path:
+    """Best fitness so far (or another ``curve``) vs epochs, mean +- std band per algorithm; one panel per task."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,12 +142,12 @@ def plot_anytime(runs: Sequence[RunSummary], path: Path, title: str = "") -> Pat
     tasks = list(dict.fromkeys(r.task for r in runs))
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        for alg, (grid, mean, std) in anytime([r for r in runs if r.task == task]).items():
+        for alg, (grid, mean, std) in anytime([r for r in runs if r.task == task], curve).items():
             n = sum(r.algorithm == alg and r.task == task for r in runs)
             (line,) = ax.plot(grid, mean, label=f"{alg} (n={n})", linewidth=1.5)
             ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.15, linewidth=0)
         ax.set_xlabel("epochs per member")
-        ax.set_ylabel("best fitness so far")
+        ax.set_ylabel(ylabel)
         ax.set_title((title + "\n" if title else "") + (task if len(task) < 60 else task[:57] + "..."), fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -115,7 +159,8 @@ def plot_anytime(runs: Sequence[RunSummary], path: Path, title: str = "") -> Pat
 
 
 def compare(paths: Sequence[str | Path], out: str | Path | None = None, baseline: str = "pbt_nas",
-            alpha: float = 0.05, only: Sequence[str] | None = None, report: str = "best") -> dict[str, Path]:
+            alpha: float = 0.05, only: Sequence[str] | None = None, report: str = "best",
+            reference: Sequence[float] | None = None) -> dict[str, Path]:
     """Load, test, write the table (Markdown, CSV) and the anytime plot; returns the files written.
 
     >>> # compare(["runs/study"], baseline="pbt_nas", report="test")["markdown"].read_text()
@@ -125,7 +170,13 @@ def compare(paths: Sequence[str | Path], out: str | Path | None = None, baseline
     folders = expand(paths)
     if only:
         folders = [p for p in folders if algorithm_label(yaml.safe_load((p / "config.yaml").read_text())) in only]
-    runs = [load_run(p, test=report == "test") for p in folders]
+    stated = ""
+    if report == "hypervolume":
+        reference, objectives = common_reference(folders, reference)
+        stated = f" Objectives {objectives}; reference point {reference}, the same for every run."
+    else:
+        reference = None
+    runs = [load_run(p, test=report == "test", reference=reference) for p in folders]
     results = by_algorithm(runs, report)
     if only:  # the table follows the order asked for
         results = {a: results[a] for a in only if a in results}
@@ -138,12 +189,27 @@ def compare(paths: Sequence[str | Path], out: str | Path | None = None, baseline
               f" ({len(tasks)} task{'s' if len(tasks) > 1 else ''}: {', '.join(tasks)}). Std: sample (ddof=1)."
               f" p: one-sided Wilcoxon signed-rank test that {baseline} is better, paired by (task, seed);"
               f" Bonferroni over {len(rows) - 1} tests: significant when p < alpha / m"
-              f" = {alpha}/{len(rows) - 1}.\n\n")
+              f" = {alpha}/{len(rows) - 1}.{stated}\n\n")
     files = {"markdown": out / "compare.md", "csv": out / "compare.csv", "plot": out / "anytime.png"}
     files["markdown"].write_text(header + to_markdown(rows, value=REPORTS[report].split(" (")[0]))
     files["csv"].write_text(to_csv(rows))
-    plot_anytime(runs, files["plot"])
+    if report == "hypervolume":
+        plot_anytime(runs, files["plot"], curve="hypervolumes", ylabel=f"hypervolume of the front (ref. {reference})")
+    else:
+        plot_anytime(runs, files["plot"])
     return files
+
+
+def parse_reference(text: str) -> list[float]:
+    """``--reference 0,2000`` as numbers.
+
+    >>> parse_reference("0, 2000")
+    [0.0, 2000.0]
+    """
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise CompareError(f"--reference {text!r}: expected numbers separated by commas, e.g. 0,2000") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,11 +221,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="comma-separated algorithm labels to include (default: all found)")
     p.add_argument("--report", default="best", choices=list(REPORTS),
                    help="quantity: best (best search fitness ever seen), final (best of the final population),"
-                        " test (held-out test score of the exported best network); default best")
+                        " test (held-out test score of the exported best network), hypervolume (of a"
+                        " multi-objective run's final Pareto front); default best")
+    p.add_argument("--reference", help="with --report hypervolume: the reference point, one number per objective"
+                                       " (e.g. 0,2000); default: the one every run states")
     args = p.parse_args(argv)
     try:
         only = [a.strip() for a in args.only.split(",") if a.strip()] if args.only else None
-        files = compare(args.runs, args.out, args.baseline, args.alpha, only, args.report)
+        reference = parse_reference(args.reference) if args.reference else None
+        files = compare(args.runs, args.out, args.baseline, args.alpha, only, args.report, reference)
     except CompareError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from ..objectives import Objectives
 from ..operators import n_selected
 from ..task import Task, TaskSpec
 from ..variants import VARIANTS
@@ -55,7 +56,7 @@ def build_task(cfg: Mapping[str, Any]) -> Task:
 @dataclass(frozen=True)
 class Key:
     default: Any
-    kind: str  # int, float, str, bool, map, e_step, pair, str_or_none, int_or_none, choice
+    kind: str  # int, float, str, bool, map, e_step, pair, str_or_none, int_or_none, choice, objectives, numbers_or_none
     doc: str
     choices: tuple = ()
     check: Callable[[Any], bool] | None = None
@@ -88,11 +89,18 @@ SCHEMA: dict[str, Any] = {
                                            check=_positive, rule="> 0"),
         "optimizer_policy": Key("reset", "choice", "optimizer state of inherited layers (see pbt_evo.weights)",
                                 choices=("reset", "donor")),
-        "hall_of_fame": Key(1, "int", "best trained states kept", check=_positive, rule="> 0"),
+        "hall_of_fame": Key(1, "int", "best trained states kept (with several objectives: the whole Pareto front)",
+                            check=_positive, rule="> 0"),
         "max_early": Key(None, "int_or_none", "members that may start their next generation before the"
                          " slowest of this one ends, per generation (each holds a second state meanwhile):"
                          " null, every sure survivor; 0, none (the synchronous loop)",
                          check=lambda k: k is None or k >= 0, rule=">= 0 or null"),
+        "objectives": Key([{"fitness": "max"}], "objectives", "what is optimised, in order, each 'name: max|min':"
+                          " fitness first, then params, flops, latency or the task's own (pbt_evo.objectives);"
+                          " more than fitness: NSGA-II's order, a Pareto front, hypervolume (pbt_evo.pareto)"),
+        "reference_point": Key(None, "numbers_or_none", "the hypervolume's reference point, one value per objective"
+                               " in its units (e.g. [0.0, 2000]: accuracy 0, 2,000 parameters); needed with more"
+                               " objectives than fitness"),
     },
     "parallel": {
         "backend": Key("ray", "choice", "ray: persistent Ray workers; serial: this process", choices=("ray", "serial")),
@@ -134,6 +142,11 @@ def _type_ok(key: Key, value: Any) -> bool:
     if kind == "pair":
         return (isinstance(value, (list, tuple)) and len(value) == 2
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+    if kind == "objectives":
+        return isinstance(value, list) and len(value) > 0
+    if kind == "numbers_or_none":
+        return value is None or (isinstance(value, list) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
     if kind == "e_step":
         if isinstance(value, int) and not isinstance(value, bool):
             return value > 0
@@ -145,7 +158,8 @@ def _type_ok(key: Key, value: Any) -> bool:
 
 _EXPECTED = {"int": "an integer", "float": "a number", "str": "a non-empty string", "bool": "true or false",
              "str_or_none": "a string or null", "int_or_none": "an integer or null", "map": "a mapping",
-             "pair": "a list of two numbers",
+             "pair": "a list of two numbers", "objectives": "a list such as [{fitness: max}, {params: min}]",
+             "numbers_or_none": "a list of numbers or null",
              "e_step": "a positive integer or a schedule {0: step, epoch: step, ...}"}
 
 
@@ -194,7 +208,27 @@ def resolve(data: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
                           " mixing needs at least 2 (use population >= 6 with tau 0.25)")
     if alg["name"] in ("searl", "no_mixing") and k < 1:
         raise ConfigError(f"{where}: 'algorithm.population' * 'algorithm.tau' rounds to 0; nothing would be replaced")
+    objectives_of(cfg, where)
     return cfg
+
+
+def objectives_of(cfg: Mapping[str, Any], where: str = "config") -> Objectives:
+    """The config's objectives; with more than fitness, a reference point must give one value each.
+
+    >>> objectives_of({"algorithm": {"objectives": [{"fitness": "max"}], "reference_point": None}}).single
+    True
+    """
+    alg = cfg["algorithm"]
+    try:
+        objectives = Objectives.parse(alg["objectives"])
+    except ValueError as exc:
+        raise ConfigError(f"{where}: 'algorithm.objectives' is {alg['objectives']!r}: {exc}") from None
+    ref = alg["reference_point"]
+    if not objectives.single and (ref is None or len(ref) != len(objectives.names)):
+        raise ConfigError(f"{where}: 'algorithm.reference_point' is {ref!r}; with objectives"
+                          f" {objectives.describe()} it must be a list of {len(objectives.names)} numbers, the"
+                          " hypervolume's reference point in each objective's units (e.g. [0.0, 2000])")
+    return objectives
 
 
 def set_override(data: dict[str, Any], assignment: str) -> None:

@@ -2,7 +2,9 @@
 
 - ``fitness.png``: best and median fitness over epochs with the population's min-max band;
 - ``origins.png``: the paper's Appendix A stack plot: the share of the population's layers that
-  descend from each initial network, over time (layers re-initialised by a mutation count as "new").
+  descend from each initial network, over time (layers re-initialised by a mutation count as "new");
+- ``front.png`` (several objectives): the Pareto front of trained states after each generation, the
+  first objective against the second, coloured by generation, over every trained member (grey).
 """
 
 from __future__ import annotations
@@ -94,7 +96,41 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         paths.append(out / "origins.png")
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
+    fronts = _jsonl(run / "front.jsonl")
+    if fronts:
+        paths.append(plot_front(fronts, pop, out / "front.png", cfg["name"]))
     return paths
+
+
+def plot_front(fronts: list[dict], population_rows: list[dict], path: Path, title: str = "") -> Path:
+    """The front after each generation (``front.jsonl`` lines): objective 1 (y) against objective 2 (x),
+    a step line per generation coloured by generation, the last one black; grey: every trained member."""
+    names = fronts[-1]["objectives"]
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    seen = [r["values"] for r in population_rows if r.get("values") and None not in r["values"][:2]]
+    if seen:
+        ax.scatter([v[1] for v in seen], [v[0] for v in seen], s=8, color="0.8", label="trained members", zorder=1)
+    cmap = plt.cm.viridis
+    last = len(fronts) - 1
+    for i, row in enumerate(fronts):
+        pts = sorted((m["values"][1], m["values"][0]) for m in row["members"])
+        if not pts:
+            continue
+        color = "black" if i == last else cmap(i / max(last, 1))
+        ax.step([x for x, _ in pts], [y for _, y in pts], where="post", color=color, marker="o",
+                markersize=4 if i < last else 6, linewidth=0.8 if i < last else 1.8, zorder=2 + (i == last),
+                label=f"front after gen {row['gen']} (hypervolume {row['hypervolume']:.4g})" if i == last else None)
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(fronts[0]["gen"], fronts[-1]["gen"]))
+    fig.colorbar(sm, ax=ax, label="generation").locator = matplotlib.ticker.MaxNLocator(integer=True)
+    ax.set_xlabel(names[1])
+    ax.set_ylabel(names[0])
+    ax.set_title(f"{title}: Pareto front over time (reference point {fronts[-1]['reference']})", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

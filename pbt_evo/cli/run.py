@@ -22,6 +22,7 @@ from deap import tools
 
 from ..algorithms import Generation, LoopState, ea_pbt
 from ..parallel import RayMap, SerialMap
+from ..pareto import TrainedFront
 from ..task import Task, TaskSpec
 from ..variants import make_toolbox
 from . import checkpoint, config
@@ -45,8 +46,9 @@ class Search:
     >>> # Search(config.load("spaces/digits.yaml"), Path("runs/digits")).run(resume=False)
     """
 
-    def __init__(self, cfg: dict[str, Any], run_dir: Path, quiet: bool = False):
+    def __init__(self, cfg: dict[str, Any], run_dir: Path, quiet: bool = False, source: str = "config"):
         self.cfg, self.run_dir, self.quiet = cfg, run_dir, quiet
+        self.source = source  # the config's file, for errors found once the task is built
         self._bar = None
 
     # -- progress --------------------------------------------------------------------------------
@@ -78,11 +80,18 @@ class Search:
     def run(self, resume: bool) -> int:
         cfg, alg = self.cfg, self.cfg["algorithm"]
         task = build_task(cfg)
-        folder = RunFolder(self.run_dir, task.space, tensorboard=cfg["output"]["tensorboard"])
+        objectives = config.objectives_of(cfg, self.source)
+        try:
+            objectives.check(task)
+        except ValueError as exc:
+            raise ConfigError(f"{self.source}: 'algorithm.objectives': {exc}") from None
+        new_hof = (lambda: tools.HallOfFame(alg["hall_of_fame"])) if objectives.single else TrainedFront
+        folder = RunFolder(self.run_dir, task.space, tensorboard=cfg["output"]["tensorboard"],
+                           objectives=objectives, reference=alg["reference_point"])
         pmap = self.make_map(task)
         toolbox = make_toolbox(alg["name"], task.space, alg["population"], alg["tau"], alg["p"],
                                alg["shrink_perturb"], alg["init"], alg["optimizer_policy"], task=task,
-                               naswot_candidates=alg["naswot_candidates_per_member"])
+                               naswot_candidates=alg["naswot_candidates_per_member"], objectives=objectives)
         toolbox.map = pmap
         if isinstance(pmap, SerialMap):
             put = lambda state: state  # noqa: E731  (states stay in this process)
@@ -96,7 +105,7 @@ class Search:
             random.setstate(data["random"])
             np.random.set_state(data["numpy"])
             population, logbook = data["population"], data["logbook"]
-            hof = tools.HallOfFame(alg["hall_of_fame"])
+            hof = new_hof()
             hof.update(data["halloffame"])
             start = LoopState(data["generation"], data["epochs"], data["next_id"])
             folder.truncate(data["generation"])
@@ -107,7 +116,7 @@ class Search:
             random.seed(cfg["seed"])
             np.random.seed(cfg["seed"])
             population, logbook, start = toolbox.population(), None, LoopState()
-            hof = tools.HallOfFame(alg["hall_of_fame"])
+            hof = new_hof()
             self._say(f"run folder {self.run_dir}: {alg['name']}, N={alg['population']}, {task.space}, "
                       f"{alg['e_total']} x {task.epoch_unit}")
         self._gen = start.generation
@@ -123,8 +132,9 @@ class Search:
                 checkpoint.save(self.run_dir, g.generation, g.population, list(hof), keep=keep,
                                 payload={"epochs": g.epochs, "next_id": g.next_id, "logbook": g.logbook})
             self._gen = g.generation
+            front = f" | front {row['front_size']}, hypervolume {_fmt(row['hypervolume'])}" if "front_size" in row else ""
             self._say(f"gen {g.generation:3d} | epochs {g.epochs}/{alg['e_total']} | best {_fmt(row['best'])}"
-                      f" median {_fmt(row['median'])} | failed {g.failed} | {wall:.1f}s,"
+                      f" median {_fmt(row['median'])}{front} | failed {g.failed} | {wall:.1f}s,"
                       f" framework {100 * row['framework_share']:.1f}%")
 
         try:
@@ -135,6 +145,8 @@ class Search:
             if len(hof):
                 best = folder.export_best(task, hof[0], cfg)
                 self._say(f"best: member {hof[0].id}, fitness {_fmt(hof[0].fitness.values[0])} -> {best}")
+            if len(hof) and not objectives.single:
+                self._say(f"Pareto front: {len(hof)} trained networks -> {folder.export_front(task, hof, cfg)}")
             for p in plot_run(self.run_dir):
                 self._say(f"plot: {p}")
             print(f"done: results in {self.run_dir}")
@@ -207,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     try:
         cfg, run_dir, resume = resolve_run(args)
-        return Search(cfg, run_dir, quiet=args.quiet).run(resume)
+        return Search(cfg, run_dir, quiet=args.quiet, source=str(args.config)).run(resume)
     except (ConfigError, TaskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

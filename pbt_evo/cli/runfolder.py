@@ -7,7 +7,10 @@
     population.jsonl   every member as trained each generation: id, genome, architecture, fitness, origin
     lineage.jsonl      every child: parents, variables taken from the donor, per-variable origin
     checkpoints/       see pbt_evo.cli.checkpoint
-    best/              genome.json, model.pt, README.md (how to load; pbt_evo.export)
+    best/              genome.json, model.pt, README.md (how to load; pbt_evo.export); with several
+                       objectives also front/<k>/ (each member of the Pareto front), front.md, front.json
+    front.jsonl        with several objectives: the Pareto front and its hypervolume per generation
+                       (pbt_evo.cli.front); log rows then have hypervolume and front_size too
     plots/             fitness.png, origins.png (pbt_evo.cli.plot)
     tb/                TensorBoard scalars
 """
@@ -17,8 +20,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +32,14 @@ import yaml
 from ..algorithms import Generation
 from ..export import save_best
 from ..individual import Individual
+from ..objectives import Objectives
 from ..space import SearchSpace
 from ..task import Task
+from .front import front_record, front_table
 
 LOG_FIELDS = ["gen", "epochs", "best", "median", "worst", "failed", "replaced", "wall_s", "train_s",
               "framework_s", "framework_share"]
+FRONT_FIELDS = ["hypervolume", "front_size"]  # log columns of a multi-objective run
 
 
 def _finite(x: float) -> float | None:
@@ -40,10 +47,13 @@ def _finite(x: float) -> float | None:
 
 
 def member_record(ind: Individual, space: SearchSpace, generation: int) -> dict[str, Any]:
-    return {"gen": generation, "id": ind.id, "genome": list(ind), "arch": space.decode(list(ind)),
-            "fitness": _finite(ind.fitness.values[0]) if ind.fitness.valid else None, "epochs": ind.epochs,
-            "origin": list(ind.origin), "parents": list(ind.parents),
-            "metrics": {k: v for k, v in ind.metrics.items() if isinstance(v, (int, float))}}
+    rec = {"gen": generation, "id": ind.id, "genome": list(ind), "arch": space.decode(list(ind)),
+           "fitness": _finite(ind.fitness.values[0]) if ind.fitness.valid else None, "epochs": ind.epochs,
+           "origin": list(ind.origin), "parents": list(ind.parents),
+           "metrics": {k: v for k, v in ind.metrics.items() if isinstance(v, (int, float))}}
+    if len(ind.fitness.weights) > 1:
+        rec["values"] = [_finite(v) for v in ind.fitness.values] if ind.fitness.valid else None
+    return rec
 
 
 def generation_row(g: Generation, workers: int, wall: float) -> dict[str, Any]:
@@ -65,9 +75,13 @@ def generation_row(g: Generation, workers: int, wall: float) -> dict[str, Any]:
 class RunFolder:
     """Writes one run's files; resumable (rows past the checkpoint are dropped on resume)."""
 
-    def __init__(self, path: str | Path, space: SearchSpace, tensorboard: bool = True):
+    def __init__(self, path: str | Path, space: SearchSpace, tensorboard: bool = True,
+                 objectives: Objectives | None = None, reference: Sequence[float] | None = None):
         self.path = Path(path)
         self.space = space
+        self.objectives = objectives if objectives is not None and not objectives.single else None
+        self.reference = reference
+        self.fields = LOG_FIELDS + FRONT_FIELDS * (self.objectives is not None)
         self.path.mkdir(parents=True, exist_ok=True)
         self._tb = None
         if tensorboard:
@@ -83,14 +97,14 @@ class RunFolder:
 
     def truncate(self, generation: int) -> None:
         """Drop rows of generations after ``generation`` (written after the checkpoint we resume from)."""
-        for name in ("log.jsonl", "population.jsonl", "lineage.jsonl"):
+        for name in ("log.jsonl", "population.jsonl", "lineage.jsonl", "front.jsonl"):
             f = self.path / name
             if f.exists():
                 keep = [line for line in f.read_text().splitlines() if line and json.loads(line)["gen"] <= generation]
                 f.write_text("".join(line + "\n" for line in keep))
         rows = self.read_log()
         with open(self.path / "log.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, LOG_FIELDS)
+            writer = csv.DictWriter(f, self.fields)
             writer.writeheader()
             writer.writerows(rows)
 
@@ -104,10 +118,15 @@ class RunFolder:
                 f.write(json.dumps(r) + "\n")
 
     def record(self, g: Generation, row: dict[str, Any]) -> None:
+        """Append a generation; with several objectives, first adds the front's columns to ``row``."""
+        if self.objectives is not None:
+            front = front_record(g, self.objectives, self.reference, self.space)
+            row.update(hypervolume=front["hypervolume"], front_size=len(front["members"]))
+            self._append("front.jsonl", [front])
         self._append("log.jsonl", [row])
         new_csv = not (self.path / "log.csv").exists()
         with open(self.path / "log.csv", "a", newline="") as f:
-            writer = csv.DictWriter(f, LOG_FIELDS)
+            writer = csv.DictWriter(f, self.fields)
             if new_csv:
                 writer.writeheader()
             writer.writerow(row)
@@ -122,24 +141,48 @@ class RunFolder:
                 if row[key] is not None:
                     self._tb.add_scalar(f"fitness/{key}" if key != "framework_share" else "time/framework_share",
                                         row[key], g.epochs)
+            for key in FRONT_FIELDS if self.objectives is not None else ():
+                self._tb.add_scalar(f"pareto/{key}", row[key], g.epochs)
             self._tb.flush()
 
-    def export_best(self, task: Task, best: Individual, cfg: dict[str, Any]) -> Path:
-        """``best/``: genome, weights (model state dict) and how to load them (:mod:`pbt_evo.export`)."""
+    def export_best(self, task: Task, best: Individual, cfg: dict[str, Any], folder: Path | None = None,
+                    final_evaluation: bool | None = None, title: str | None = None) -> Path:
+        """``best/`` (or ``folder``): genome, weights (model state dict) and how to load them
+        (:mod:`pbt_evo.export`); ``final_evaluation`` defaults to the config's."""
         member = best.handle.materialise(task, best)
         info: dict[str, Any] = {"id": best.id, "genome": list(best), "arch": self.space.decode(list(best)),
                                 "fitness": _finite(best.fitness.values[0]), "epochs": best.epochs,
                                 "task": cfg["task"], "parents": list(best.parents)}
+        if self.objectives is not None:
+            info["objectives"] = dict(zip(self.objectives.names, best.fitness.values))
         test = member.test_score()  # held-out data: reported by `compare --report test`, never a fitness
         info["test_score"] = None if test is None else float(test)
-        if cfg["output"]["final_evaluation"]:
+        if cfg["output"]["final_evaluation"] if final_evaluation is None else final_evaluation:
             try:
                 final = member.final_scores()
                 info["final_scores"] = {k: float(v) for k, v in final.items()} if final is not None else None
             except Exception as exc:  # the trained network is saved either way; say why scoring failed
                 info["final_scores_error"] = str(exc)
                 print(f"warning: final evaluation of the best network failed: {exc}", file=sys.stderr)
-        return save_best(self.path / "best", member.model, info, cfg["name"])
+        return save_best(folder or self.path / "best", member.model, info, title or cfg["name"])
+
+    def export_front(self, task: Task, front: Sequence[Individual], cfg: dict[str, Any]) -> Path:
+        """``best/front/<k>/`` for each member of the final front (highest fitness first), and
+        ``best/front.md``, the table of them (:mod:`pbt_evo.cli.front`); returns the table's path."""
+        root = self.path / "best" / "front"
+        shutil.rmtree(root, ignore_errors=True)  # a resumed run writes its front again
+        infos = []
+        for k, ind in enumerate(front):
+            folder = self.export_best(task, ind, cfg, root / f"{k:02d}", final_evaluation=False,
+                                      title=f"{cfg['name']}, Pareto front member {k}")
+            infos.append(json.loads((folder / "genome.json").read_text()))
+        (self.path / "best" / "front.json").write_text(json.dumps(infos, indent=2))
+        table = self.path / "best" / "front.md"
+        table.write_text(f"# Pareto front of run `{cfg['name']}`\n\n{len(infos)} trained networks, none dominated by"
+                         f" another of the run; member k loads with `pbt_evo.load_best(\"{root}/<k>\")`,"
+                         f" all with `pbt_evo.load_front(\"{self.path}\")`.\n\n"
+                         + front_table(infos, self.objectives))
+        return table
 
     def close(self) -> None:
         if self._tb is not None:
