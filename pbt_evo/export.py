@@ -1,8 +1,10 @@
 """The trained networks, usable without retraining: in memory, and as a run folder's ``best/``.
 
-``best/`` holds ``model.pt`` (the model's state dict), ``genome.json`` (the genome, its architecture,
-fitness and the task that builds it) and a README on how to load it; a multi-objective run's also holds
-its Pareto front, ``front/<k>/`` in the same layout, and ``front.md``, a table of its members.
+``best/`` holds ``model.safetensors`` (the model's state dict), ``genome.json`` (the genome, its
+architecture, fitness and the task that builds it) and a README on how to load it; a multi-objective
+run's also holds its Pareto front, ``front/<k>/`` in the same layout, and ``front.md``, a table of its
+members. Weights are written and read as safetensors (:func:`save_weights`, :func:`load_weights`):
+loading runs no code from the file.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 
 from .individual import Individual
 from .task import Task, TaskSpec
+from .weights import as_tensor
 
 
 def export_module(task: Task, individual: Individual) -> torch.nn.Module:
@@ -26,6 +29,43 @@ def export_module(task: Task, individual: Individual) -> torch.nn.Module:
     return individual.handle.materialise(task, individual).model
 
 
+WEIGHTS = "model.safetensors"
+
+
+def save_weights(path: str | Path, weights: Mapping[str, Any]) -> Path:
+    """Write a state dict (tensors or arrays by name) as a safetensors file; returns the path.
+
+    >>> import tempfile
+    >>> path = save_weights(Path(tempfile.mkdtemp()) / WEIGHTS, {"w": torch.ones(2)})
+    >>> load_weights(path)["w"].tolist()
+    [1.0, 1.0]
+    """
+    from safetensors.torch import save_file
+
+    # clone: safetensors refuses tensors that share memory, and state dicts may hold views
+    tensors = {k: as_tensor(v).detach().cpu().contiguous().clone() for k, v in weights.items()}
+    save_file(tensors, str(path))
+    return Path(path)
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (see :func:`save_weights`); an old ``model.pt`` is refused."""
+    path = Path(path)
+    if not path.is_file():
+        old = path.with_name("model.pt")
+        if old.is_file():
+            raise ValueError(f"{old} is an old pickle file, which can execute code when loaded; if you trust its"
+                             f" source, convert its run folder once: python -m pbt_evo.convert {old.parents[1]}")
+        raise FileNotFoundError(f"{path} not found")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except SafetensorError as exc:
+        raise ValueError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
 def save_best(folder: str | Path, model: torch.nn.Module, info: Mapping[str, Any], run_name: str) -> Path:
     """Write ``best/``: the model's state dict, ``info`` (with ``genome`` and ``task``) and how to load them.
 
@@ -33,7 +73,7 @@ def save_best(folder: str | Path, model: torch.nn.Module, info: Mapping[str, Any
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), folder / "model.pt")
+    save_weights(folder / WEIGHTS, model.state_dict())
     (folder / "genome.json").write_text(json.dumps(dict(info), indent=2))
     (folder / "README.md").write_text(
         f"# Best network of run `{run_name}`\n\n"
@@ -41,7 +81,7 @@ def save_best(folder: str | Path, model: torch.nn.Module, info: Mapping[str, Any
         "Load it, trained, in two lines:\n\n```python\nimport pbt_evo\n"
         f"model, info = pbt_evo.load_best(\"{folder}\")\n```\n\n"
         "or by hand: build the task from `genome.json`'s `task` entry, then\n"
-        "`task.build_model(info['genome']).load_state_dict(torch.load('model.pt'))`.\n")
+        "`task.build_model(info['genome']).load_state_dict(safetensors.torch.load_file('model.safetensors'))`.\n")
     return folder
 
 
@@ -60,7 +100,7 @@ def load_best(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     info = json.loads((folder / "genome.json").read_text())
     task = TaskSpec(info["task"]["target"], info["task"].get("args", {})).build()
     model = task.build_model(info["genome"])
-    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu"))
+    model.load_state_dict(load_weights(folder / WEIGHTS))
     model.eval()
     return model, info
 

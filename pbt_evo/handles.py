@@ -4,7 +4,8 @@ The driver only ever holds handles. A handle is one of
 
 - :class:`FreshState`: a new initialisation under a seed (initial population);
 - :class:`StoredState`: a trained state, either a Ray ``ObjectRef`` (the state stays in the object
-  store of the node that trained it), an in-memory state dict (serial map, resume) or a file path;
+  store of the node that trained it), an in-memory state dict (serial map, resume) or the path of a
+  state file (:mod:`pbt_evo.statefile`);
 - :class:`MixedState`: the recipe of a child (Algorithm 2): base parent, donor, the variables taken
   from the donor, variables re-initialised, shrink-perturb coefficients, an optional SEARL weight
   mutation and a seed. It is materialised inside the worker that trains the child, so parents'
@@ -23,6 +24,7 @@ from typing import Any
 
 import torch
 
+from . import statefile
 from .rng import seed_everything, skip_init
 from .task import Member, Task
 from .weights import (
@@ -68,11 +70,16 @@ def restore(member: Member, state: Mapping[str, Any]) -> None:
 
 
 def resolve(ref: Any) -> State:
-    """The state behind a stored reference: an ObjectRef, a dict or a file path."""
+    """The state behind a stored reference: an ObjectRef, a dict or the path of a state file
+    (:mod:`pbt_evo.statefile`: read without executing code).
+
+    >>> resolve({"model": {}})
+    {'model': {}}
+    """
     if isinstance(ref, Mapping):
         return dict(ref)
     if isinstance(ref, (str, Path)):
-        return torch.load(ref, map_location="cpu", weights_only=False)
+        return statefile.read(ref)
     import ray  # only stored refs need Ray
 
     return ray.get(ref)

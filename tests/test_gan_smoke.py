@@ -29,4 +29,4 @@ def test_paper_config_smoke_run(tmp_path, name):
     run = tmp_path / name
     rows = [json.loads(x) for x in (run / "population.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and all(r["fitness"] is not None and r["fitness"] < 0 for r in rows)
-    assert (run / "best" / "model.pt").is_file()
+    assert (run / "best" / "model.safetensors").is_file()

@@ -1,4 +1,4 @@
-"""The runner: config errors, run folder, exact resume after SIGKILL, atomic checkpoints, best export."""
+"""The runner: config errors, run folder, exact resume after SIGKILL, best export (failures: test_robust.py)."""
 
 import json
 import os
@@ -9,13 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 import pbt_evo
-from pbt_evo.cli import checkpoint
-from pbt_evo.handles import StoredState
-from pbt_evo.individual import Individual
 from pbt_evo.run import main
 from tasks.digits import DigitsTask, accuracy, load_splits
 
@@ -46,6 +42,8 @@ def write_config(tmp_path, data=None, name="c.yaml"):
     ({"algorithm": {"shrink_perturb": [0.4]}}, "'algorithm.shrink_perturb' is [0.4]; expected a list of two numbers"),
     ({"algorithm": {"population": 4}}, "gives 1 parent; mixing needs at least 2"),
     ({"parallel": {"backend": "dask"}}, "'parallel.backend' is 'dask'; expected one of ray, serial"),
+    ({"parallel": {"wait_timeout": 0}}, "'parallel.wait_timeout' is 0; it must be > 0 or null"),
+    ({"parallel": {"wait_timeout": "1h"}}, "'parallel.wait_timeout' is '1h'; expected a number or null"),
     ({"task": {"target": "tasks.nope:Task"}}, "task tasks.nope:Task could not be built: task 'tasks.nope:Task': cannot import"),
     ({"task": {"args": {"width": 3}}}, "task.args do not fit tasks.digits:DigitsTask"),
 ])
@@ -121,7 +119,7 @@ def test_resume_after_sigkill_equals_uninterrupted(finished_run):
 
 def test_run_folder_lineage_and_origins(finished_run):
     _, _, run = finished_run
-    for name in ("config.yaml", "log.csv", "log.jsonl", "lineage.jsonl", "population.jsonl", "best/model.pt",
+    for name in ("config.yaml", "log.csv", "log.jsonl", "lineage.jsonl", "population.jsonl", "best/model.safetensors",
                  "best/genome.json", "best/README.md", "plots/fitness.png", "plots/origins.png"):
         assert (run / name).is_file(), name
     pop = final_population(run)
@@ -170,31 +168,6 @@ def test_plot_command_redraws(finished_run):
     (run / "plots" / "fitness.png").unlink()
     proc = subprocess.run([sys.executable, "-m", "pbt_evo.plot", str(run)], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0 and (run / "plots" / "fitness.png").stat().st_size > 10_000
-
-
-def test_crash_mid_checkpoint_keeps_previous(tmp_path, monkeypatch):
-    pop = [Individual([0], id=i, handle=StoredState({"model": {"w": torch.full((3,), float(i))}})) for i in range(3)]
-    checkpoint.save(tmp_path, 1, pop, [], payload={"epochs": 1})
-    calls = []
-
-    def crash(path, state):
-        calls.append(path)
-        if len(calls) == 2:
-            raise OSError("disk full")
-        checkpoint._fsync_write(path, b"partial")
-
-    monkeypatch.setattr(checkpoint, "_write_state", crash)
-    with pytest.raises(OSError, match="disk full"):
-        checkpoint.save(tmp_path, 2, pop, [], payload={"epochs": 2})
-    monkeypatch.undo()
-    folder = checkpoint.latest(tmp_path)
-    assert folder.name == "gen_00001"
-    data = checkpoint.load(folder)
-    assert data["epochs"] == 1
-    assert [ind.handle.load()["model"]["w"].tolist() for ind in data["population"]] == [[0.0] * 3, [1.0] * 3, [2.0] * 3]
-    # the next successful checkpoint replaces it and keeps only one
-    checkpoint.save(tmp_path, 2, pop, [], payload={"epochs": 2})
-    assert [p.name for p in (tmp_path / "checkpoints").glob("gen_*")] == ["gen_00002"]
 
 
 class FinalDigits(DigitsTask):

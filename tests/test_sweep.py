@@ -121,7 +121,7 @@ def test_soup_of_a_run(swept):
     result, folder = soup_run(run, log=lambda s: None)
     info = json.loads((folder / "soup.json").read_text())
     assert result.fitness >= result.best_single and info["gain"] == result.gain
-    assert (folder / "model.pt").is_file() and info["ingredients"][0] == info["candidates"][0]["id"]
+    assert (folder / "model.safetensors").is_file() and info["ingredients"][0] == info["candidates"][0]["id"]
 
 
 @pytest.mark.slow

@@ -56,7 +56,8 @@ def build_task(cfg: Mapping[str, Any]) -> Task:
 @dataclass(frozen=True)
 class Key:
     default: Any
-    kind: str  # int, float, str, bool, map, e_step, pair, str_or_none, int_or_none, choice, objectives, numbers_or_none
+    kind: str  # int, float, str, bool, map, e_step, pair, str_or_none, int_or_none, float_or_none, choice,
+    #            objectives, numbers_or_none
     doc: str
     choices: tuple = ()
     check: Callable[[Any], bool] | None = None
@@ -109,10 +110,15 @@ SCHEMA: dict[str, Any] = {
         "gpus_per_worker": Key(0.0, "float", "GPU (fraction) per worker", check=lambda g: g >= 0, rule=">= 0"),
         "address": Key(None, "str_or_none", "Ray cluster address ('auto' joins a running cluster); null starts one"),
         "max_retries": Key(1, "int", "retries of a failed member on another worker", check=lambda r: r >= 0, rule=">= 0"),
+        "wait_timeout": Key(None, "float_or_none", "seconds to wait for the workers to start when the cluster is busy"
+                            " (and, when set, for nodes an autoscaling cluster adds); null: no limit. A request the"
+                            " cluster cannot hold stops at once unless this is set",
+                            check=lambda t: t is None or t > 0, rule="> 0 or null"),
     },
     "output": {
         "dir": Key("runs", "str", "folder that holds run folders"),
-        "keep_checkpoints": Key(1, "int", "complete checkpoints kept on disk", check=_positive, rule="> 0"),
+        "keep_checkpoints": Key(2, "int", "complete checkpoints kept on disk (2: a damaged latest one falls back to"
+                                " the one before)", check=_positive, rule="> 0"),
         "checkpoint_every": Key(1, "int", "generations between checkpoints", check=_positive, rule="> 0"),
         "tensorboard": Key(True, "bool", "write TensorBoard scalars (if tensorboard is installed)"),
         "final_evaluation": Key(False, "bool", "score the best network with its member's final_scores() at the"
@@ -129,6 +135,8 @@ def _type_ok(key: Key, value: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if kind == "str":
         return isinstance(value, str) and value != ""
+    if kind == "float_or_none":
+        return value is None or _type_ok(Key(None, "float", ""), value)
     if kind == "int_or_none":
         return value is None or (isinstance(value, int) and not isinstance(value, bool))
     if kind == "str_or_none":
@@ -158,6 +166,7 @@ def _type_ok(key: Key, value: Any) -> bool:
 
 _EXPECTED = {"int": "an integer", "float": "a number", "str": "a non-empty string", "bool": "true or false",
              "str_or_none": "a string or null", "int_or_none": "an integer or null", "map": "a mapping",
+             "float_or_none": "a number or null",
              "pair": "a list of two numbers", "objectives": "a list such as [{fitness: max}, {params: min}]",
              "numbers_or_none": "a list of numbers or null",
              "e_step": "a positive integer or a schedule {0: step, epoch: step, ...}"}

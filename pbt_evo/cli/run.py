@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import random
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,16 @@ from deap import tools
 
 from ..algorithms import Generation, LoopState, ea_pbt
 from ..parallel import RayMap, SerialMap
+from ..parallel.resources import ResourceError
 from ..pareto import TrainedFront
 from ..task import Task, TaskSpec
 from ..variants import make_toolbox
-from . import checkpoint, config
+from . import checkpoint, config, runfolder, signals
+from .checkpoint import CheckpointError, WriteError
 from .config import ConfigError, TaskError, build_task
 from .plot import plot_run
 from .runfolder import RunFolder, generation_row
+from .runlock import LOCK, RunFolderBusy, RunLock
 
 log = logging.getLogger("pbt_evo")
 
@@ -75,9 +77,18 @@ class Search:
         spec = TaskSpec(self.cfg["task"]["target"], self.cfg["task"]["args"])
         return RayMap(spec, workers=par["workers"], cpus_per_worker=par["cpus_per_worker"],
                       gpus_per_worker=par["gpus_per_worker"], max_retries=par["max_retries"],
-                      address=par["address"], local_task=task)
+                      address=par["address"], local_task=task, wait_timeout=par["wait_timeout"],
+                      key_prefix="parallel.")
 
-    def run(self, resume: bool) -> int:
+    def run(self, resume: bool, overwrite: bool = False) -> int:
+        """Run (or continue) the search in the run folder, which it locks for its life (:mod:`.runlock`);
+        ``overwrite`` first empties the folder."""
+        with RunLock(self.run_dir):
+            if overwrite:
+                runfolder.clear(self.run_dir, keep=(LOCK,))
+            return self._search(resume)
+
+    def _search(self, resume: bool) -> int:
         cfg, alg = self.cfg, self.cfg["algorithm"]
         task = build_task(cfg)
         objectives = config.objectives_of(cfg, self.source)
@@ -85,41 +96,75 @@ class Search:
             objectives.check(task)
         except ValueError as exc:
             raise ConfigError(f"{self.source}: 'algorithm.objectives': {exc}") from None
-        new_hof = (lambda: tools.HallOfFame(alg["hall_of_fame"])) if objectives.single else TrainedFront
-        folder = RunFolder(self.run_dir, task.space, tensorboard=cfg["output"]["tensorboard"],
-                           objectives=objectives, reference=alg["reference_point"])
-        pmap = self.make_map(task)
-        toolbox = make_toolbox(alg["name"], task.space, alg["population"], alg["tau"], alg["p"],
-                               alg["shrink_perturb"], alg["init"], alg["optimizer_policy"], task=task,
-                               naswot_candidates=alg["naswot_candidates_per_member"], objectives=objectives)
-        toolbox.map = pmap
-        if isinstance(pmap, SerialMap):
-            put = lambda state: state  # noqa: E731  (states stay in this process)
-        else:
-            import ray
+        pmap = self.make_map(task)  # before anything is written: an impossible request stops here
+        signals.reinstall()  # ray.init replaced the SIGTERM and SIGINT handlers
+        folder = None
+        try:
+            folder = RunFolder(self.run_dir, task.space, tensorboard=cfg["output"]["tensorboard"],
+                               objectives=objectives, reference=alg["reference_point"])
+            toolbox = make_toolbox(alg["name"], task.space, alg["population"], alg["tau"], alg["p"],
+                                   alg["shrink_perturb"], alg["init"], alg["optimizer_policy"], task=task,
+                                   naswot_candidates=alg["naswot_candidates_per_member"], objectives=objectives)
+            toolbox.map = pmap
+            hof = tools.HallOfFame(alg["hall_of_fame"]) if objectives.single else TrainedFront()
+            found = checkpoint.load_latest(self.run_dir, put=self._put(pmap)) if resume else None
+            if found is not None:
+                for line in found.notices():
+                    print(f"warning: {line}", file=sys.stderr, flush=True)
+                checkpoint.set_aside(found.damaged)
+                data = found.data
+                random.setstate(data["random"])
+                np.random.set_state(data["numpy"])
+                population, logbook = data["population"], data["logbook"]
+                hof.update(data["halloffame"])
+                start = LoopState(data["generation"], data["epochs"], data["next_id"])
+                with checkpoint.writing(self.run_dir):
+                    folder.truncate(data["generation"])
+                self._say(f"resuming {self.run_dir} after generation {start.generation}"
+                          f" ({start.epochs}/{alg['e_total']} epochs)")
+                if start.epochs < alg["e_total"]:
+                    checkpoint.check_room(self.run_dir)
+            else:
+                with checkpoint.writing(self.run_dir):
+                    folder.write_config(cfg)
+                    (self.run_dir / "space.json").write_text(json.dumps(task.space.to_dict()))
+                random.seed(cfg["seed"])
+                np.random.seed(cfg["seed"])
+                population, logbook, start = toolbox.population(), None, LoopState()
+                self._say(f"run folder {self.run_dir}: {alg['name']}, N={alg['population']}, {task.space}, "
+                          f"{alg['e_total']} x {task.epoch_unit}")
+            self._gen = start.generation
+            ea_pbt(population, toolbox, alg["e_total"], alg["e_step"], stats=_fitness_stats(), halloffame=hof,
+                   logbook=logbook, hook=self._hook(folder, hof), start=start, max_early=alg["max_early"],
+                   progress=self._progress)
+            self._close_bar()
+            with checkpoint.writing(self.run_dir):
+                if len(hof):
+                    best = folder.export_best(task, hof[0], cfg)
+                    self._say(f"best: member {hof[0].id}, fitness {_fmt(hof[0].fitness.values[0])} -> {best}")
+                if len(hof) and not objectives.single:
+                    self._say(f"Pareto front: {len(hof)} trained networks -> {folder.export_front(task, hof, cfg)}")
+                for p in plot_run(self.run_dir):
+                    self._say(f"plot: {p}")
+            print(f"done: results in {self.run_dir}")
+        finally:
+            self._close_bar()
+            if folder is not None:
+                folder.close()
+            pmap.close()
+        return 0
 
-            put = ray.put  # resumed states go back to the object store, not through worker files
-        ckpt = checkpoint.latest(self.run_dir) if resume else None
-        if ckpt is not None:
-            data = checkpoint.load(ckpt, put=put)
-            random.setstate(data["random"])
-            np.random.set_state(data["numpy"])
-            population, logbook = data["population"], data["logbook"]
-            hof = new_hof()
-            hof.update(data["halloffame"])
-            start = LoopState(data["generation"], data["epochs"], data["next_id"])
-            folder.truncate(data["generation"])
-            self._say(f"resuming {self.run_dir} after generation {start.generation} ({start.epochs}/{alg['e_total']} epochs)")
-        else:
-            folder.write_config(cfg)
-            (self.run_dir / "space.json").write_text(json.dumps(task.space.to_dict()))
-            random.seed(cfg["seed"])
-            np.random.seed(cfg["seed"])
-            population, logbook, start = toolbox.population(), None, LoopState()
-            hof = new_hof()
-            self._say(f"run folder {self.run_dir}: {alg['name']}, N={alg['population']}, {task.space}, "
-                      f"{alg['e_total']} x {task.epoch_unit}")
-        self._gen = start.generation
+    @staticmethod
+    def _put(pmap: Any) -> Any:
+        if isinstance(pmap, SerialMap):
+            return lambda state: state  # states stay in this process
+        import ray
+
+        return ray.put  # resumed states go back to the object store, not through worker files
+
+    def _hook(self, folder: RunFolder, hof: tools.HallOfFame) -> Any:
+        """What runs after every generation: log, checkpoint, report; stop if the disk cannot hold the next."""
+        cfg, alg = self.cfg, self.cfg["algorithm"]
         workers = cfg["parallel"]["workers"] if cfg["parallel"]["backend"] == "ray" else 1
         every, keep = cfg["output"]["checkpoint_every"], cfg["output"]["keep_checkpoints"]
 
@@ -127,34 +172,20 @@ class Search:
             self._close_bar()
             wall = g.wall_seconds  # hook to hook: checkpoints count, early starts run then
             row = generation_row(g, workers, wall)
-            folder.record(g, row)
-            if g.done or g.generation % every == 0:
-                checkpoint.save(self.run_dir, g.generation, g.population, list(hof), keep=keep,
-                                payload={"epochs": g.epochs, "next_id": g.next_id, "logbook": g.logbook})
+            with checkpoint.writing(self.run_dir):
+                folder.record(g, row)
+                if g.done or g.generation % every == 0:
+                    checkpoint.save(self.run_dir, g.generation, g.population, list(hof), keep=keep,
+                                    payload={"epochs": g.epochs, "next_id": g.next_id, "logbook": g.logbook})
             self._gen = g.generation
             front = f" | front {row['front_size']}, hypervolume {_fmt(row['hypervolume'])}" if "front_size" in row else ""
             self._say(f"gen {g.generation:3d} | epochs {g.epochs}/{alg['e_total']} | best {_fmt(row['best'])}"
                       f" median {_fmt(row['median'])}{front} | failed {g.failed} | {wall:.1f}s,"
                       f" framework {100 * row['framework_share']:.1f}%")
+            if not g.done:
+                checkpoint.check_room(self.run_dir)  # before the next generation is trained in vain
 
-        try:
-            ea_pbt(population, toolbox, alg["e_total"], alg["e_step"], stats=_fitness_stats(), halloffame=hof,
-                   logbook=logbook, hook=on_generation, start=start, max_early=alg["max_early"],
-                   progress=self._progress)
-            self._close_bar()
-            if len(hof):
-                best = folder.export_best(task, hof[0], cfg)
-                self._say(f"best: member {hof[0].id}, fitness {_fmt(hof[0].fitness.values[0])} -> {best}")
-            if len(hof) and not objectives.single:
-                self._say(f"Pareto front: {len(hof)} trained networks -> {folder.export_front(task, hof, cfg)}")
-            for p in plot_run(self.run_dir):
-                self._say(f"plot: {p}")
-            print(f"done: results in {self.run_dir}")
-        finally:
-            self._close_bar()
-            folder.close()
-            pmap.close()
-        return 0
+        return on_generation
 
     def _say(self, text: str) -> None:
         if not self.quiet:
@@ -197,8 +228,8 @@ def resolve_run(args: argparse.Namespace) -> tuple[dict[str, Any], Path, bool]:
         return cfg, path, True
     cfg = config.load(path, overrides)
     run_dir = Path(cfg["output"]["dir"]) / cfg["name"]
-    if run_dir.exists() and args.overwrite:
-        shutil.rmtree(run_dir)
+    if args.overwrite:
+        return cfg, run_dir, False  # emptied by Search.run once it holds the folder's lock
     if (run_dir / "config.yaml").is_file():
         saved = config.load(run_dir / "config.yaml")  # with the defaults of keys added since it was written
         if saved != cfg:
@@ -217,16 +248,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    try:
-        cfg, run_dir, resume = resolve_run(args)
-        return Search(cfg, run_dir, quiet=args.quiet, source=str(args.config)).run(resume)
-    except (ConfigError, TaskError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted; the last complete generation is checkpointed: run the same command again to"
-              " continue", file=sys.stderr)
-        return 130
+    with signals.handled():
+        try:
+            cfg, run_dir, resume = resolve_run(args)
+            return Search(cfg, run_dir, quiet=args.quiet, source=str(args.config)).run(resume, overwrite=args.overwrite)
+        except (ConfigError, TaskError, ResourceError, RunFolderBusy, CheckpointError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except WriteError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return signals.report("the last complete generation is checkpointed: run the same command again to"
+                                  " continue")
 
 
 if __name__ == "__main__":

@@ -2,13 +2,15 @@
 
 ``runs/<name>/``::
 
+    run.lock           held while a run uses the folder: its host, pid and start time (pbt_evo.cli.runlock)
     config.yaml        the resolved config (every key, defaults filled in)
     log.csv, log.jsonl one row per generation: epochs, best/median/worst fitness, seconds, framework share
     population.jsonl   every member as trained each generation: id, genome, architecture, fitness, origin
     lineage.jsonl      every child: parents, variables taken from the donor, per-variable origin
     checkpoints/       see pbt_evo.cli.checkpoint
-    best/              genome.json, model.pt, README.md (how to load; pbt_evo.export); with several
-                       objectives also front/<k>/ (each member of the Pareto front), front.md, front.json
+    best/              genome.json, model.safetensors, README.md (how to load; pbt_evo.export); with
+                       several objectives also front/<k>/ (each member of the Pareto front), front.md,
+                       front.json
     front.jsonl        with several objectives: the Pareto front and its hypervolume per generation
                        (pbt_evo.cli.front); log rows then have hypervolume and front_size too
     plots/             fitness.png, origins.png (pbt_evo.cli.plot)
@@ -70,6 +72,25 @@ def generation_row(g: Generation, workers: int, wall: float) -> dict[str, Any]:
             "failed": g.failed, "replaced": len(g.replaced), "wall_s": round(wall, 4),
             "train_s": round(g.train_seconds, 4), "framework_s": round(framework, 4),
             "framework_share": round(framework / wall, 5) if wall > 0 else 0.0}
+
+
+def clear(path: str | Path, keep: Iterable[str] = ()) -> None:
+    """Delete everything in a run folder but the entries named in ``keep`` (the lock its run holds).
+
+    >>> import tempfile
+    >>> run = Path(tempfile.mkdtemp()); (run / "log.csv").write_text("1"); (run / "run.lock").write_text("")
+    1
+    0
+    >>> clear(run, keep=["run.lock"]); [p.name for p in run.iterdir()]
+    ['run.lock']
+    """
+    for entry in Path(path).iterdir() if Path(path).is_dir() else []:
+        if entry.name in keep:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 class RunFolder:

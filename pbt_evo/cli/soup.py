@@ -4,7 +4,7 @@ Candidates are the members of the run's final population (last checkpoint) that 
 member's architecture, sorted by fitness, best first; each is added to the soup only if the soup's
 fitness, re-evaluated with the task's ``Member.evaluate``, improves (:func:`pbt_evo.soup.greedy_soup`).
 
-Writes ``<run>/soup/`` (or ``soup_<prefixes>/``): ``model.pt`` (the soup's model state dict) and
+Writes ``<run>/soup/`` (or ``soup_<prefixes>/``): ``model.safetensors`` (the soup's model state dict) and
 ``soup.json`` (ingredients, fitness of the soup and of the best single member, the change).
 """
 
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..export import WEIGHTS, save_weights
 from ..handles import StoredState
 from ..rng import seed_everything
 from ..soup import SoupResult, State, greedy_soup
@@ -36,11 +37,13 @@ def final_candidates(run_dir: str | Path) -> tuple[Any, list[Any], dict[str, Any
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run} is not a pbt_evo run folder (no config.yaml)")
-    ckpt = checkpoint.latest(run)
-    if ckpt is None:
+    found = checkpoint.load_latest(run)
+    if found is None:
         raise FileNotFoundError(f"{run} has no checkpoint: the run has not finished a generation")
+    for line in found.notices():
+        print(f"warning: {line}", file=sys.stderr)
+    ckpt, data = found.folder, found.data
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    data = checkpoint.load(ckpt)
     trained = [ind for ind in data["population"]
                if isinstance(ind.handle, StoredState) and ind.fitness.valid and np.isfinite(ind.score)]
     if not trained:
@@ -80,7 +83,7 @@ def soup_run(run_dir: str | Path, prefixes: Sequence[str] | None = None, seed: i
     name = "soup" if not prefixes else "soup_" + "_".join(re.sub(r"[^A-Za-z0-9]+", "-", p).strip("-") for p in prefixes)
     folder = Path(run_dir) / name
     folder.mkdir(exist_ok=True)
-    torch.save(result.state, folder / "model.pt")
+    save_weights(folder / WEIGHTS, result.state)
     info = {"run": str(run_dir), "genome": genome, "arch": task.space.decode(genome), "prefixes": list(prefixes or []),
             "candidates": [{"id": m.id, "recorded_fitness": m.fitness.values[0]} for m in members],
             "ingredients": [members[i].id for i in result.ingredients], "best_single_fitness": result.best_single,

@@ -26,10 +26,13 @@ from pathlib import Path
 from typing import Any
 
 
+from ..parallel.resources import ResourceError
 from ..variants import VARIANTS
-from . import config
+from . import config, signals
+from .checkpoint import CheckpointError, WriteError
 from .config import ConfigError
 from .run import Search
+from .runlock import RunFolderBusy
 
 # suffix -> (config overrides it stands for, how to recognise it in a resolved config)
 SUFFIXES: dict[str, list[str]] = {
@@ -145,11 +148,16 @@ def run_sweep(config_path: str | Path, algorithms: list[str], seeds: list[int], 
             log(f"{head}: {'resuming' if resume else 'starting'} ({label}, seed {seed})")
             if cfg["parallel"]["backend"] == "ray" and not ray_started:
                 ray_started = _init_ray(cfg)
+                signals.reinstall()  # ray.init replaced the SIGTERM and SIGINT handlers
             t0 = time.perf_counter()
             try:
                 Search(cfg, run_dir, quiet=quiet).run(resume)
             except KeyboardInterrupt:
                 raise
+            except (RunFolderBusy, CheckpointError, WriteError, ResourceError) as exc:  # their message says it all
+                log(f"{head}: failed: {exc}")
+                outcome["failed"].append(run_dir)
+                continue
             except Exception as exc:  # one failed run must not end the sweep; the folder can be resumed
                 log(f"{head}: failed: {type(exc).__name__}: {exc}")
                 if not quiet:
@@ -175,7 +183,7 @@ def _init_ray(cfg: dict[str, Any]) -> bool:
 
     if ray.is_initialized():
         return False
-    ray.init(address=cfg["parallel"]["address"], include_dashboard=False, logging_level=logging.WARNING,
+    ray.init(address=cfg["parallel"]["address"] or "local", include_dashboard=False, logging_level=logging.WARNING,
              log_to_driver=os.environ.get("PBT_EVO_WORKER_LOGS", "0") == "1")
     return True
 
@@ -208,20 +216,20 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     overrides = list(args.set) + [f"output.dir={args.out}"] * (args.out is not None)
     overrides += [f"name={args.name}"] * (args.name is not None)
-    try:
-        algorithms = _csv(args.algorithms, "algorithms")
+    with signals.handled():
         try:
-            seeds = [int(s) for s in _csv(args.seeds, "seeds")]
-        except ValueError:
-            raise ConfigError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
-        outcome = run_sweep(args.config, algorithms, seeds, overrides, quiet=not args.verbose,
-                            log=lambda s: print(s, flush=True))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted; run the same command again to continue the sweep", file=sys.stderr)
-        return 130
+            algorithms = _csv(args.algorithms, "algorithms")
+            try:
+                seeds = [int(s) for s in _csv(args.seeds, "seeds")]
+            except ValueError:
+                raise ConfigError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
+            outcome = run_sweep(args.config, algorithms, seeds, overrides, quiet=not args.verbose,
+                                log=lambda s: print(s, flush=True))
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return signals.report("run the same command again to continue the sweep")
     n = sum(map(len, outcome.values()))
     print(f"sweep: {len(outcome['done'])} run, {len(outcome['skipped'])} already finished,"
           f" {len(outcome['failed'])} failed of {n}")

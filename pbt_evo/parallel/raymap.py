@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
@@ -19,11 +20,16 @@ from typing import Any
 from ..handles import StoredState, TrainResult
 from ..task import Task, TaskSpec
 from .protocol import MapBase, map_by_stream
+from .resources import ResourceError, WorkerRequest, check, room_now, timeout_message, waiting_line
 from .scheduler import Job, Scheduler
 from .serial import failed_result
 from .worker import Worker
 
 log = logging.getLogger(__name__)
+# seconds until the first "waiting for workers" line when they wait for resources (or half the wait timeout,
+# if shorter), and between lines; workers that had room are only reported after WAIT_REPORT_EVERY (a normal
+# start takes a few seconds, more on a busy machine, and prints nothing)
+WAIT_FIRST_REPORT, WAIT_REPORT_EVERY = 10.0, 30.0
 
 
 @dataclass(eq=False)
@@ -49,11 +55,19 @@ def _state_key(handle: Any) -> bytes | None:
 class RayMap(MapBase):
     """A DEAP map and a stream over persistent Ray actors, one task each.
 
-    Connects to a running cluster when ``ray.init(address=...)`` was called; otherwise starts a local
-    one (``address`` is passed to ``ray.init``). ``local_task`` (the task built in the driver) gives cost
-    estimates before anything was measured and starts the task's per-node services (a shared replay
-    buffer). Live members: see :class:`~pbt_evo.parallel.worker.Worker` (``reuse_members`` overrides the
-    task's choice).
+    Connects to a running cluster when ``ray.init(address=...)`` was called; otherwise starts one of its
+    own (``address``, e.g. ``"auto"``, is passed to ``ray.init``; None starts a new local instance).
+    ``local_task`` (the task built in the driver) gives cost estimates before anything was measured and
+    starts the task's per-node services (a shared replay buffer). Live members: see
+    :class:`~pbt_evo.parallel.worker.Worker` (``reuse_members`` overrides the task's choice).
+
+    Before anything waits, the workers' resources are compared with the cluster's nodes
+    (:mod:`~pbt_evo.parallel.resources`): a request the cluster can never hold raises
+    :class:`~pbt_evo.parallel.resources.ResourceError` at once. Workers that fit but find the resources
+    busy are waited for with a line every so often; ``wait_timeout`` (seconds; None: forever) ends the
+    wait with a ResourceError, and, when set, lets a request beyond the cluster as it is wait for nodes to
+    be added (an autoscaling cluster). ``key_prefix`` prefixes setting names in messages (the CLI's
+    ``parallel.``).
 
     >>> # toolbox.map = RayMap(TaskSpec("tasks.digits:DigitsTask"), workers=2)
     >>> # ticket = rmap.submit(partial(train_member, epochs=1), individual); ticket, result = rmap.wait()
@@ -62,13 +76,18 @@ class RayMap(MapBase):
     def __init__(self, spec: TaskSpec, workers: int = 2, cpus_per_worker: float = 1, gpus_per_worker: float = 0,
                  max_retries: int = 1, address: str | None = None, local_task: Task | None = None,
                  pipeline: int = 2, resources: dict[str, float] | None = None,
-                 reuse_members: bool | None = None):
+                 reuse_members: bool | None = None, wait_timeout: float | None = None, key_prefix: str = ""):
         import ray
 
         self._scheduler = Scheduler(workers, pipeline)
+        joined = address is not None or ray.is_initialized()  # a cluster that may grow, unlike one started here
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
+            # None starts a Ray instance of this process's own ("local"); Ray's default would join any cluster
+            # that `ray start` left on this machine, someone else's included
+            ray.init(address=address or "local", include_dashboard=False, logging_level=logging.WARNING,
                      log_to_driver=os.environ.get("PBT_EVO_WORKER_LOGS", "0") == "1")
+        request = WorkerRequest(workers, cpus_per_worker, gpus_per_worker, dict(resources or {}), key_prefix)
+        busy = self._check_resources(request, wait_timeout, joined)
         self.spec = spec
         self.max_retries = max_retries
         self.reuse_members = reuse_members
@@ -78,6 +97,7 @@ class RayMap(MapBase):
             resources=dict(resources or {}))
         self._threads = max(1, int(cpus_per_worker))
         self.actors = [self._spawn() for _ in range(workers)]
+        self._await_workers(request, wait_timeout, busy)
         self._run = [a.run.options(num_returns=2) for a in self.actors]  # bound once: .options() per call costs
         self._local_task = local_task
         self._services: list[Any] = []  # per-node services of the task, owned by the driver for the map's life
@@ -93,6 +113,52 @@ class RayMap(MapBase):
 
     def _spawn(self) -> Any:
         return self._remote.remote(self.spec, self._threads, self.reuse_members, self.scope)
+
+    # -- resources -------------------------------------------------------------------------------
+    @staticmethod
+    def _check_resources(request: WorkerRequest, wait_timeout: float | None, joined: bool) -> bool:
+        """Fail at once when the cluster's nodes can never hold the workers (unless waiting for more nodes);
+        returns whether the workers will have to wait for resources (others hold them, or nodes to come)."""
+        import ray
+
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        advice = (f"; on a cluster that adds nodes on demand, set {request.prefix}wait_timeout to wait for them"
+                  if joined else "")
+        try:
+            check(request, nodes, advice)
+        except ResourceError as exc:
+            if wait_timeout is None:
+                raise
+            log.warning("%s. Waiting up to %g s (%swait_timeout) for nodes to be added",
+                        str(exc).split(": set ")[0], wait_timeout, request.prefix)
+            return True
+        return not room_now(request, ray.available_resources())
+
+    def _await_workers(self, request: WorkerRequest, timeout: float | None, busy: bool) -> None:
+        """Wait until every worker has started, saying what is pending every so often; on ``timeout``
+        stop the workers and raise ResourceError."""
+        import ray
+
+        pending = [a.node.remote() for a in self.actors]
+        start = time.monotonic()
+        first = WAIT_FIRST_REPORT if busy else WAIT_REPORT_EVERY
+        report = start + min(first, timeout / 2 if timeout is not None else first)
+        while pending:
+            until = report if timeout is None else min(report, start + timeout)
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=max(0.0, until - time.monotonic()))
+            if not pending:
+                return
+            now = time.monotonic()
+            free, total = ray.available_resources(), ray.cluster_resources()
+            if timeout is not None and now >= start + timeout:
+                for a in self.actors:
+                    ray.kill(a)
+                self.actors = []
+                raise ResourceError(timeout_message(request, len(pending), free, total, timeout, busy))
+            if now >= report:
+                left = None if timeout is None else start + timeout - now
+                log.warning(waiting_line(request, len(pending), free, total, left, busy))
+                report = now + WAIT_REPORT_EVERY
 
     # -- the stream ------------------------------------------------------------------------------
     def submit(self, func: Callable[[Any], Any], item: Any, cost: float | None = None, order: int = 0) -> int:

@@ -1,0 +1,89 @@
+"""One run per run folder: an advisory lock on ``<run>/run.lock`` held for the run's life.
+
+The lock is ``flock`` on the file; the holder's host, pid and start time are written into it, so a second
+run into the folder is refused with who holds it. The kernel releases a lock when its process dies
+however it dies (SIGKILL, a crash), so a dead holder's lock is simply taken over. ``flock`` works on local
+disks; on a network filesystem it depends on the filesystem (NFSv4 maps it to a lock the server holds;
+older NFS and some FUSE filesystems may lock only within one machine).
+
+>>> import tempfile
+>>> run = Path(tempfile.mkdtemp())
+>>> with RunLock(run):
+...     try:
+...         RunLock(run).acquire()
+...     except RunFolderBusy as exc:
+...         print(str(exc).split(" (")[0])
+... # doctest: +ELLIPSIS
+/... is in use by another run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs are not locked there
+    fcntl = None
+
+LOCK = "run.lock"
+
+
+class RunFolderBusy(RuntimeError):
+    """Another live process holds the run folder; the message names it."""
+
+
+class RunLock:
+    """``with RunLock(run_dir):`` holds the run folder's lock (raises :class:`RunFolderBusy` if held)."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _describe(_read(fd))
+                os.close(fd)
+                raise RunFolderBusy(f"{self.run_dir} is in use by another run ({holder}): wait for it to end, or"
+                                    " start this one elsewhere (--name NEW or --out DIR)") from None
+        holder = {"host": socket.gethostname(), "pid": os.getpid(),
+                  "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the file releases the flock
+            self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def _read(fd: int) -> dict[str, Any]:
+    try:
+        return json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    if not holder:
+        return "its holder has not written its name yet"
+    return f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started')}"
