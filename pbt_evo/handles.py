@@ -28,6 +28,7 @@ from . import statefile
 from .rng import seed_everything, skip_init
 from .task import Member, Task
 from .weights import (
+    adapt_optimizer_state,
     as_tensor,
     inherit_model,
     inherit_optimizer,
@@ -129,7 +130,10 @@ class MixedState(WeightHandle):
     """A child's recipe: base parent's state, layers of ``taken`` variables from the donor
     (shrink-perturbed), layers of ``reinit`` variables fresh, then optionally a SEARL weight mutation.
 
-    ``seed`` fixes the fresh initialisation of the child's architecture (the perturbation source).
+    ``seed`` fixes the fresh initialisation of the child's architecture (the perturbation source) and
+    the unit maps of layers whose width the child changes (``width_policy``: adapted, or fresh; their
+    optimizer moments follow ``optimizer_policy``: ``donor`` maps them like the weights, ``reset`` drops
+    them; see :mod:`pbt_evo.widths`).
     """
 
     base: StoredState
@@ -140,6 +144,7 @@ class MixedState(WeightHandle):
     searl_seed: int | None = None
     optimizer_policy: str = "reset"
     seed: int = 0
+    width_policy: str = "adapt"
 
     def with_(self, **changes: Any) -> "MixedState":
         return replace(self, **changes)
@@ -152,8 +157,9 @@ class MixedState(WeightHandle):
         fresh = member.model.state_dict()
         base = self.base.load()
         donor = self.donor.load() if self.donor is not None else None
+        axes = task.unit_axes(list(genome))
         model = inherit_model(base["model"], donor["model"] if donor else None, fresh, task.space,
-                              self.taken, self.reinit, self.shrink_perturb)
+                              self.taken, self.reinit, self.shrink_perturb, axes, self.width_policy, self.seed)
         if self.searl_seed is not None:
             gen = torch.Generator().manual_seed(self.searl_seed)
             model, _ = searl_weight_mutation(model, searl_candidates(member.model), gen)
@@ -161,6 +167,10 @@ class MixedState(WeightHandle):
                                          (donor or {}).get("optim", {}).get(name),
                                          task.space, self.taken, self.reinit, self.optimizer_policy)
                  for name in member.optimizers}
+        if axes:
+            shapes = {n: p.shape for n, p in member.model.named_parameters()}
+            keep = self.optimizer_policy == "donor" and self.width_policy == "adapt"
+            optim = {name: adapt_optimizer_state(o, shapes, axes, self.seed, keep) for name, o in optim.items()}
         restore(member, {"model": model, "optim": optim, "extras": base.get("extras", {})})
         return member
 

@@ -120,7 +120,7 @@ def pair_self(parents: Sequence[Individual]) -> tuple[Individual, Individual]:
 
 def cx_mix(ind1: Individual, ind2: Individual, p: float = 0.25,
            shrink_perturb: Sequence[float] = (0.4, 0.1), optimizer_policy: str = "reset",
-           base_first: bool = False) -> tuple[Individual]:
+           base_first: bool = False, width_policy: str = "adapt") -> tuple[Individual]:
     """Mix two parents into one child (Algorithm 2); pass clones, the fitter one becomes the child.
 
     Each variable is taken from the less fit parent (the donor) with probability ``p``; layers of taken
@@ -128,6 +128,8 @@ def cx_mix(ind1: Individual, ind2: Individual, p: float = 0.25,
     as in the research code). ``shrink_perturb=(1, 0)`` copies exactly, ``(0, 1)`` re-initialises.
     ``base_first``: ``ind1`` is the base parent and ``ind2`` the donor, whatever their scores (for a
     pairing that orders them by rank, :func:`pair_ranked`, with several objectives).
+    Layers whose width the child changes are adapted (``width_policy="adapt"``, see
+    :mod:`pbt_evo.widths`) or freshly initialised (``"fresh"``).
 
     >>> a, b = Individual([0, 0], id=1), Individual([1, 1], id=2)
     >>> a.fitness.values, b.fitness.values = (0.9,), (0.5,)
@@ -144,17 +146,25 @@ def cx_mix(ind1: Individual, ind2: Individual, p: float = 0.25,
         base.origin[i] = donor.origin[i]
     base.handle = as_recipe(base.handle).with_(
         donor=donor.handle, taken=taken, shrink_perturb=tuple(float(c) for c in shrink_perturb),
-        optimizer_policy=optimizer_policy, seed=random.getrandbits(31))
+        optimizer_policy=optimizer_policy, seed=random.getrandbits(31), width_policy=width_policy)
     base.parents = (base.id, donor.id)
     base.taken = taken
     del base.fitness.values
     return (base,)
 
 
-def mut_resample(individual: Individual, space: SearchSpace) -> tuple[Individual]:
-    """Resample one variable to a different value; its layers are freshly initialised.
+def mut_resample(individual: Individual, space: SearchSpace, width_policy: str = "adapt") -> tuple[Individual]:
+    """Resample one variable to a different value; its layers are freshly initialised. Layers whose
+    width the new value changes (a width variable's, see :mod:`pbt_evo.widths`) are adapted to it
+    (``width_policy="adapt"``) or freshly initialised (``"fresh"``).
 
     The new gene's origin is ``None`` until the loop gives the child its id (then it is the child's).
+
+    >>> from pbt_evo.space import Variable
+    >>> from pbt_evo.handles import StoredState
+    >>> ind, = mut_resample(Individual([0], id=3, handle=StoredState({})), SearchSpace([Variable("w", (4, 8))]))
+    >>> list(ind), ind.handle.reinit, ind.handle.width_policy
+    ([1], (0,), 'adapt')
     """
     choices = [i for i, v in enumerate(space) if v.n_options > 1]
     if not choices:
@@ -165,7 +175,7 @@ def mut_resample(individual: Individual, space: SearchSpace) -> tuple[Individual
     recipe = as_recipe(individual.handle)
     individual.handle = recipe.with_(reinit=tuple(sorted(set(recipe.reinit) | {i})),
                                      taken=tuple(t for t in recipe.taken if t != i),
-                                     seed=random.getrandbits(31))
+                                     seed=random.getrandbits(31), width_policy=width_policy)
     del individual.fitness.values
     return (individual,)
 
@@ -179,9 +189,9 @@ def mut_weights(individual: Individual) -> tuple[Individual]:
     return (individual,)
 
 
-def mut_searl(individual: Individual, space: SearchSpace) -> tuple[Individual]:
-    """The SEARL-like baseline: with probability 1/3 each, resample one variable (fresh layers),
-    mutate the weights SEARL's way, or change nothing.
+def mut_searl(individual: Individual, space: SearchSpace, width_policy: str = "adapt") -> tuple[Individual]:
+    """The SEARL-like baseline: with probability 1/3 each, resample one variable (fresh layers; layers of
+    a changed width as ``width_policy`` says), mutate the weights SEARL's way, or change nothing.
 
     >>> from pbt_evo.space import Variable
     >>> from pbt_evo.handles import StoredState
@@ -192,7 +202,7 @@ def mut_searl(individual: Individual, space: SearchSpace) -> tuple[Individual]:
     """
     r = random.random()
     if r < 1 / 3:
-        return mut_resample(individual, space)
+        return mut_resample(individual, space, width_policy)
     if r < 2 / 3:
         return mut_weights(individual)
     return (individual,)

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from .space import SearchSpace
+from .widths import UnitAxis
 
 
 class Member(ABC):
@@ -86,6 +87,19 @@ class Task(ABC):
     def build_model(self, genome: Sequence[int]) -> torch.nn.Module:
         """The network alone, e.g. to load exported weights: ``task.build_model(g).load_state_dict(...)``."""
         return self.build(genome).model
+
+    def unit_axes(self, genome: Sequence[int]) -> Mapping[str, UnitAxis]:
+        """Where the units of each width group are in the state dict of ``genome``'s model, by group name
+        (:mod:`pbt_evo.widths`): a variable whose options are unit counts may then change the sizes of the
+        declared dims of layers it does not own, and children of other widths get those layers adapted.
+        Default: no width variables.
+
+        >>> class T(Task):
+        ...     def build(self, genome): ...
+        >>> T().unit_axes([0])
+        {}
+        """
+        return {}
 
     def cost(self, genome: Sequence[int]) -> float:
         """Relative training cost of a genome, to schedule the costliest members first before any was measured."""

@@ -22,6 +22,7 @@ from .pareto import sel_nsga2, sure_survivors_nsga2
 from .space import SearchSpace
 from .task import Task
 from .train import train_member
+from .weights import WIDTH_POLICIES
 
 VARIANTS = ("pbt_nas", "searl", "random", "no_mixing")
 
@@ -29,13 +30,17 @@ VARIANTS = ("pbt_nas", "searl", "random", "no_mixing")
 def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float = 0.25, p: float = 0.25,
                  shrink_perturb: Sequence[float] = (0.4, 0.1), init: str = "balanced",
                  optimizer_policy: str = "reset", task: Task | None = None,
-                 naswot_candidates: int = 10, objectives: Objectives | None = None) -> base.Toolbox:
+                 naswot_candidates: int = 10, objectives: Objectives | None = None,
+                 width_policy: str = "adapt") -> base.Toolbox:
     """A toolbox for one of :data:`VARIANTS`; set ``toolbox.map`` before running the loop.
 
     - ``pbt_nas``: truncation selection, two distinct parents, mixing with shrink-perturb;
     - ``no_mixing``: the same with a parent mixed with itself;
     - ``searl``: truncation selection, one parent, the SEARL-like mutation;
     - ``random``: no selection: N random networks trained for the whole budget.
+
+    ``width_policy`` (``adapt`` or ``fresh``): what mixing and resampling do with layers whose width a
+    child changes (see :mod:`pbt_evo.widths`).
 
     ``init="naswot"`` needs ``task`` (its ``naswot_batch()``): the population is the best N of
     ``naswot_candidates * N`` candidates by the training-free score (:mod:`pbt_evo.naswot`).
@@ -52,6 +57,8 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
     """
     if algorithm not in VARIANTS:
         raise ValueError(f"algorithm {algorithm!r}: allowed values are {', '.join(VARIANTS)}")
+    if width_policy not in WIDTH_POLICIES:
+        raise ValueError(f"width_policy {width_policy!r}: allowed values are {', '.join(WIDTH_POLICIES)}")
     multi = objectives is not None and not objectives.single
     container = partial(Individual, weights=objectives.weights) if multi else Individual
     tb = base.Toolbox()
@@ -70,9 +77,9 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
     # lets the loop start them before the generation ends
     tb.register("survivors", sure_survivors_nsga2 if multi else sure_survivors, tau=tau)
     if algorithm == "searl":
-        tb.register("mutate", mut_searl, space=space)
+        tb.register("mutate", mut_searl, space=space, width_policy=width_policy)
         return tb
     tb.register("pair", pair_self if algorithm == "no_mixing" else pair_ranked if multi else pair_random)
     tb.register("mate", cx_mix, p=p, shrink_perturb=tuple(shrink_perturb), optimizer_policy=optimizer_policy,
-                base_first=multi)
+                base_first=multi, width_policy=width_policy)
     return tb

@@ -1,4 +1,5 @@
-"""Weight inheritance as pure tensor functions: shrink-perturb, SEARL weight mutation, optimizer state.
+"""Weight inheritance as pure tensor functions: shrink-perturb, SEARL weight mutation, optimizer state
+(tensors of another width are adapted by :mod:`pbt_evo.widths`).
 
 A member's *state* is a plain dict, cheap to store in Ray's object store (numpy arrays are read
 zero-copy there)::
@@ -16,7 +17,10 @@ Optimizer-state policy for a child (``optimizer_policy``):
   weights were just shrunk and perturbed needs; ``"donor"`` takes the donor's moments for those
   layers instead, matched by name and shape-checked;
 - hyperparameters of the param groups (lr, betas, ...) come from the base parent;
-- SEARL weight mutation keeps the moments of the mutated tensors (SEARL does the same).
+- SEARL weight mutation keeps the moments of the mutated tensors (SEARL does the same);
+- tensors whose width the child changes (width variables, :mod:`pbt_evo.widths`) restart their moments
+  under ``"reset"``; under ``"donor"`` they keep their source's, re-indexed by the same unit maps as the
+  weights (:func:`adapt_optimizer_state`).
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ import numpy as np
 import torch
 
 from .space import SearchSpace
+from .widths import Axes, adapt_tensor, axes_by_key
 
 NamedOptimState = dict[str, Any]
 OPTIMIZER_POLICIES = ("reset", "donor")
+WIDTH_POLICIES = ("adapt", "fresh")
 
 # SEARL's weight-mutation constants (Franke et al. 2021), as used by the PBT-NAS research code.
 SEARL_MAX_FRACTION = 0.1
@@ -91,12 +97,23 @@ def inherit_model(
     taken: Iterable[int] = (),
     reinit: Iterable[int] = (),
     shrink_perturb_coefs: Sequence[float] = (0.4, 0.1),
+    axes: Axes | None = None,
+    width_policy: str = "adapt",
+    seed: int = 0,
 ) -> dict[str, torch.Tensor]:
     """The child's model state (Algorithm 2, lines 5-14).
 
     ``fresh`` is a new initialisation of the *child's* architecture and fixes the child's keys.
     Keys owned by a ``taken`` variable are ``shrink * donor + perturb * fresh``; keys owned by a
     ``reinit`` variable are ``fresh``; every other key is the base parent's, unchanged.
+
+    With width variables (``axes``: the child's unit axes, :meth:`pbt_evo.task.Task.unit_axes`), a tensor
+    whose source has another width than the child is adapted along its declared dims
+    (:func:`pbt_evo.widths.adapt_tensor`, maps seeded by ``seed``) and then shrink-perturbed like a taken
+    one, as a new layer made from its source's: the fresh part is what lets duplicated units, which would
+    otherwise get identical gradients forever, grow apart (Net2Net adds noise for this). With
+    ``shrink_perturb_coefs=(1, 0)`` the adapted child computes its source's function; ``width_policy=
+    "fresh"`` gives such tensors the fresh initialisation instead.
 
     >>> from pbt_evo.space import Variable
     >>> space = SearchSpace([Variable("l0", ("a", "b"), owns=("l0",))])
@@ -109,26 +126,38 @@ def inherit_model(
     taken, reinit = set(taken), set(reinit)
     if taken and donor is None:
         raise InheritanceError("variables are taken from a donor but no donor state was given")
+    if width_policy not in WIDTH_POLICIES:
+        raise ValueError(f"width_policy {width_policy!r}: allowed values are {', '.join(WIDTH_POLICIES)}")
+    units = axes_by_key(axes or {})
     child: dict[str, torch.Tensor] = {}
     for key, fresh_value in fresh.items():
         owner = space.owner(key)
+        fresh_t = as_tensor(fresh_value)
         if owner in reinit:
-            child[key] = as_tensor(fresh_value).clone()
+            child[key] = fresh_t.clone()
             continue
         source, name = (donor, "donor") if owner in taken else (base, "base parent")
+        where = f"owned by variable {space[owner].name!r}" if owner is not None else "owned by no variable"
         if key not in source:
-            where = f"owned by variable {space[owner].name!r}" if owner is not None else "owned by no variable"
             raise InheritanceError(
                 f"state key {key!r} ({where}) is missing from the {name}: the space's 'owns' prefixes must"
                 f" cover every layer whose presence depends on a variable")
         value = as_tensor(source[key])
-        if value.shape != as_tensor(fresh_value).shape:
-            where = f"owned by variable {space[owner].name!r}" if owner is not None else "owned by no variable"
+        adapted = key in units and value.shape != fresh_t.shape
+        if adapted:
+            value = adapt_tensor(value, fresh_t.shape, units[key], seed)
+        if value.shape != fresh_t.shape:
+            declared = f" after adapting its unit axes (dims {sorted(d for _, d, _ in units[key])})" if adapted else ""
             raise InheritanceError(
-                f"state key {key!r} ({where}) has shape {tuple(value.shape)} in the {name} but"
-                f" {tuple(as_tensor(fresh_value).shape)} in the child: a variable that changes this shape"
-                f" must own the key")
-        child[key] = shrink_perturb(value, fresh_value, shrink, perturb) if owner in taken else value.clone()
+                f"state key {key!r} ({where}) has shape {tuple(as_tensor(source[key]).shape)} in the {name}"
+                f" but {tuple(fresh_t.shape)} in the child{declared}: a variable that changes this shape must"
+                f" own the key, or be a width variable whose unit axes declare the dims it changes")
+        if adapted and width_policy == "fresh":
+            child[key] = fresh_t.clone()
+        elif adapted or owner in taken:
+            child[key] = shrink_perturb(value, fresh_t, shrink, perturb)
+        else:
+            child[key] = value.clone()
     return child
 
 
@@ -265,3 +294,31 @@ def inherit_optimizer(
             if owner in taken and owner not in reinit:
                 state[name] = s
     return {"state": state, "groups": base.get("groups", [])}
+
+
+def adapt_optimizer_state(named: NamedOptimState, shapes: Mapping[str, Sequence[int]], axes: Axes, seed: int,
+                          keep: bool) -> NamedOptimState:
+    """``named`` (from :func:`inherit_optimizer`) for a child of other widths: the moments of a parameter
+    whose shape the child changed are re-indexed by the same unit maps as its weights (``keep``; copied
+    per unit, never divided: Adam's step is the same for a unit's copies as it was for the unit) or
+    dropped (the parameter restarts); other parameters are unchanged.
+
+    >>> from pbt_evo.widths import UnitAxis
+    >>> named = {"state": {"w": {"step": 3, "exp_avg": np.ones(2)}}, "groups": []}
+    >>> axes = {"h": UnitAxis("h", copy=("w",))}
+    >>> adapt_optimizer_state(named, {"w": (4,)}, axes, seed=0, keep=True)["state"]["w"]["exp_avg"].tolist()
+    [1.0, 1.0, 1.0, 1.0]
+    >>> adapt_optimizer_state(named, {"w": (4,)}, axes, seed=0, keep=False)["state"]
+    {}
+    """
+    units = axes_by_key(axes)
+    state: dict[str, Any] = {}
+    for name, saved in named.get("state", {}).items():
+        shape = tuple(shapes[name]) if name in shapes else None
+        moved = {k: v for k, v in saved.items() if isinstance(v, (np.ndarray, torch.Tensor)) and np.ndim(v) > 0}
+        if name not in units or shape is None or all(tuple(np.shape(v)) == shape for v in moved.values()):
+            state[name] = saved
+        elif keep:
+            state[name] = {**saved, **{k: adapt_tensor(as_tensor(v), shape, units[name], seed, divide=False)
+                                       for k, v in moved.items()}}
+    return {**named, "state": state}

@@ -4,6 +4,7 @@ then compare.py's table and plot, and a model soup of one of the runs."""
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -93,6 +94,23 @@ def test_compare_reports_final_and_test_as_computed_by_hand(swept, tmp_path):
     del info["test_score"]
     info_path.write_text(json.dumps(info))
     assert compare.best_test_score(out / "tiny_random_s1") == test["random"][1]
+
+
+def test_compare_by_config_name_pairs_searches_of_different_spaces_by_seed(swept, tmp_path):
+    path, out, _ = swept
+    other = tmp_path / "narrow.yaml"
+    other.write_text(yaml.safe_dump({**CONFIG, "name": "narrow", "task": {**CONFIG["task"], "args": {"channels": 2}}}))
+    assert sweep.main([str(other), "--algorithms", "pbt_nas", "--seeds", "0,1", "--out", str(tmp_path / "runs")]) == 0
+    runs = [str(out / f"tiny_{a}_s{s}") for a in ("pbt_nas", "random") for s in (0, 1)]
+    runs += [str(tmp_path / "runs" / f"narrow_pbt_nas_s{s}") for s in (0, 1)]
+    assert compare.main(runs + ["--out", str(tmp_path / "by_label")]) == 2  # pbt_nas in two tasks: unpaired
+    assert compare.main(runs + ["--out", str(tmp_path / "cmp"), "--group-by", "name", "--baseline", "narrow_pbt_nas"]) == 0
+    rows = list(csv.DictReader((tmp_path / "cmp" / "compare.csv").open()))
+    want = {name: sum(json.loads((p / "best" / "genome.json").read_text())["fitness"]
+                      for p in map(Path, runs) if p.name.startswith(name + "_s")) / 2
+            for name in ("narrow_pbt_nas", "tiny_pbt_nas", "tiny_random")}
+    assert {r["algorithm"]: float(r["mean"]) for r in rows} == {k: pytest.approx(v, abs=1e-12) for k, v in want.items()}
+    assert [r["algorithm"] for r in rows][0] == "narrow_pbt_nas" and all(r["n"] == "2" for r in rows)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,7 +1,9 @@
 """Compare algorithms over run folders: ``python -m pbt_evo.compare runs/study/* [--baseline pbt_nas]``.
 
 Groups runs by algorithm label (from each ``config.yaml``: ``pbt_nas``, ``searl``, ``pbt_nas_sp10``, ...),
-pairs them by (task, seed), and writes into ``--out`` (default: ``<parent of the first run>/compare``):
+pairs them by (task, seed), and writes into ``--out`` (default: ``<parent of the first run>/compare``);
+``--group-by name`` groups by config name instead (``<name>_<algorithm>`` for a sweep's runs) and pairs
+by seed across tasks, to compare searches in different spaces:
 
 - ``compare.md`` / ``compare.csv``: the reported quantity's mean +- std (sample std) per algorithm,
   one-sided Wilcoxon signed-rank p-values of the baseline against each other algorithm and the
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,16 +36,24 @@ import yaml
 from ..export import load_best
 from ..objectives import Objectives
 from ..pareto import hypervolume, points
-from ..task import TaskSpec
 from ..stats import (REPORTS, CompareError, RunSummary, anytime, best_so_far, by_algorithm, compare_table,
                      task_label, to_csv, to_markdown)
+from ..task import TaskSpec
 from .sweep import algorithm_label
 
 
+GROUPINGS = ("algorithm", "name")
+
+
 def load_run(run_dir: str | Path, require_finished: bool = True, test: bool = False,
-             reference: Sequence[float] | None = None) -> RunSummary:
+             reference: Sequence[float] | None = None, group_by: str = "algorithm") -> RunSummary:
     """Read a run folder's ``config.yaml`` and ``log.jsonl`` (and with ``test``, its best network's test
-    score; with ``reference``, its front's hypervolume after each generation); raises :class:`CompareError`."""
+    score; with ``reference``, its front's hypervolume after each generation); raises :class:`CompareError`.
+
+    ``group_by="name"`` labels the run by its config's name without the sweep's ``_s<seed>`` and pairs it by
+    seed alone, across tasks: for runs that differ in their task (e.g. a fixed-width space against a width
+    space), where ``"algorithm"`` (the label, paired by task and seed) could not pair them.
+    """
     run = Path(run_dir)
     if not (run / "config.yaml").is_file() or not (run / "log.jsonl").is_file():
         raise CompareError(f"{run} is not a pbt_evo run folder (needs config.yaml and log.jsonl)")
@@ -57,7 +68,8 @@ def load_run(run_dir: str | Path, require_finished: bool = True, test: bool = Fa
     if not math.isfinite(curve[-1]):
         raise CompareError(f"{run}: no member ever had a finite fitness")
     final = rows[-1]["best"]
-    summary = RunSummary(str(run), algorithm_label(cfg), task_label(cfg), int(cfg["seed"]), curve[-1],
+    task = task_label(cfg) if group_by == "algorithm" else "paired by seed across tasks"
+    summary = RunSummary(str(run), run_label(cfg, group_by), task, int(cfg["seed"]), curve[-1],
                          [int(r["epochs"]) for r in rows], curve, math.nan if final is None else float(final),
                          best_test_score(run) if test else None)
     if reference is not None:
@@ -97,6 +109,17 @@ def common_reference(folders: Sequence[Path], given: Sequence[float] | None) -> 
         raise CompareError(f"runs state different reference points: {refs}; pass --reference to use one for all")
     reference = [float(x) for x in (given if given is not None else next(iter(found))[1])]
     return reference, next(iter(kinds))
+
+
+def run_label(cfg: dict, group_by: str) -> str:
+    """What a comparison calls a run: its algorithm label, or its config name without ``_s<seed>``.
+
+    >>> run_label({"name": "mnist1d_widths_pbt_nas_s3", "algorithm": {"name": "pbt_nas"}}, "name")
+    'mnist1d_widths_pbt_nas'
+    """
+    if group_by not in GROUPINGS:
+        raise CompareError(f"--group-by {group_by!r}: allowed values are {', '.join(GROUPINGS)}")
+    return algorithm_label(cfg) if group_by == "algorithm" else re.sub(r"_s\d+$", "", str(cfg["name"]))
 
 
 def best_test_score(run: Path) -> float | None:
@@ -160,7 +183,7 @@ def plot_anytime(runs: Sequence[RunSummary], path: Path, title: str = "", curve:
 
 def compare(paths: Sequence[str | Path], out: str | Path | None = None, baseline: str = "pbt_nas",
             alpha: float = 0.05, only: Sequence[str] | None = None, report: str = "best",
-            reference: Sequence[float] | None = None) -> dict[str, Path]:
+            reference: Sequence[float] | None = None, group_by: str = "algorithm") -> dict[str, Path]:
     """Load, test, write the table (Markdown, CSV) and the anytime plot; returns the files written.
 
     >>> # compare(["runs/study"], baseline="pbt_nas", report="test")["markdown"].read_text()
@@ -169,14 +192,14 @@ def compare(paths: Sequence[str | Path], out: str | Path | None = None, baseline
         raise CompareError(f"--report {report!r}: allowed values are {', '.join(REPORTS)}")
     folders = expand(paths)
     if only:
-        folders = [p for p in folders if algorithm_label(yaml.safe_load((p / "config.yaml").read_text())) in only]
+        folders = [p for p in folders if run_label(yaml.safe_load((p / "config.yaml").read_text()), group_by) in only]
     stated = ""
     if report == "hypervolume":
         reference, objectives = common_reference(folders, reference)
         stated = f" Objectives {objectives}; reference point {reference}, the same for every run."
     else:
         reference = None
-    runs = [load_run(p, test=report == "test", reference=reference) for p in folders]
+    runs = [load_run(p, test=report == "test", reference=reference, group_by=group_by) for p in folders]
     results = by_algorithm(runs, report)
     if only:  # the table follows the order asked for
         results = {a: results[a] for a in only if a in results}
@@ -225,11 +248,15 @@ def main(argv: list[str] | None = None) -> int:
                         " multi-objective run's final Pareto front); default best")
     p.add_argument("--reference", help="with --report hypervolume: the reference point, one number per objective"
                                        " (e.g. 0,2000); default: the one every run states")
+    p.add_argument("--group-by", default="algorithm", choices=list(GROUPINGS),
+                   help="algorithm: by algorithm label, paired by (task, seed) (default); name: by config name"
+                        " without _s<seed>, paired by seed across tasks (runs of different spaces)")
     args = p.parse_args(argv)
     try:
         only = [a.strip() for a in args.only.split(",") if a.strip()] if args.only else None
         reference = parse_reference(args.reference) if args.reference else None
-        files = compare(args.runs, args.out, args.baseline, args.alpha, only, args.report, reference)
+        files = compare(args.runs, args.out, args.baseline, args.alpha, only, args.report, reference,
+                        args.group_by)
     except CompareError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -26,6 +26,8 @@ from ..objectives import Objectives
 from ..operators import n_selected
 from ..task import Task, TaskSpec
 from ..variants import VARIANTS
+from ..weights import WIDTH_POLICIES
+from ..widths import UnitAxisError, check_task_widths
 
 REQUIRED = object()
 # keys of earlier versions, accepted and ignored with a one-line notice, so old configs and run folders still load
@@ -46,11 +48,16 @@ def build_task(cfg: Mapping[str, Any]) -> Task:
     """The task a resolved config names, or :class:`TaskError` with the reason."""
     spec = TaskSpec(cfg["task"]["target"], cfg["task"]["args"])
     try:
-        return spec.build()
+        task = spec.build()
     except TypeError as exc:
         raise TaskError(f"task.args do not fit {spec.target}: {exc}") from None
     except Exception as exc:  # the task's own message says what is missing (data, weights, packages)
         raise TaskError(f"task {spec.target} could not be built: {exc}") from None
+    try:
+        check_task_widths(task)  # a wrong unit-axis declaration stops here, not in a worker mid-run
+    except UnitAxisError as exc:
+        raise TaskError(f"task {spec.target}: {exc}") from None
+    return task
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,9 @@ SCHEMA: dict[str, Any] = {
                                            check=_positive, rule="> 0"),
         "optimizer_policy": Key("reset", "choice", "optimizer state of inherited layers (see pbt_evo.weights)",
                                 choices=("reset", "donor")),
+        "width_policy": Key("adapt", "choice", "layers whose width a child changes (width variables, see"
+                            " pbt_evo.widths): adapt (units duplicated / kept, then shrink-perturbed) or fresh",
+                            choices=WIDTH_POLICIES),
         "hall_of_fame": Key(1, "int", "best trained states kept (with several objectives: the whole Pareto front)",
                             check=_positive, rule="> 0"),
         "max_early": Key(None, "int_or_none", "members that may start their next generation before the"

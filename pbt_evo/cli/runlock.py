@@ -45,8 +45,11 @@ class RunLock:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK
         self._fd: int | None = None
+        self._made: list[Path] = []  # folders this lock created, removed again if the run wrote nothing
 
     def acquire(self) -> "RunLock":
+        missing = [self.run_dir, *self.run_dir.parents]
+        self._made = missing[:next(k for k, d in enumerate(missing) if d.exists())]
         self.run_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         if fcntl is not None:
@@ -68,6 +71,14 @@ class RunLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the file releases the flock
             self._fd = None
+            # a run that stopped before writing anything (a bad config found late, an impossible
+            # resource request) leaves no folder behind
+            if self._made and [p.name for p in self.run_dir.iterdir()] == [LOCK]:
+                self.path.unlink()
+                for folder in self._made:
+                    if any(folder.iterdir()):
+                        break
+                    folder.rmdir()
 
     def __enter__(self) -> "RunLock":
         return self.acquire()

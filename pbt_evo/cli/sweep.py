@@ -11,7 +11,8 @@ re-running the same command completes a sweep. One failed run does not stop the 
 Algorithm labels are a variant of the loop plus optional suffixes (see :func:`algorithm_overrides`):
 ``pbt_nas``, ``searl``, ``random``, ``no_mixing``; ``_sp10`` / ``_sp01`` set shrink-perturb to
 ``[1, 0]`` (copy the donor's layers exactly) / ``[0, 1]`` (re-initialise them); ``_naswot`` starts
-from the training-free initial population. E.g. ``pbt_nas_sp10``, ``pbt_nas_naswot``.
+from the training-free initial population; ``_wfresh`` re-initialises layers whose width a child changes
+(``algorithm.width_policy: fresh``). E.g. ``pbt_nas_sp10``, ``pbt_nas_naswot``, ``pbt_nas_wfresh``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ SUFFIXES: dict[str, list[str]] = {
     "sp10": ["algorithm.shrink_perturb=[1.0, 0.0]"],
     "sp01": ["algorithm.shrink_perturb=[0.0, 1.0]"],
     "naswot": ["algorithm.init=naswot"],
+    "wfresh": ["algorithm.width_policy=fresh"],
 }
 DEFAULT_SHRINK_PERTURB = [0.4, 0.1]
 
@@ -79,6 +81,8 @@ def algorithm_label(cfg: dict[str, Any]) -> str:
         label += {(1.0, 0.0): "_sp10", (0.0, 1.0): "_sp01"}.get(tuple(sp), f"_sp{sp[0]:g}_{sp[1]:g}")
     if alg.get("init") == "naswot":
         label += "_naswot"
+    if alg.get("width_policy", "adapt") == "fresh":
+        label += "_wfresh"
     return label
 
 
@@ -206,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pbt_evo.sweep", description=__doc__.splitlines()[0])
     p.add_argument("config", help="a config file, e.g. spaces/digits_hard.yaml")
     p.add_argument("--algorithms", required=True,
-                   help="comma-separated labels: pbt_nas, searl, random, no_mixing, + _sp10 / _sp01 / _naswot")
+                   help="comma-separated labels: pbt_nas, searl, random, no_mixing, + _sp10 / _sp01 / _naswot / _wfresh")
     p.add_argument("--seeds", required=True, help="comma-separated integers, e.g. 0,1,2")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--out", help="shorthand for --set output.dir=DIR")

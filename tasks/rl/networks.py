@@ -234,6 +234,7 @@ class Actor(nn.Module):
 
     def __init__(self, repr_dim: int, action_dim: int, hidden_dim: int, arch: Mapping[str, Any]):
         super().__init__()
+        hidden_dim = arch.get("actor.hidden_dim", hidden_dim)  # a width variable, when the space has one
         self.trunk = Trunk(repr_dim, arch["actor.feature_dim"], arch["actor.trunk_act"])
         self.policy = _mlp("actor", arch, arch["actor.feature_dim"], hidden_dim, arch["actor.spectral_norm"])
         self.head = nn.Linear(hidden_dim, action_dim)  # never spectral-normalised (Bjorck et al.)
@@ -249,6 +250,7 @@ class Critic(nn.Module):
     def __init__(self, repr_dim: int, action_dim: int, hidden_dim: int, arch: Mapping[str, Any]):
         super().__init__()
         fd = arch["critic.feature_dim"]
+        hidden_dim = arch.get("critic.hidden_dim", hidden_dim)
         self.trunk = Trunk(repr_dim, fd, arch["critic.trunk_act"])
         self.Q1 = _mlp("critic.q1", arch, fd + action_dim, hidden_dim, arch["critic.q1.spectral_norm"])
         self.Q2 = _mlp("critic.q2", arch, fd + action_dim, hidden_dim, arch["critic.q2.spectral_norm"])

@@ -30,9 +30,13 @@ Ownership (state-dict prefixes of ``member.model``; see :mod:`tasks.rl.networks`
 - Activations and spectral-norm switches own nothing. Spectral norm keeps the state-dict keys
   identical on and off (:class:`tasks.rl.networks.SNLinear`), so switching it needs no weights;
   its power-iteration vectors ``sn_u`` live inside the layers and move with them.
+- With ``hidden_dims`` (``RLTask(hidden_dims=[...])``) two width variables follow the 36:
+  ``actor.hidden_dim`` and ``critic.hidden_dim`` (both Q networks and the target). They own nothing;
+  :mod:`tasks.rl.widths` declares their units, and a child of other widths gets its parents' layers
+  adapted (:mod:`pbt_evo.widths`).
 - Not owned, copied from the base parent: ``encoder.net.0``, ``actor.head``, ``critic.Q1_head``,
-  ``critic.Q2_head`` (and their targets). Their shapes never depend on the genome: every
-  searchable layer preserves its input shape.
+  ``critic.Q2_head`` (and their targets). Their shapes never depend on the genome (but for the input
+  columns a hidden-width variable declares): every searchable layer preserves its input shape.
 
 >>> len(pixel_space()), len(state_space())
 (36, 36)
@@ -41,6 +45,8 @@ Ownership (state-dict prefixes of ``member.model``; see :mod:`tasks.rl.networks`
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from pbt_evo.space import SearchSpace, Variable
 
@@ -51,7 +57,7 @@ ACTS = tuple(ACTIVATIONS)  # identity, tanh, relu, swish
 SPECTRAL = (False, True)
 
 
-def _space(encoder_ops: tuple[str, ...]) -> SearchSpace:
+def _space(encoder_ops: tuple[str, ...], hidden_dims: Sequence[int] | None = None) -> SearchSpace:
     layers = range(1, N_SEARCHABLE + 1)
     acts = range(0, N_SEARCHABLE + 1)
     v: list[Variable] = []
@@ -75,17 +81,25 @@ def _space(encoder_ops: tuple[str, ...]) -> SearchSpace:
                                  for part in ("trunk", "Q1.0", "Q2.0"))))
     v.append(Variable("critic.trunk_act", ACTS))
     v += [Variable(f"critic.q{j}.spectral_norm", SPECTRAL) for j in (1, 2)]
+    if hidden_dims is not None:  # width variables: they own no layer, tasks.rl.widths declares their units
+        v += [Variable(f"{net}.hidden_dim", tuple(hidden_dims)) for net in ("actor", "critic")]
     return SearchSpace(v)
 
 
-def pixel_space() -> SearchSpace:
-    """The paper's space for pixel observations (36 variables, ~4.6e21 architectures)."""
-    return _space(CONV_OPS)
+def pixel_space(hidden_dims: Sequence[int] | None = None) -> SearchSpace:
+    """The paper's space for pixel observations (36 variables, ~4.6e21 architectures); with
+    ``hidden_dims``, two more: the hidden width of the actor and of the critic (both Q networks)."""
+    return _space(CONV_OPS, hidden_dims)
 
 
-def state_space() -> SearchSpace:
-    """The same space for state observations: MLP options in the encoder (36 variables)."""
-    return _space(LINEAR_OPS)
+def state_space(hidden_dims: Sequence[int] | None = None) -> SearchSpace:
+    """The same space for state observations: MLP options in the encoder (36 variables; 38 with
+    ``hidden_dims``).
+
+    >>> state_space((64, 128)).names[-2:]
+    ['actor.hidden_dim', 'critic.hidden_dim']
+    """
+    return _space(LINEAR_OPS, hidden_dims)
 
 
 def drqv2_default(space: SearchSpace) -> list[int]:
@@ -106,6 +120,8 @@ def drqv2_default(space: SearchSpace) -> list[int]:
             values[name] = "relu"
         elif name.endswith("spectral_norm"):
             values[name] = False
+        elif name.endswith("hidden_dim"):
+            values[name] = var.options[len(var.options) // 2]
         elif name.startswith("encoder.layer"):
             values[name] = "conv3" if "conv3" in var.options else "linear"
         elif name.endswith("layer1"):

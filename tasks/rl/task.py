@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from pbt_evo.task import Member, Task
+from pbt_evo.widths import UnitAxis, unit_counts
 
 from .agent import AgentConfig, DrQV2Agent
 from .env import DMCEnv, ObsType
@@ -44,6 +45,7 @@ from .networks import DrQV2Model
 from .replay import ReplayBuffer
 from .shared_replay import NodeConnection, SharedReplay, check_shared_memory, node_replay, replay_actor
 from .spaces import pixel_space, state_space
+from .widths import unit_axes
 
 
 class RLMember(Member):
@@ -132,6 +134,9 @@ class RLTask(Task):
 
     ``shared_replay=True``: one buffer of ``buffer_size`` per machine for all agents (the paper's walker
     and humanoid), instead of one per agent that travels with the individual.
+    ``hidden_dims`` (e.g. ``[64, 128, 256]``): search the hidden width of the actor and of the critic
+    (two width variables, the target critic following the critic; :mod:`tasks.rl.widths`) instead of
+    using ``hidden_dim`` for both.
     ``time_limit`` (simulated seconds, default the task's own: 1000 frames) shortens episodes, for
     smoke runs only. ``device="auto"`` trains on the GPU when torch sees one (pbt_evo's ``gpus_per_worker``), else CPU.
     The environment is built once per task object (i.e. once per worker) on first use and shared by
@@ -150,7 +155,8 @@ class RLTask(Task):
                  critic_target_tau: float = 0.01, update_every_steps: int = 2, num_seed_frames: int = 4000,
                  num_expl_steps: int = 2000, stddev_schedule: str | float = "linear(1.0,0.1,500000)",
                  stddev_clip: float = 0.3, augment: bool = True, torch_threads: int | None = None,
-                 device: str = "auto", time_limit: float | None = None, shared_replay: bool = False):
+                 device: str = "auto", time_limit: float | None = None, shared_replay: bool = False,
+                 hidden_dims: Sequence[int] | None = None):
         if obs not in ("states", "pixels"):
             raise ValueError(f"RLTask obs must be 'states' or 'pixels', got {obs!r}")
         if frames_per_epoch < action_repeat:
@@ -173,7 +179,8 @@ class RLTask(Task):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        self.space = pixel_space() if obs == "pixels" else state_space()
+        widths = None if hidden_dims is None else unit_counts("hidden_dims", hidden_dims)
+        self.space = (pixel_space if obs == "pixels" else state_space)(widths)
         self.shared_replay = bool(shared_replay)
         self._env: DMCEnv | None = None
         if self.shared_replay:  # fail before the run starts, with what to change, not in the workers
@@ -213,14 +220,22 @@ class RLTask(Task):
             self._env = DMCEnv(self.domain, self.task_name, obs=self.obs, **self.env_kwargs)
         return self._env
 
+    def build_model(self, genome: Sequence[int]) -> DrQV2Model:
+        """The agent's networks alone (no replay buffer), on the task's device."""
+        arch = self.space.decode(genome)
+        return DrQV2Model(self.obs, self.env.obs_shape, self.env.action_dim, self.hidden_dim, arch,
+                          encoder_dim=self.encoder_dim).to(self.device)
+
     def build(self, genome: Sequence[int]) -> RLMember:
         """A fresh agent for ``genome`` (weights from the caller's torch seed) with an empty buffer."""
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
-        arch = self.space.decode(genome)
-        model = DrQV2Model(self.obs, self.env.obs_shape, self.env.action_dim, self.hidden_dim, arch,
-                           encoder_dim=self.encoder_dim).to(self.device)
-        return RLMember(self, model)
+        return RLMember(self, self.build_model(genome))
+
+    def unit_axes(self, genome: Sequence[int]) -> dict[str, UnitAxis]:
+        """The hidden units of actor and critic (target included) when ``hidden_dims`` is searched
+        (:mod:`tasks.rl.widths`)."""
+        return unit_axes(self.space.decode(genome))
 
     def cost(self, genome: Sequence[int]) -> float:
         """Relative cost: pixel encoders dominate, so count their searchable conv layers."""
