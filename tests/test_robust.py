@@ -147,12 +147,13 @@ def test_the_sweep_reports_a_locked_run_folder_as_a_failed_run(tmp_path, capsys)
     with RunLock(out / "r_pbt_nas_s0") as lock:
         holder = json.loads(lock.path.read_text())
         assert sweep.main([str(config), "--algorithms", "pbt_nas", "--seeds", "0,1", "--out", str(out)]) == 1
+        assert [p.name for p in (out / "r_pbt_nas_s0").iterdir()] == ["run.lock"]  # the refused run wrote nothing
+    assert not (out / "r_pbt_nas_s0").exists()  # the holder created the folder and wrote nothing: removed
     lines = capsys.readouterr().out.splitlines()
     assert f"[1/2] {out}/r_pbt_nas_s0: failed: {out}/r_pbt_nas_s0 is in use by another run (pid {os.getpid()} on" \
            f" {holder['host']}, since {holder['started']}): wait for it to end, or start this one elsewhere" \
            " (--name NEW or --out DIR)" in lines
     assert lines[-1] == "sweep: 1 run, 0 already finished, 1 failed of 2"
-    assert [p.name for p in (out / "r_pbt_nas_s0").iterdir()] == ["run.lock"]
 
 
 # -- 4: damaged checkpoints --------------------------------------------------------------------------
