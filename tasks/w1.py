@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from deap import base
 from torch import nn
 
 from pbt_evo.handles import FreshState, TrainResult
@@ -145,6 +146,25 @@ def w1_population(n: int = N_MEMBERS) -> list[Individual]:
         ind.slot = i  # type: ignore[attr-defined]
         pop.append(ind)
     return pop
+
+
+def w1_toolbox(pmap: Any, tau: float = 0.25) -> base.Toolbox:
+    """W1's toolbox on a map: :func:`train_w1`, truncation (sure survivors started early), a child an
+    exact copy (weights and Adam state) of its fitter parent (``cx_mix(p=0)``).
+
+    >>> tb = w1_toolbox(map); tb.mate.keywords
+    {'p': 0.0}
+    """
+    import pbt_evo
+
+    tb = base.Toolbox()
+    tb.register("train", train_w1)
+    tb.register("select", pbt_evo.sel_truncation, tau=tau)
+    tb.register("survivors", pbt_evo.sure_survivors, tau=tau)  # no barrier for sure survivors
+    tb.register("pair", pbt_evo.pair_random)
+    tb.register("mate", pbt_evo.cx_mix, p=0.0)  # a child is an exact copy of its fitter parent
+    tb.map = pmap
+    return tb
 
 
 def slot_hook(generation: Any) -> None:
