@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import subprocess
 import sys
@@ -29,16 +28,9 @@ STORE_BYTES = 80 * 2**20
 
 
 def search(pmap, n: int, generations: int) -> dict:
-    """W1 on ``pmap``: each final member (id, slot, fitness, age, parents) and the logbook's columns."""
-    import pbt_evo
-    from tasks.w1 import slot_hook, w1_population, w1_toolbox
+    from tasks.w1 import outcome, run_w1
 
-    random.seed(0)
-    pop, log = pbt_evo.ea_pbt(w1_population(n), w1_toolbox(pmap), e_total=generations, e_step=1, hook=slot_hook)
-    from pbt_evo.parallel.worker import nbytes
-
-    return {"members": [[ind.id, ind.slot, ind.fitness.values[0], ind.epochs, list(ind.parents)] for ind in pop],
-            "log": [[r["gen"], r["nevals"], r["failed"]] for r in log], "state_bytes": nbytes(pop[0].handle.load())}
+    return outcome(*run_w1(pmap, n, generations))
 
 
 def serial(task_args: dict, n: int, generations: int) -> dict:
