@@ -5,7 +5,8 @@
   (members that truncation cannot replace, known before the generation ends), :func:`pair_random`,
   :func:`pair_self` (the "no mixing" ablation mixes a parent with itself).
 - Variation: :func:`cx_mix` (Algorithm 2: uniform crossover carrying shrink-perturbed weights),
-  :func:`mut_searl` (the SEARL-like baseline), :func:`mut_resample`, :func:`mut_weights`.
+  :func:`mut_searl` (the SEARL-like baseline), :func:`mut_resample`, :func:`mut_weights`,
+  :func:`mut_shrink_perturb` (random search with shrink-perturb).
 
 Like DEAP's operators they use the ``random`` module, change the individuals given (pass clones) and
 return tuples. Weights are not touched here: operators only write recipes into handles, which the
@@ -185,6 +186,24 @@ def mut_weights(individual: Individual) -> tuple[Individual]:
     recipe = as_recipe(individual.handle)
     individual.handle = recipe.with_(searl_seed=random.getrandbits(31),
                                      seed=recipe.seed or random.getrandbits(31))
+    del individual.fitness.values
+    return (individual,)
+
+
+def mut_shrink_perturb(individual: Individual, shrink_perturb: Sequence[float] = (0.4, 0.1),
+                       optimizer_policy: str = "reset") -> tuple[Individual]:
+    """Shrink-perturb the whole network (every tensor, against a fresh initialisation drawn in the worker
+    under a seed drawn here): random search with shrink-perturb (``random_sp``, the paper's Table 3). Its
+    moments follow ``optimizer_policy`` (``reset``: Adam restarts, as for shrink-perturbed layers in mixing).
+
+    >>> from pbt_evo.handles import StoredState
+    >>> ind, = mut_shrink_perturb(Individual([0], id=3, handle=StoredState({})))
+    >>> ind.handle.perturb_all, ind.handle.shrink_perturb, ind.fitness.valid
+    (True, (0.4, 0.1), False)
+    """
+    individual.handle = as_recipe(individual.handle).with_(
+        perturb_all=True, shrink_perturb=tuple(float(c) for c in shrink_perturb), optimizer_policy=optimizer_policy,
+        seed=random.getrandbits(31))
     del individual.fitness.values
     return (individual,)
 

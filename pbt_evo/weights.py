@@ -89,6 +89,22 @@ def shrink_perturb(donor: torch.Tensor, fresh: torch.Tensor, shrink: float = 0.4
     return shrink * donor + perturb * fresh.to(donor.dtype)
 
 
+def shrink_perturb_state(state: Mapping[str, Any], fresh: Mapping[str, Any], shrink: float = 0.4,
+                         perturb: float = 0.1) -> dict[str, torch.Tensor]:
+    """Every tensor of a model state shrink-perturbed against a fresh initialisation of the same
+    architecture (integer tensors copied): the research code's random search with shrink-perturb
+    (the paper's Table 3), applied to each whole network at every generation boundary.
+
+    >>> out = shrink_perturb_state({"w": torch.tensor([1.0]), "n": torch.tensor(3)}, {"w": torch.tensor([2.0]), "n": torch.tensor(0)})
+    >>> round(out["w"].item(), 6), out["n"].item()
+    (0.6, 3)
+    """
+    if set(state) != set(fresh):
+        raise InheritanceError(f"shrink-perturb: the state's keys differ from the fresh network's"
+                               f" ({sorted(set(state) ^ set(fresh))[:3]})")
+    return {k: shrink_perturb(state[k], fresh[k], shrink, perturb) for k in fresh}
+
+
 def inherit_model(
     base: Mapping[str, Any],
     donor: Mapping[str, Any] | None,

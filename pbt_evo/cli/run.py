@@ -84,8 +84,12 @@ class Search:
         """Run (or continue) the search in the run folder, which it locks for its life (:mod:`.runlock`);
         ``overwrite`` first empties the folder."""
         with RunLock(self.run_dir):
-            if overwrite:
-                runfolder.clear(self.run_dir, keep=(LOCK,))
+            if overwrite or (resume and self.cfg["algorithm"]["name"] == "bohb"):
+                runfolder.clear(self.run_dir, keep=(LOCK,))  # a BOHB run does not resume: it starts again
+            if self.cfg["algorithm"]["name"] == "bohb":
+                from .bohb import run_bohb_search  # not a toolbox of the loop: Ray Tune's BOHB
+
+                return run_bohb_search(self.cfg, self.run_dir, self._say)
             return self._search(resume)
 
     def _search(self, resume: bool) -> int:
