@@ -97,3 +97,57 @@ def test_bohb_on_mnist1d_end_to_end(tmp_path):
     sets = ["algorithm.population=4", "algorithm.e_total=3", "task.args.channels=4"]
     run = _bohb_run(tmp_path, "spaces/mnist1d_study.yaml", "m_bohb_s0", sets)
     _check_bohb_folder(run, 4, 3)
+
+
+# -- compare: --ddof and --tests -------------------------------------------------------------------------
+PAPER_LIKE = {"pbt_nas": {("gan", 0): 13.1, ("gan", 1): 12.2, ("gan", 2): 14.9, ("rl", 0): 801.0},
+              "random": {("gan", 0): 16.2, ("gan", 1): 17.9, ("gan", 2): 16.3, ("rl", 0): 616.0}}
+
+
+def test_ddof_0_matches_numpy_std_and_ddof_1_the_sample_std():
+    import numpy as np
+
+    from pbt_evo.stats import compare_table
+
+    for ddof in (0, 1):
+        rows = compare_table(PAPER_LIKE, "pbt_nas", ddof=ddof)
+        for row in rows:
+            values = list(PAPER_LIKE[row.algorithm].values())
+            assert row.std == float(np.std(values, ddof=ddof)) and row.mean == float(np.mean(values))
+
+
+def test_bonferroni_family_spans_several_calls():
+    from pbt_evo.stats import CompareError, compare_table
+
+    # the paper's Table 7: 2 tests in the GAN call, 2 in the RL call, one family of 4: threshold 0.0125
+    rows = compare_table(PAPER_LIKE, "pbt_nas", tests=4)
+    assert rows[1].threshold == 0.0125 and rows[1].p_bonferroni == min(1.0, 4 * rows[1].p)
+    assert compare_table(PAPER_LIKE, "pbt_nas")[1].threshold == 0.05
+    with pytest.raises(CompareError, match="--tests 0: the family must hold at least the 1 tests"):
+        compare_table(PAPER_LIKE, "pbt_nas", tests=0)
+    with pytest.raises(CompareError, match="--ddof 2"):
+        compare_table(PAPER_LIKE, "pbt_nas", ddof=2)
+
+
+@pytest.mark.slow
+def test_compare_cli_ddof_and_tests_on_real_runs(tmp_path, capsys):
+    import numpy as np
+
+    from pbt_evo.cli.compare import main as compare_main
+    from pbt_evo.cli.sweep import run_sweep
+
+    run_sweep("spaces/digits.yaml", ["pbt_nas", "random_sp"], [0, 1],
+              [f"output.dir={tmp_path}", "parallel.backend=serial", "algorithm.population=6", "algorithm.e_total=2",
+               "algorithm.e_step=1", "task.args.channels=4", "output.tensorboard=false"], log=lambda s: None)
+    assert compare_main([str(tmp_path), "--ddof", "0", "--tests", "4", "--out", str(tmp_path / "c")]) == 0
+    text = (tmp_path / "c" / "compare.md").read_text()
+    assert "Std: population (ddof=0, as the paper)" in text
+    assert "Bonferroni over 4 tests (this table's 1 and 3 of other comparisons, --tests)" in text
+    assert "= 0.05/4." in text
+    bests = [max(json.loads(line)["best"] for line in (tmp_path / f"digits_random_sp_s{s}" / "log.jsonl")
+                 .read_text().splitlines()) for s in (0, 1)]
+    assert f"| random_sp | 2 | {np.mean(bests):.4f} +- {np.std(bests):.4f} |" in text
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        compare_main([str(tmp_path), "--ddof", "2"])
+    assert exit_.value.code == 2 and "argument --ddof: invalid choice: 2" in capsys.readouterr().err

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Reproduces the MNIST-1D BOHB study of docs/RESULTS.md ("MNIST-1D: BOHB"; CPU; finished runs are skipped).
+# BOHB (Ray Tune's TuneBOHB + HyperBandForBOHB) against PBT-NAS at the paper's budget rule: BOHB's trials
+# train N x e_total = 8 x 24 = 192 epochs in total, as PBT-NAS's 8 members do (spaces/mnist1d_study.yaml).
+# One trial at a time (backend serial): BOHB's model sees every result before it proposes the next.
+set -e
+PY=${PY:-python}
+OUT=${OUT:-runs/study_bohb}
+SEEDS=${SEEDS:-0,1,2,3,4,5,6}
+nice -n 10 $PY -m pbt_evo.sweep spaces/mnist1d_study.yaml --algorithms pbt_nas,bohb --seeds $SEEDS --out $OUT
+for report in best test; do
+  $PY -m pbt_evo.compare $OUT --only pbt_nas,bohb --baseline pbt_nas --report $report --ddof 0 \
+    --out $OUT/compare_$report
+done
+cp $OUT/compare_best/anytime.png docs/anytime_mnist1d_bohb.png
