@@ -122,7 +122,7 @@ def make_child(best: list[Individual], toolbox: base.Toolbox) -> Individual:
         pair = toolbox.pair(best) if hasattr(toolbox, "pair") else random.sample(best, 2)
         child, = toolbox.mate(toolbox.clone(pair[0]), toolbox.clone(pair[1]))
     else:
-        parent = random.choice(best)
+        parent = toolbox.parent(best) if hasattr(toolbox, "parent") else random.choice(best)
         child = toolbox.clone(parent)
         child.parents, child.taken = (parent.id,), ()
     if hasattr(toolbox, "mutate"):

@@ -32,9 +32,12 @@ def test_random_sp_shrink_perturbs_every_tensor_exactly(digits_task):
     assert all(not opt.state for opt in got.optimizers.values())  # optimizer_policy reset: Adam restarts
 
 
-def test_random_sp_in_the_loop_perturbs_every_member_at_each_boundary_but_the_last(digits_task):
-    tb = make_toolbox("random_sp", digits_task.space, 4)
-    tb.map = SerialMap(digits_task)
+def test_random_sp_in_the_loop_perturbs_every_member_at_each_boundary_but_the_last():
+    from tasks.digits import DigitsTask
+
+    task = DigitsTask(channels=4)
+    tb = make_toolbox("random_sp", task.space, 4)
+    tb.map = SerialMap(task, num_threads=1)
     seen = []
     pop = tb.population()
     genomes = [list(ind) for ind in pop]
@@ -151,3 +154,186 @@ def test_compare_cli_ddof_and_tests_on_real_runs(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         compare_main([str(tmp_path), "--ddof", "2"])
     assert exit_.value.code == 2 and "argument --ddof: invalid choice: 2" in capsys.readouterr().err
+
+
+# -- the RL paper configs' schedule -----------------------------------------------------------------------
+@pytest.mark.parametrize("config", ["spaces/rl_quadruped_run.yaml", "spaces/rl_walker_run.yaml"])
+def test_rl_paper_schedule_mixes_at_the_research_codes_22_epochs(config):
+    from pbt_evo.algorithms import steps
+    from pbt_evo.cli.config import load
+
+    alg = load(config)["algorithm"]
+    epochs, mixed = 0, []
+    while epochs < alg["e_total"]:  # the loop's own arithmetic: a generation, then mixing unless it was the last
+        epochs += steps(alg["e_step"], epochs, alg["e_total"])
+        if epochs < alg["e_total"]:
+            mixed.append(epochs)
+    assert mixed == [20, 40, 60, 80, 100, 120, 140] + list(range(150, 300, 10))
+    assert len(mixed) == 22
+
+
+# -- algorithm.research_code_compat -----------------------------------------------------------------------
+def gan_task():
+    from tasks.gan import GanTask
+
+    return GanTask(space="gan_hard", dataset="synthetic", n_synthetic=8, img_size=16, bottom_width=2, gf_dim=8,
+                   df_dim=8, latent_dim=6, batch_size=4, steps_per_epoch=1, fitness="fd_digits_classifier")
+
+
+def trained_parents(task, genomes, fitness=(0.9, 0.5)):
+    from pbt_evo.individual import Individual
+
+    out = []
+    for i, (g, f) in enumerate(zip(genomes, fitness)):
+        member = FreshState(i + 1).materialise(task, g)
+        member.train(1)
+        ind = Individual(g, id=i, handle=StoredState(capture(member)))
+        ind.fitness.values = (f,)
+        out.append(ind)
+    return out
+
+
+@pytest.mark.parametrize("compat", [True, False])
+def test_compat_mixing_copies_the_donors_ema_generator_bit_for_bit(compat):
+    task = gan_task()
+    a, b = trained_parents(task, [[0] * len(task.space), [1] * len(task.space)])
+    tb = make_toolbox("pbt_nas", task.space, 8, p=1.0, task=task, research_code_compat=compat)
+    child, = tb.mate(tb.clone(a), tb.clone(b))  # p=1: every variable from the donor, b
+    got = child.handle.materialise(task, child).model.state_dict()
+    donor = b.handle.load()["model"]
+    fresh = FreshState(child.handle.seed).materialise(task, child).model.state_dict()
+    owned = [k for k in got if task.space.owner(k) is not None and got[k].is_floating_point()]
+    ema = [k for k in owned if k.startswith("G_ema.")]
+    assert ema and len(ema) < len(owned)
+    for k in owned:
+        perturbed = 0.4 * torch.as_tensor(donor[k]) + 0.1 * fresh[k]
+        want = torch.as_tensor(donor[k]) if compat and k.startswith("G_ema.") else perturbed
+        assert torch.equal(got[k], want), k
+
+
+def test_compat_mixing_copies_the_donors_critic_target_bit_for_bit():
+    from tasks.rl import RLTask
+
+    task = RLTask("cartpole", "swingup", obs="states", hidden_dim=32, encoder_dim=16, batch_size=4,
+                  num_seed_frames=20, num_expl_steps=10, eval_episodes=1, frames_per_epoch=200, buffer_size=1000)
+    genomes = [task.space.sample() for _ in range(2)]
+    parents = []
+    for i, g in enumerate(genomes):
+        from pbt_evo.individual import Individual
+
+        member = FreshState(i + 1).materialise(task, g)
+        ind = Individual(g, id=i, handle=StoredState(capture(member)))
+        ind.fitness.values = ((0.9, 0.5)[i],)
+        parents.append(ind)
+    tb = make_toolbox("pbt_nas", task.space, 8, p=1.0, task=task, research_code_compat=True)
+    child, = tb.mate(tb.clone(parents[0]), tb.clone(parents[1]))
+    got = child.handle.materialise(task, child).model.state_dict()
+    donor = parents[1].handle.load()["model"]
+    fresh = FreshState(child.handle.seed).materialise(task, child).model.state_dict()
+    target = [k for k in got if k.startswith("critic_target.") and task.space.owner(k) is not None]
+    critic = [k for k in got if k.startswith("critic.") and task.space.owner(k) is not None]
+    assert target and critic
+    assert all(torch.equal(got[k], torch.as_tensor(donor[k])) for k in target)
+    assert all(torch.equal(got[k], 0.4 * torch.as_tensor(donor[k]) + 0.1 * fresh[k]) for k in critic
+               if got[k].is_floating_point())
+    task.close()
+
+
+def _parent_counts(compat, n_children=600):
+    import random
+
+    from pbt_evo.algorithms import make_child
+    from pbt_evo.individual import Individual
+    from pbt_evo.operators import sel_truncation
+    from pbt_evo.space import SearchSpace, Variable
+
+    space = SearchSpace([Variable("a", (0, 1, 2))])
+    pop = [Individual([i % 3], id=i, handle=StoredState({})) for i in range(12)]
+    for i, ind in enumerate(pop):
+        ind.fitness.values = (i / 10,)
+    tb = make_toolbox("searl", space, 12, research_code_compat=compat)
+    best, _ = sel_truncation(pop)  # ids 11, 10, 9: three parents
+    random.seed(0)
+    counts = {11: 0, 10: 0, 9: 0}
+    for _ in range(n_children):
+        counts[make_child(best, tb).parents[0]] += 1
+    return counts
+
+
+def test_compat_searl_parent_is_the_fitter_of_two_draws():
+    import random
+
+    assert _parent_counts(True) == {11: 407, 10: 193, 9: 0}  # ~2/3, ~1/3, never the worst of three
+    assert _parent_counts(False) == {11: 198, 10: 212, 9: 190}  # uniform
+    from pbt_evo.individual import Individual
+    from pbt_evo.operators import sel_fitter_of_two
+
+    pop = [Individual([0], id=i) for i in range(3)]
+    for ind, f in zip(pop, [0.5, 0.9, 0.1]):
+        ind.fitness.values = (f,)
+    random.seed(3)
+    draws = [sel_fitter_of_two(pop).id for _ in range(50)]
+    random.seed(3)
+    want = []
+    for _ in range(50):  # the same two draws, then the fitter
+        x, y = random.sample(pop, 2)
+        want.append(max((x, y), key=lambda ind: ind.fitness.values[0]).id)
+    assert draws == want
+
+
+@pytest.mark.parametrize("compat", [True, False])
+def test_compat_searl_weight_mutation_leaves_the_ema_generator_alone(compat):
+    task = gan_task()
+    base, = trained_parents(task, [[0] * len(task.space)], fitness=(0.5,))
+    skip = task.research_code_kept_apart if compat else ()
+    recipe = MixedState(base=base.handle, searl_seed=11, seed=5, searl_skip=tuple(skip))
+    got = recipe.materialise(task, base).model.state_dict()
+    before = base.handle.load()["model"]
+    changed = {k for k in got if not torch.equal(got[k], torch.as_tensor(before[k]))}
+    assert changed  # SEARL changed some tensors
+    assert any(k.startswith("G_ema.") for k in changed) is not compat
+
+
+def test_compat_random_sp_keeps_the_ema_generator_and_the_moments():
+    task = gan_task()
+    ind, = trained_parents(task, [[0] * len(task.space)], fitness=(0.5,))
+    tb = make_toolbox("random_sp", task.space, 4, task=task, research_code_compat=True)
+    child, = tb.perturb(tb.clone(ind))
+    member = child.handle.materialise(task, child)
+    got, before = member.model.state_dict(), ind.handle.load()["model"]
+    fresh = FreshState(child.handle.seed).materialise(task, child).model.state_dict()
+    for k, v in got.items():
+        src = torch.as_tensor(before[k])
+        want = src if (k.startswith("G_ema.") or not v.is_floating_point()) else 0.4 * src + 0.1 * fresh[k]
+        assert torch.equal(v, want), k
+    assert all(opt.state for opt in member.optimizers.values())  # Adam moments kept
+
+
+def test_compat_sets_the_gan_tasks_research_code_args_unless_the_config_does():
+    from pbt_evo.cli.config import load
+
+    on = load("spaces/gan_hard_cifar10.yaml", ["algorithm.research_code_compat=true"])["task"]["args"]
+    assert (on["adam_eps"], on["d_branch2"]) == (1e-4, False)
+    mine = load("spaces/gan_hard_cifar10.yaml", ["algorithm.research_code_compat=true", "task.args.adam_eps=1.0e-6"])
+    assert mine["task"]["args"]["adam_eps"] == 1e-6
+    off = load("spaces/gan_hard_cifar10.yaml")["task"]["args"]
+    assert "adam_eps" not in off and "d_branch2" not in off
+    task = gan_task()
+    member = task.build([0] * len(task.space))
+    assert [g["eps"] for o in member.optimizers.values() for g in o.param_groups] == [1e-8, 1e-8]
+
+
+def test_research_code_discriminator_cell_drops_branch_2():
+    from tasks.gan.discriminator import DisCell
+
+    ops = {"c0": "conv_3x3", "c1": "conv_1x1", "c2": "conv_3x3", "c3": "skip", "c4": "conv_5x5", "c5": "none",
+           "c6": "conv_1x1", "downsample": False, "down0": "avg_pool_start", "down1": "avg_pool_start"}
+    fixed = DisCell(4, 4, ops, sn=False, first=False)
+    research = DisCell(4, 4, ops, sn=False, first=False, branch2=False)
+    research.load_state_dict(fixed.state_dict())
+    x = torch.randn(2, 4, 8, 8)
+    branch1_only = DisCell(4, 4, ops, sn=False, first=False)
+    branch1_only.load_state_dict(fixed.state_dict())
+    del branch1_only.c2, branch1_only.c4  # branch 2 has no input: the cell returns branch 1
+    assert torch.equal(research(x), branch1_only(x))
+    assert not torch.equal(research(x), fixed(x))

@@ -109,7 +109,8 @@ class Search:
             toolbox = make_toolbox(alg["name"], task.space, alg["population"], alg["tau"], alg["p"],
                                    alg["shrink_perturb"], alg["init"], alg["optimizer_policy"], task=task,
                                    naswot_candidates=alg["naswot_candidates_per_member"], objectives=objectives,
-                                   width_policy=alg["width_policy"])
+                                   width_policy=alg["width_policy"],
+                                   research_code_compat=alg["research_code_compat"])
             toolbox.map = pmap
             hof = tools.HallOfFame(alg["hall_of_fame"]) if objectives.single else TrainedFront()
             found = checkpoint.load_latest(self.run_dir, put=self._put(pmap)) if resume else None

@@ -41,6 +41,7 @@ SUFFIXES: dict[str, list[str]] = {
     "sp01": ["algorithm.shrink_perturb=[0.0, 1.0]"],
     "naswot": ["algorithm.init=naswot"],
     "wfresh": ["algorithm.width_policy=fresh"],
+    "rc": ["algorithm.research_code_compat=true"],
 }
 DEFAULT_SHRINK_PERTURB = [0.4, 0.1]
 
@@ -83,6 +84,8 @@ def algorithm_label(cfg: dict[str, Any]) -> str:
         label += "_naswot"
     if alg.get("width_policy", "adapt") == "fresh":
         label += "_wfresh"
+    if alg.get("research_code_compat"):
+        label += "_rc"
     return label
 
 

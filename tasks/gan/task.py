@@ -61,6 +61,10 @@ class GanTask(Task):
     """
 
     epoch_unit = "epoch"
+    averaged_prefixes = ("G_ema.",)  # the EMA generator: an average of G's layers
+    research_code_kept_apart = ("G_ema.",)  # the research code's EMA generator lived outside its model state
+    # the research code's choices (algorithm.research_code_compat): Adam eps, the GanHard cell's lost branch
+    research_code_args = {"adam_eps": 1e-4, "d_branch2": False}
 
     def __init__(self, space: str = "gan", dataset: str = "cifar10", data_dir: str | None = None,
                  n_fid: int = 5000, fitness: str = "fid", steps_per_epoch: int | None = None,
@@ -69,7 +73,8 @@ class GanTask(Task):
                  g_batch_multiplier: int = 2, lr_g: float = 2e-4, lr_d: float = 2e-4,
                  betas: Sequence[float] = (0.0, 0.9), ema_decay: float = 0.999, d_spectral_norm: bool = True,
                  cache_dir: str | None = None, download: bool = False, n_synthetic: int = 512,
-                 eval_batch_size: int = 100, device: str | None = None):
+                 eval_batch_size: int = 100, device: str | None = None, adam_eps: float = 1e-8,
+                 d_branch2: bool = True, projections: str = "default"):
         if space not in SPACES:
             raise ValueError(f"task.args.space: {space!r} is not one of {SPACES}")
         if dataset not in DATASETS:
@@ -84,7 +89,8 @@ class GanTask(Task):
         self.space_name, self.dataset, self.fitness = space, dataset, fitness
         self.space = build_space(space)
         self.dims = dict(gf_dim=gf_dim, df_dim=df_dim, latent_dim=latent_dim, bottom_width=bottom_width,
-                         channels=channels, d_spectral_norm=d_spectral_norm)
+                         channels=channels, d_spectral_norm=d_spectral_norm, d_branch2=d_branch2)
+        self.adam_eps = adam_eps
         self.img_size, self.channels = img_size, channels
         self.n_fid, self.batch_size, self.n_critic = n_fid, batch_size, n_critic
         self.g_batch_multiplier, self.ema_decay = g_batch_multiplier, ema_decay
@@ -168,7 +174,7 @@ class GanMember(Member):
     def __init__(self, task: GanTask, model: GanModel):
         self.task = task
         self.model = model
-        self.optimizers = make_optimizers(model, task.lr_g, task.lr_d, task.betas)
+        self.optimizers = make_optimizers(model, task.lr_g, task.lr_d, task.betas, task.adam_eps)
         self.step = 0
 
     def train(self, epochs: int) -> dict[str, float]:

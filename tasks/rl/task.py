@@ -143,6 +143,8 @@ class RLTask(Task):
     the members that worker trains one after another.
     """
 
+    averaged_prefixes = ("critic_target.",)  # the target network: an average of the critic's layers
+
     @property
     def epoch_unit(self) -> str:  # type: ignore[override]
         return f"epoch of {self.frames_per_epoch:,} frames"
