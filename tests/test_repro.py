@@ -337,3 +337,41 @@ def test_research_code_discriminator_cell_drops_branch_2():
     del branch1_only.c2, branch1_only.c4  # branch 2 has no input: the cell returns branch 1
     assert torch.equal(research(x), branch1_only(x))
     assert not torch.equal(research(x), fixed(x))
+
+
+# -- task.args.render_quality -----------------------------------------------------------------------------
+def test_render_quality_paper_keeps_dm_controls_defaults_and_fast_turns_them_off():
+    from pbt_evo.cli.config import load
+    from tasks.rl.env import DMCEnv
+
+    paper = DMCEnv("walker", "run", obs="pixels", seed=0, render_quality="paper")._env.physics.model
+    fast = DMCEnv("walker", "run", obs="pixels", seed=0)._env.physics.model
+    assert (fast.vis.quality.offsamples, fast.vis.quality.shadowsize, float(fast.mat_reflectance.max())) == (0, 0, 0.0)
+    assert paper.vis.quality.offsamples > 0 and paper.vis.quality.shadowsize > 0 and paper.mat_reflectance.max() > 0
+    for name in ("quadruped", "walker", "humanoid"):
+        assert load(f"spaces/rl_{name}_run.yaml")["task"]["args"]["render_quality"] == "paper"
+    assert "render_quality" not in load("spaces/rl.yaml")["task"]["args"]  # the CPU default: fast
+    with pytest.raises(ValueError, match="render_quality must be one of fast, paper, got 'pretty'"):
+        DMCEnv("walker", "run", obs="pixels", render_quality="pretty")
+
+
+# -- spaces/gan_stl10.yaml --------------------------------------------------------------------------------
+def test_gan_stl10_uses_the_research_codes_stl10_projections():
+    from pbt_evo.cli.config import load
+    from pbt_evo.task import TaskSpec
+
+    cfg = load("spaces/gan_stl10.yaml", ["task.args.dataset=synthetic", "task.args.fitness=fd_digits_classifier",
+                                         "task.args.gf_dim=4", "task.args.df_dim=4", "task.args.n_synthetic=4"])
+    args = cfg["task"]["args"]
+    assert (args["space"], args["projections"], args["img_size"], args["bottom_width"], args["gf_dim"]) == (
+        "gan", "stl10", 48, 6, 4)
+    task = TaskSpec(cfg["task"]["target"], args).build()
+    G = task.build([0] * len(task.space)).model.G
+    p0, p1, p2 = G.projections
+    # the latent's halves: 60 numbers each, at 6x6 and 12x12 with 4 channels; no third projection
+    assert (p0.linear.in_features, p0.in_start, p0.linear.out_features) == (60, 0, 6 * 6 * 4)
+    assert (p1.linear.in_features, p1.in_start, p1.linear.out_features) == (60, 60, 12 * 12 * 4)
+    assert p2.linear is None and p2(torch.zeros(1, 120)) is None
+    assert G(torch.randn(2, 120)).shape == (2, 3, 48, 48)
+    with pytest.raises(ValueError, match="projections 'stl10' fixes the projections: use it with space 'gan'"):
+        TaskSpec(cfg["task"]["target"], {**args, "space": "gan_hard"}).build().build([0] * 72)

@@ -38,10 +38,11 @@ class GanModel(nn.Module):
 
 
 def build_gan_model(space: SearchSpace, genome: Sequence[int], *, gf_dim: int, df_dim: int, latent_dim: int,
-                    bottom_width: int, channels: int = 3, d_spectral_norm: bool = True, d_branch2: bool = True) -> GanModel:
+                    bottom_width: int, channels: int = 3, d_spectral_norm: bool = True, d_branch2: bool = True,
+                    projections: str = "default") -> GanModel:
     """Freshly initialised ``GanModel`` for ``genome`` (AutoGAN discriminator when the space has no D variables;
     ``d_branch2=False``: the research code's GanHard cells, without branch 2, see :mod:`.discriminator`)."""
-    arch = decode_architecture(space, genome)
+    arch = decode_architecture(space, genome, projections)
     G = Generator(arch["g_cells"], arch["projections"], gf_dim, latent_dim, bottom_width, channels)
     if arch["d_cells"] is None:
         D: nn.Module = AutoGanDiscriminator(df_dim, channels, sn=d_spectral_norm)
