@@ -76,10 +76,9 @@ def run_bohb_search(cfg: dict[str, Any], run_dir: Path, say: Any = print) -> int
         with checkpoint.writing(run_dir):
             for row in log_rows(res.results, alg["population"]):
                 folder.append_row(row)
-            with open(run_dir / "trials.jsonl", "w") as f:
-                for t in res.trials.values():
-                    f.write(json.dumps({"trial": t.trial, "genome": t.genome, "arch": task.space.decode(t.genome),
-                                        "epochs": t.epochs, "fitness": t.fitness}) + "\n")
+            (run_dir / "trials.jsonl").write_text("".join(
+                json.dumps({"trial": t.trial, "genome": t.genome, "arch": task.space.decode(t.genome),
+                            "epochs": t.epochs, "fitness": t.fitness}) + "\n" for t in res.trials.values()))
             best = res.incumbent()
             ind = Individual(best.genome, handle=StoredState(best.state_path), epochs=best.epochs)
             ind.fitness.values = (best.fitness[-1] if math.isfinite(best.fitness[-1]) else -math.inf,)

@@ -230,6 +230,9 @@ def resolve(data: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     if alg["name"] == "pbt_nas" and k < 2:
         raise ConfigError(f"{where}: 'algorithm.population' {alg['population']} with tau {alg['tau']} gives {k} parent;"
                           " mixing needs at least 2 (use population >= 6 with tau 0.25)")
+    if alg["name"] == "bohb" and (len(alg["objectives"]) > 1 or alg["init"] == "naswot"):
+        raise ConfigError(f"{where}: 'algorithm.name' bohb optimises the fitness alone from BOHB's own samples:"
+                          " it takes neither several 'algorithm.objectives' nor 'algorithm.init' naswot")
     if alg["name"] in ("searl", "no_mixing") and k < 1:
         raise ConfigError(f"{where}: 'algorithm.population' * 'algorithm.tau' rounds to 0; nothing would be replaced")
     objectives_of(cfg, where)
