@@ -8,7 +8,8 @@ rule (the epochs of fully training N architectures, PBT-NAS's budget). A trial i
 genome is a ConfigSpace configuration of categorical option indices, its initialisation is seeded by the
 run's seed and the genome, each epoch's training by those and the epoch.
 
-Ray Tune is imported here at module level: only the ``bohb`` algorithm imports this module.
+Ray Tune is imported here at module level: only the ``bohb`` algorithm imports this module. It needs the
+``bohb`` extra (``pip install -e ".[bohb]"``: ``ray[tune]``, ``hpbandster``, ``ConfigSpace``).
 
 >>> from pbt_evo.space import SearchSpace, Variable
 >>> cs = config_space(SearchSpace([Variable("op", ("conv", "skip")), Variable("act", ("relu", "tanh", "id"))]))
