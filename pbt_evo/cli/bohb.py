@@ -26,7 +26,7 @@ from ..handles import StoredState
 from ..individual import Individual
 from ..task import Task
 from . import checkpoint
-from .config import build_task
+from .config import ConfigError, build_task
 from .plot import plot_run
 from .runfolder import RunFolder
 
@@ -58,7 +58,10 @@ def log_rows(results: Sequence[dict[str, Any]], population: int) -> list[dict[st
 
 def run_bohb_search(cfg: dict[str, Any], run_dir: Path, say: Any = print) -> int:
     """Run BOHB for a resolved config into ``run_dir`` (held locked by the caller); returns 0."""
-    from ..bohb import run_bohb  # Ray Tune is imported for BOHB runs only
+    try:
+        from ..bohb import run_bohb  # Ray Tune is imported for BOHB runs only
+    except ImportError as exc:
+        raise ConfigError(f"'algorithm.name' bohb needs the bohb extra: pip install -e \".[bohb]\" ({exc})") from None
 
     alg, par = cfg["algorithm"], cfg["parallel"]
     task: Task = build_task(cfg)
