@@ -375,3 +375,17 @@ def test_gan_stl10_uses_the_research_codes_stl10_projections():
     assert G(torch.randn(2, 120)).shape == (2, 3, 48, 48)
     with pytest.raises(ValueError, match="projections 'stl10' fixes the projections: use it with space 'gan'"):
         TaskSpec(cfg["task"]["target"], {**args, "space": "gan_hard"}).build().build([0] * 72)
+
+
+def test_bohb_config_errors_are_one_line(tmp_path, capsys):
+    from pbt_evo.cli.run import main
+
+    code = main(["spaces/mnist1d_multiobj.yaml", "--set", "algorithm.name=bohb", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "'algorithm.name' bohb optimises the fitness alone from BOHB's own samples" in err
+    from pbt_evo.variants import make_toolbox as mk
+    from tasks.digits import DigitsTask
+
+    with pytest.raises(ValueError, match="BOHB is Ray Tune's search, not a toolbox of the loop"):
+        mk("bohb", DigitsTask(channels=4).space, 4)
