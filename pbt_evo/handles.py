@@ -36,6 +36,7 @@ from .weights import (
     optimizer_state_by_name,
     searl_candidates,
     searl_weight_mutation,
+    shrink_perturb_state,
     to_numpy,
 )
 
@@ -145,6 +146,9 @@ class MixedState(WeightHandle):
     optimizer_policy: str = "reset"
     seed: int = 0
     width_policy: str = "adapt"
+    perturb_all: bool = False  # every tensor shrink-perturbed against a fresh init (random_sp, Table 3)
+    copied: tuple[str, ...] = ()  # key prefixes copied, not shrink-perturbed (research_code_compat)
+    searl_skip: tuple[str, ...] = ()  # key prefixes the SEARL weight mutation leaves alone
 
     def with_(self, **changes: Any) -> "MixedState":
         return replace(self, **changes)
@@ -152,17 +156,23 @@ class MixedState(WeightHandle):
     def materialise(self, task: Task, genome: Sequence[int]) -> Member:
         seed_everything(self.seed)
         # a copy of the base parent (mixing with p=0, SEARL) uses no fresh weight: skip drawing them
-        with nullcontext() if self.taken or self.reinit else skip_init():
+        with nullcontext() if self.taken or self.reinit or self.perturb_all else skip_init():
             member = task.build(list(genome))
         fresh = member.model.state_dict()
         base = self.base.load()
+        if self.perturb_all:
+            model = shrink_perturb_state(base["model"], fresh, *self.shrink_perturb, copied=self.copied)
+            optim = {} if self.optimizer_policy == "reset" else base.get("optim", {})
+            restore(member, {"model": model, "optim": optim, "extras": base.get("extras", {})})
+            return member
         donor = self.donor.load() if self.donor is not None else None
         axes = task.unit_axes(list(genome))
         model = inherit_model(base["model"], donor["model"] if donor else None, fresh, task.space,
-                              self.taken, self.reinit, self.shrink_perturb, axes, self.width_policy, self.seed)
+                              self.taken, self.reinit, self.shrink_perturb, axes, self.width_policy, self.seed,
+                              self.copied)
         if self.searl_seed is not None:
             gen = torch.Generator().manual_seed(self.searl_seed)
-            model, _ = searl_weight_mutation(model, searl_candidates(member.model), gen)
+            model, _ = searl_weight_mutation(model, searl_candidates(member.model, self.searl_skip), gen)
         optim = {name: inherit_optimizer(base.get("optim", {}).get(name, {}),
                                          (donor or {}).get("optim", {}).get(name),
                                          task.space, self.taken, self.reinit, self.optimizer_policy)

@@ -5,7 +5,8 @@
   (members that truncation cannot replace, known before the generation ends), :func:`pair_random`,
   :func:`pair_self` (the "no mixing" ablation mixes a parent with itself).
 - Variation: :func:`cx_mix` (Algorithm 2: uniform crossover carrying shrink-perturbed weights),
-  :func:`mut_searl` (the SEARL-like baseline), :func:`mut_resample`, :func:`mut_weights`.
+  :func:`mut_searl` (the SEARL-like baseline), :func:`mut_resample`, :func:`mut_weights`,
+  :func:`mut_shrink_perturb` (random search with shrink-perturb).
 
 Like DEAP's operators they use the ``random`` module, change the individuals given (pass clones) and
 return tuples. Weights are not touched here: operators only write recipes into handles, which the
@@ -112,6 +113,23 @@ def pair_ranked(parents: Sequence[Individual]) -> tuple[Individual, Individual]:
     return parents[i], parents[j]
 
 
+def sel_fitter_of_two(parents: Sequence[Individual]) -> Individual:
+    """The fitter of two distinct members drawn at random (the first drawn on a tie; the only one if there
+    is one): the research code's SEARL-like parent (``research_code_compat``), where pbt_evo draws one
+    uniformly.
+
+    >>> random.seed(0)
+    >>> pop = [Individual([0], id=i) for i in range(3)]
+    >>> for ind, f in zip(pop, [0.9, 0.5, 0.1]): ind.fitness.values = (f,)
+    >>> [sel_fitter_of_two(pop).id for _ in range(6)]   # never the worst of three
+    [1, 0, 1, 1, 1, 0]
+    """
+    if len(parents) < 2:
+        return parents[0]
+    a, b = random.sample(list(parents), 2)
+    return b if b.score > a.score else a
+
+
 def pair_self(parents: Sequence[Individual]) -> tuple[Individual, Individual]:
     """One parent twice: the paper's "no mixing" ablation (layers still shrink-perturbed)."""
     a = random.choice(list(parents))
@@ -120,7 +138,7 @@ def pair_self(parents: Sequence[Individual]) -> tuple[Individual, Individual]:
 
 def cx_mix(ind1: Individual, ind2: Individual, p: float = 0.25,
            shrink_perturb: Sequence[float] = (0.4, 0.1), optimizer_policy: str = "reset",
-           base_first: bool = False, width_policy: str = "adapt") -> tuple[Individual]:
+           base_first: bool = False, width_policy: str = "adapt", copied: Sequence[str] = ()) -> tuple[Individual]:
     """Mix two parents into one child (Algorithm 2); pass clones, the fitter one becomes the child.
 
     Each variable is taken from the less fit parent (the donor) with probability ``p``; layers of taken
@@ -129,7 +147,9 @@ def cx_mix(ind1: Individual, ind2: Individual, p: float = 0.25,
     ``base_first``: ``ind1`` is the base parent and ``ind2`` the donor, whatever their scores (for a
     pairing that orders them by rank, :func:`pair_ranked`, with several objectives).
     Layers whose width the child changes are adapted (``width_policy="adapt"``, see
-    :mod:`pbt_evo.widths`) or freshly initialised (``"fresh"``).
+    :mod:`pbt_evo.widths`) or freshly initialised (``"fresh"``). Taken layers under a ``copied`` prefix
+    (averaged copies: an EMA generator, a target network) are the donor's unperturbed, as in the research
+    code (``research_code_compat``).
 
     >>> a, b = Individual([0, 0], id=1), Individual([1, 1], id=2)
     >>> a.fitness.values, b.fitness.values = (0.9,), (0.5,)
@@ -146,7 +166,8 @@ def cx_mix(ind1: Individual, ind2: Individual, p: float = 0.25,
         base.origin[i] = donor.origin[i]
     base.handle = as_recipe(base.handle).with_(
         donor=donor.handle, taken=taken, shrink_perturb=tuple(float(c) for c in shrink_perturb),
-        optimizer_policy=optimizer_policy, seed=random.getrandbits(31), width_policy=width_policy)
+        optimizer_policy=optimizer_policy, seed=random.getrandbits(31), width_policy=width_policy,
+        copied=tuple(copied))
     base.parents = (base.id, donor.id)
     base.taken = taken
     del base.fitness.values
@@ -180,18 +201,41 @@ def mut_resample(individual: Individual, space: SearchSpace, width_policy: str =
     return (individual,)
 
 
-def mut_weights(individual: Individual) -> tuple[Individual]:
-    """SEARL weight mutation of the individual's weights (applied in the worker, seeded here)."""
+def mut_weights(individual: Individual, skip: Sequence[str] = ()) -> tuple[Individual]:
+    """SEARL weight mutation of the individual's weights (applied in the worker, seeded here); tensors
+    under a ``skip`` prefix are left alone."""
     recipe = as_recipe(individual.handle)
     individual.handle = recipe.with_(searl_seed=random.getrandbits(31),
-                                     seed=recipe.seed or random.getrandbits(31))
+                                     seed=recipe.seed or random.getrandbits(31), searl_skip=tuple(skip))
     del individual.fitness.values
     return (individual,)
 
 
-def mut_searl(individual: Individual, space: SearchSpace, width_policy: str = "adapt") -> tuple[Individual]:
+def mut_shrink_perturb(individual: Individual, shrink_perturb: Sequence[float] = (0.4, 0.1),
+                       optimizer_policy: str = "reset", copied: Sequence[str] = ()) -> tuple[Individual]:
+    """Shrink-perturb the whole network (every tensor but those under a ``copied`` prefix, against a fresh
+    initialisation drawn in the worker under a seed drawn here): random search with shrink-perturb
+    (``random_sp``, the paper's Table 3). Its moments follow ``optimizer_policy`` (``reset``: Adam
+    restarts, as for shrink-perturbed layers in mixing; ``donor``: the member keeps its own, as the
+    research code did).
+
+    >>> from pbt_evo.handles import StoredState
+    >>> ind, = mut_shrink_perturb(Individual([0], id=3, handle=StoredState({})))
+    >>> ind.handle.perturb_all, ind.handle.shrink_perturb, ind.fitness.valid
+    (True, (0.4, 0.1), False)
+    """
+    individual.handle = as_recipe(individual.handle).with_(
+        perturb_all=True, shrink_perturb=tuple(float(c) for c in shrink_perturb), optimizer_policy=optimizer_policy,
+        seed=random.getrandbits(31), copied=tuple(copied))
+    del individual.fitness.values
+    return (individual,)
+
+
+def mut_searl(individual: Individual, space: SearchSpace, width_policy: str = "adapt",
+              skip: Sequence[str] = ()) -> tuple[Individual]:
     """The SEARL-like baseline: with probability 1/3 each, resample one variable (fresh layers; layers of
-    a changed width as ``width_policy`` says), mutate the weights SEARL's way, or change nothing.
+    a changed width as ``width_policy`` says), mutate the weights SEARL's way (not those under a ``skip``
+    prefix), or change nothing.
 
     >>> from pbt_evo.space import Variable
     >>> from pbt_evo.handles import StoredState
@@ -204,5 +248,5 @@ def mut_searl(individual: Individual, space: SearchSpace, width_policy: str = "a
     if r < 1 / 3:
         return mut_resample(individual, space, width_policy)
     if r < 2 / 3:
-        return mut_weights(individual)
+        return mut_weights(individual, skip)
     return (individual,)

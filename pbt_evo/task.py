@@ -76,6 +76,14 @@ class Task(ABC):
     space: SearchSpace
     epoch_unit: str = "epoch"  # what one epoch means, in logs
     objective_names: tuple[str, ...] = ()  # the values Member.objective_values() returns (objectives may name them)
+    # averaged copies of other layers in the state dict (an EMA generator, a target network): with
+    # algorithm.research_code_compat, mixing copies a donor's unperturbed, as the research code did
+    averaged_prefixes: tuple[str, ...] = ()
+    # state the research code kept outside the model state that its SEARL weight mutation and its random
+    # search's shrink-perturb changed (the EMA generator): untouched by those with research_code_compat
+    research_code_kept_apart: tuple[str, ...] = ()
+    # task arguments research_code_compat sets, unless the config sets them (e.g. the GAN's Adam eps)
+    research_code_args: Mapping[str, Any] = {}
     reuse_members: bool = False  # members carry nothing besides model, optimizers and extras: a worker may
     #                              continue a member it trained instead of rebuilding it (RL members do not:
     #                              their environment would continue mid-episode)

@@ -15,8 +15,8 @@ from deap import base
 
 from .individual import Individual
 from .objectives import Objectives
-from .operators import (cx_mix, init_population, mut_searl, pair_random, pair_ranked, pair_self, sel_truncation,
-                        sure_survivors)
+from .operators import (cx_mix, init_population, mut_searl, mut_shrink_perturb, pair_random, pair_ranked,
+                        pair_self, sel_fitter_of_two, sel_truncation, sure_survivors)
 from .naswot import init_population_naswot, task_scorer
 from .pareto import sel_nsga2, sure_survivors_nsga2
 from .space import SearchSpace
@@ -24,23 +24,33 @@ from .task import Task
 from .train import train_member
 from .weights import WIDTH_POLICIES
 
-VARIANTS = ("pbt_nas", "searl", "random", "no_mixing")
+VARIANTS = ("pbt_nas", "searl", "random", "no_mixing", "random_sp", "bohb")
+NOT_A_TOOLBOX = {"bohb": "BOHB is Ray Tune's search, not a toolbox of the loop: see pbt_evo.bohb.run_bohb"}
 
 
 def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float = 0.25, p: float = 0.25,
                  shrink_perturb: Sequence[float] = (0.4, 0.1), init: str = "balanced",
                  optimizer_policy: str = "reset", task: Task | None = None,
                  naswot_candidates: int = 10, objectives: Objectives | None = None,
-                 width_policy: str = "adapt") -> base.Toolbox:
+                 width_policy: str = "adapt", research_code_compat: bool = False) -> base.Toolbox:
     """A toolbox for one of :data:`VARIANTS`; set ``toolbox.map`` before running the loop.
 
     - ``pbt_nas``: truncation selection, two distinct parents, mixing with shrink-perturb;
     - ``no_mixing``: the same with a parent mixed with itself;
     - ``searl``: truncation selection, one parent, the SEARL-like mutation;
-    - ``random``: no selection: N random networks trained for the whole budget.
+    - ``random``: no selection: N random networks trained for the whole budget;
+    - ``random_sp``: the same, each network shrink-perturbed (``shrink_perturb``) at every generation
+      boundary but the last (the paper's Table 3, the research code's rule);
+    - ``bohb`` is a name of :data:`VARIANTS` but not a toolbox: Ray Tune's BOHB (:mod:`pbt_evo.bohb`).
 
     ``width_policy`` (``adapt`` or ``fresh``): what mixing and resampling do with layers whose width a
     child changes (see :mod:`pbt_evo.widths`).
+
+    ``research_code_compat``: the research code's choices (docs/REPRODUCING.md): the SEARL-like parent is
+    the fitter of two top-tau members; mixing copies the donor's averaged layers (``task.averaged_prefixes``:
+    EMA generator, target network) unperturbed; the SEARL weight mutation and ``random_sp`` leave what the
+    research code kept apart (``task.research_code_kept_apart``: the EMA generator) alone, and
+    ``random_sp`` keeps the members' Adam moments.
 
     ``init="naswot"`` needs ``task`` (its ``naswot_batch()``): the population is the best N of
     ``naswot_candidates * N`` candidates by the training-free score (:mod:`pbt_evo.naswot`).
@@ -57,6 +67,8 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
     """
     if algorithm not in VARIANTS:
         raise ValueError(f"algorithm {algorithm!r}: allowed values are {', '.join(VARIANTS)}")
+    if algorithm in NOT_A_TOOLBOX:
+        raise ValueError(NOT_A_TOOLBOX[algorithm])
     if width_policy not in WIDTH_POLICIES:
         raise ValueError(f"width_policy {width_policy!r}: allowed values are {', '.join(WIDTH_POLICIES)}")
     multi = objectives is not None and not objectives.single
@@ -71,15 +83,23 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
         tb.register("population", init_population, space, population, balanced=(init == "balanced"),
                     container=container)
     tb.register("train", train_member, objectives=objectives if multi else None)
-    if algorithm == "random":
+    compat = research_code_compat and task is not None
+    averaged = tuple(task.averaged_prefixes) if compat else ()
+    kept_apart = tuple(task.research_code_kept_apart) if compat else ()
+    if algorithm in ("random", "random_sp"):
+        if algorithm == "random_sp":  # the research code's rule: whole networks, every generation boundary
+            tb.register("perturb", mut_shrink_perturb, shrink_perturb=tuple(shrink_perturb),
+                        optimizer_policy="donor" if compat else optimizer_policy, copied=kept_apart)
         return tb
     tb.register("select", sel_nsga2 if multi else sel_truncation, tau=tau)
     # lets the loop start them before the generation ends
     tb.register("survivors", sure_survivors_nsga2 if multi else sure_survivors, tau=tau)
     if algorithm == "searl":
-        tb.register("mutate", mut_searl, space=space, width_policy=width_policy)
+        tb.register("mutate", mut_searl, space=space, width_policy=width_policy, skip=kept_apart)
+        if research_code_compat:
+            tb.register("parent", sel_fitter_of_two)
         return tb
     tb.register("pair", pair_self if algorithm == "no_mixing" else pair_ranked if multi else pair_random)
     tb.register("mate", cx_mix, p=p, shrink_perturb=tuple(shrink_perturb), optimizer_policy=optimizer_policy,
-                base_first=multi, width_policy=width_policy)
+                base_first=multi, width_policy=width_policy, copied=averaged)
     return tb

@@ -13,6 +13,7 @@ value as YAML. Errors name the file, the key and what is allowed.
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -100,6 +101,10 @@ SCHEMA: dict[str, Any] = {
         "width_policy": Key("adapt", "choice", "layers whose width a child changes (width variables, see"
                             " pbt_evo.widths): adapt (units duplicated / kept, then shrink-perturbed) or fresh",
                             choices=WIDTH_POLICIES),
+        "research_code_compat": Key(False, "bool", "the research code's choices instead of pbt_evo's"
+                                    " (docs/REPRODUCING.md): SEARL-like parent the fitter of two, averaged layers"
+                                    " copied unperturbed, the task's research_code_args (GAN: Adam eps 1e-4,"
+                                    " GanHard cell without branch 2), ..."),
         "hall_of_fame": Key(1, "int", "best trained states kept (with several objectives: the whole Pareto front)",
                             check=_positive, rule="> 0"),
         "max_early": Key(None, "int_or_none", "members that may start their next generation before the"
@@ -225,10 +230,31 @@ def resolve(data: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     if alg["name"] == "pbt_nas" and k < 2:
         raise ConfigError(f"{where}: 'algorithm.population' {alg['population']} with tau {alg['tau']} gives {k} parent;"
                           " mixing needs at least 2 (use population >= 6 with tau 0.25)")
+    if alg["name"] == "bohb" and (len(alg["objectives"]) > 1 or alg["init"] == "naswot"):
+        raise ConfigError(f"{where}: 'algorithm.name' bohb optimises the fitness alone from BOHB's own samples:"
+                          " it takes neither several 'algorithm.objectives' nor 'algorithm.init' naswot")
     if alg["name"] in ("searl", "no_mixing") and k < 1:
         raise ConfigError(f"{where}: 'algorithm.population' * 'algorithm.tau' rounds to 0; nothing would be replaced")
     objectives_of(cfg, where)
+    if alg["research_code_compat"]:
+        for key, value in research_code_args(cfg["task"]["target"], where).items():
+            cfg["task"]["args"].setdefault(key, value)  # a value the config sets wins
     return cfg
+
+
+def research_code_args(target: str, where: str = "config") -> dict[str, Any]:
+    """The task arguments ``algorithm.research_code_compat`` sets for a task class (its
+    ``research_code_args``); the class is imported, not built.
+
+    >>> research_code_args("tasks.gan:GanTask")
+    {'adam_eps': 0.0001, 'd_branch2': False}
+    """
+    module, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"{where}: 'task.target' {target!r} cannot be imported ({exc})") from None
+    return dict(getattr(cls, "research_code_args", {}) or {})
 
 
 def objectives_of(cfg: Mapping[str, Any], where: str = "config") -> Objectives:

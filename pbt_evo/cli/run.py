@@ -84,8 +84,12 @@ class Search:
         """Run (or continue) the search in the run folder, which it locks for its life (:mod:`.runlock`);
         ``overwrite`` first empties the folder."""
         with RunLock(self.run_dir):
-            if overwrite:
-                runfolder.clear(self.run_dir, keep=(LOCK,))
+            if overwrite or (resume and self.cfg["algorithm"]["name"] == "bohb"):
+                runfolder.clear(self.run_dir, keep=(LOCK,))  # a BOHB run does not resume: it starts again
+            if self.cfg["algorithm"]["name"] == "bohb":
+                from .bohb import run_bohb_search  # not a toolbox of the loop: Ray Tune's BOHB
+
+                return run_bohb_search(self.cfg, self.run_dir, self._say)
             return self._search(resume)
 
     def _search(self, resume: bool) -> int:
@@ -105,7 +109,8 @@ class Search:
             toolbox = make_toolbox(alg["name"], task.space, alg["population"], alg["tau"], alg["p"],
                                    alg["shrink_perturb"], alg["init"], alg["optimizer_policy"], task=task,
                                    naswot_candidates=alg["naswot_candidates_per_member"], objectives=objectives,
-                                   width_policy=alg["width_policy"])
+                                   width_policy=alg["width_policy"],
+                                   research_code_compat=alg["research_code_compat"])
             toolbox.map = pmap
             hof = tools.HallOfFame(alg["hall_of_fame"]) if objectives.single else TrainedFront()
             found = checkpoint.load_latest(self.run_dir, put=self._put(pmap)) if resume else None

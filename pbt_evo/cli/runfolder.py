@@ -7,6 +7,7 @@
     log.csv, log.jsonl one row per generation: epochs, best/median/worst fitness, seconds, framework share
     population.jsonl   every member as trained each generation: id, genome, architecture, fitness, origin
     lineage.jsonl      every child: parents, variables taken from the donor, per-variable origin
+    trials.jsonl       a BOHB run's architectures instead of the two above (pbt_evo.cli.bohb)
     checkpoints/       see pbt_evo.cli.checkpoint
     best/              genome.json, model.safetensors, README.md (how to load; pbt_evo.export); with
                        several objectives also front/<k>/ (each member of the Pareto front), front.md,
@@ -138,12 +139,9 @@ class RunFolder:
             for r in records:
                 f.write(json.dumps(r) + "\n")
 
-    def record(self, g: Generation, row: dict[str, Any]) -> None:
-        """Append a generation; with several objectives, first adds the front's columns to ``row``."""
-        if self.objectives is not None:
-            front = front_record(g, self.objectives, self.reference, self.space)
-            row.update(hypervolume=front["hypervolume"], front_size=len(front["members"]))
-            self._append("front.jsonl", [front])
+    def append_row(self, row: dict[str, Any]) -> None:
+        """Append one log row (``log.jsonl`` and ``log.csv``); a search without generations (BOHB) writes
+        its rows with this alone."""
         self._append("log.jsonl", [row])
         new_csv = not (self.path / "log.csv").exists()
         with open(self.path / "log.csv", "a", newline="") as f:
@@ -151,6 +149,14 @@ class RunFolder:
             if new_csv:
                 writer.writeheader()
             writer.writerow(row)
+
+    def record(self, g: Generation, row: dict[str, Any]) -> None:
+        """Append a generation; with several objectives, first adds the front's columns to ``row``."""
+        if self.objectives is not None:
+            front = front_record(g, self.objectives, self.reference, self.space)
+            row.update(hypervolume=front["hypervolume"], front_size=len(front["members"]))
+            self._append("front.jsonl", [front])
+        self.append_row(row)
         self._append("population.jsonl", [member_record(ind, self.space, g.generation) for ind in g.trained])
         names = self.space.names
         self._append("lineage.jsonl", [{
