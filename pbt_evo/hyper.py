@@ -63,8 +63,11 @@ def optimizer_variables(spec: Mapping[str, Any], where: str = WHERE) -> list[Var
                 if not all(isinstance(o, (int, float)) and not isinstance(o, bool) for o in options):
                     raise SpaceError(f"{key}: an optimizer hyperparameter's options must be numbers, got {list(options)}")
                 variables.append(Variable(f"{opt}.{param}", options, hyper=True))
-            except SpaceError as exc:
-                raise HyperparameterError(str(exc).replace(f"variable '{opt}.{param}'", key)) from None
+            except SpaceError as exc:  # worded with the config's key: 'task.hyperparameters.adam.lr[.log]': ...
+                where_part, _, reason = str(exc).partition(": ")
+                if where_part.startswith("variable ") or (where_part == f"{key}.options" and body is not grid):
+                    where_part = key
+                raise HyperparameterError(f"'{where_part}': {reason}") from None
     return variables
 
 

@@ -14,12 +14,21 @@ from typing import Any
 
 from deap import base
 
-from .individual import Individual
-from .objectives import Objectives
 from .hyper import fixed_architecture
-from .operators import (cx_mix, init_population, mut_explore, mut_searl, pair_random, pair_ranked, pair_self,
-                        sel_truncation, sure_survivors)
+from .individual import Individual
 from .naswot import init_population_naswot, task_scorer
+from .objectives import Objectives
+from .operators import (
+    cx_mix,
+    init_population,
+    mut_explore,
+    mut_searl,
+    pair_random,
+    pair_ranked,
+    pair_self,
+    sel_truncation,
+    sure_survivors,
+)
 from .pareto import sel_nsga2, sure_survivors_nsga2
 from .space import SearchSpace
 from .task import Task
