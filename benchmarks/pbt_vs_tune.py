@@ -4,7 +4,7 @@
 
 The problem (the same for both, built by the same code, ``tasks.mnist1d``): MNIST-1D's default
 architecture (``tasks.mnist1d.DEFAULT_ARCHITECTURE``, 8 channels), Adam's learning rate on the grid
-``log_grid(1e-4, 1e-1, 7)``; N=8 members, 12 epochs each, exploit and explore every 2 epochs (5 times),
+``log_grid(1e-4, 1e-1, 7)``; N=8 members, 6 epochs each, exploit and explore every 2 epochs (twice),
 the worst quarter replaced by copies (weights and Adam state) of the best quarter, then explore: the
 learning rate resampled with probability 0.25, else moved to a neighbouring option (Tune's rule for a
 list; pbt_evo's ``mut_explore`` is the same rule). Fitness: validation accuracy (1,000 samples).
@@ -36,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "PBTRESULT "
-N, E_TOTAL, E_STEP, TAU, RESAMPLE = 8, 12, 2, 0.25, 0.25
+N, E_TOTAL, E_STEP, TAU, RESAMPLE = 8, 6, 2, 0.25, 0.25
 TASK_ARGS = {"channels": 8, "batch_size": 100, "lr": 0.003, "data_seed": 0}
 GRID = {"log": [1e-4, 1e-1, 7]}
 

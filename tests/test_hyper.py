@@ -266,7 +266,8 @@ def test_classic_pbt_run_lineage_plots_and_best(tmp_path):
     """A whole classic-PBT run on MNIST-1D: one architecture throughout, every child's changes recorded
     old -> new against its parent, the schedule plot and the family tree written, best/ loads again."""
     path = write_config(tmp_path, {"adam": {"lr": {"log": [1e-3, 1e-1, 5]}}})
-    assert run_cli.main([str(path), "--quiet", "--set", "algorithm.population=6", "--set", "algorithm.e_total=3"]) == 0
+    assert run_cli.main([str(path), "--quiet", "--set", "algorithm.population=6", "--set", "algorithm.e_total=3",
+                         "--set", "output.tensorboard=true"]) == 0
     run = tmp_path / "runs" / "hp"
     pop = [json.loads(line) for line in (run / "population.jsonl").read_text().splitlines()]
     lineage = [json.loads(line) for line in (run / "lineage.jsonl").read_text().splitlines()]
@@ -277,6 +278,15 @@ def test_classic_pbt_run_lineage_plots_and_best(tmp_path):
         parent = by_gen_id[(row["gen"], row["parents"][0])]
         lr_old, lr_new = parent["arch"]["adam.lr"], log_grid(1e-3, 1e-1, 5)[row["genome"][9]]
         assert row["changes"] == ({"adam.lr": [lr_old, lr_new]} if lr_old != lr_new else {})
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    best_lr = events.Scalars("hyperparameters/adam.lr/best")
+    assert [e.step for e in best_lr] == [1, 2, 3]
+    for e, gen in zip(best_lr, (1, 2, 3)):  # the value of the fittest member trained in that generation
+        rows = [r for r in pop if r["gen"] == gen]
+        assert e.value == pytest.approx(max(rows, key=lambda r: r["fitness"])["arch"]["adam.lr"], rel=1e-6)
     plots = run / "plots"
     assert (plots / "hyperparameters.png").stat().st_size > 0
     tree = json.loads((plots / "family_tree.json").read_text())

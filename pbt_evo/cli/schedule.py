@@ -121,6 +121,12 @@ def tree_text(tree: list[dict], member: int) -> str:
     return "\n".join(lines)
 
 
+def _step(values: list) -> float:
+    """The smallest gap between two of the (numeric) values, to spread lines on a linear axis."""
+    distinct = sorted(set(values))
+    return min((b - a for a, b in zip(distinct, distinct[1:])), default=1.0)
+
+
 def plot_schedules(run: Path, population_rows: list[dict], lineage_rows: list[dict], names: list[str],
                    out: Path) -> list[Path]:
     """``hyperparameters.png``, ``family_tree.json`` and ``family_tree.txt`` in ``out``; returns their paths."""
@@ -128,22 +134,28 @@ def plot_schedules(run: Path, population_rows: list[dict], lineage_rows: list[di
     ends = {r["gen"]: r["epochs"] for r in population_rows}
     start = {g: ends.get(g - 1, 0) for g in ends}
     fig, axes = plt.subplots(len(names), 1, figsize=(6.5, 3.2 * len(names)), squeeze=False)
+    members = sorted({r["id"] for r in population_rows})
     for ax, name in zip(axes[:, 0], names):
-        for m in sorted({r["id"] for r in population_rows}):  # each member over the generations it trained
+        values = [r["arch"][name] for r in population_rows]
+        log = all(isinstance(v, (int, float)) and v > 0 for v in values) and max(values) / min(values) >= 20
+        for k, m in enumerate(members):  # each member over the generations it trained, spread apart a little
             own = sorted((r for r in population_rows if r["id"] == m), key=lambda r: r["gen"])
-            ax.step([start[r["gen"]] for r in own] + [own[-1]["epochs"]], [r["arch"][name] for r in own]
-                    + [own[-1]["arch"][name]], where="post", color="0.5", alpha=0.3, linewidth=0.8)
+            ys = [r["arch"][name] for r in own]
+            if all(isinstance(y, (int, float)) for y in ys):
+                spread = (k / max(len(members) - 1, 1) - 0.5) * 0.15
+                ys = [y * 10 ** spread if log else y + spread * _step(values) for y in ys]
+            ax.step([start[r["gen"]] for r in own] + [own[-1]["epochs"]], ys + ys[-1:], where="post",
+                    color="0.45", alpha=0.45, linewidth=0.9)
         steps = schedule(population_rows, lineage_rows, best, name)
         ax.step([s[0] for s in steps] + [steps[-1][1]], [s[2] for s in steps] + [steps[-1][2]], where="post",
                 color="tab:red", linewidth=2.2, label=f"final best (member {best})")
-        values = [r["arch"][name] for r in population_rows]
-        if all(isinstance(v, (int, float)) and v > 0 for v in values) and max(values) / min(values) >= 20:
+        if log:
             ax.set_yscale("log")
         ax.set_xlabel("epochs per member")
         ax.set_ylabel(name)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    axes[0, 0].set_title(f"{run.name}: every member's hyperparameters (grey), the final best's schedule (red)",
+    axes[0, 0].set_title(f"{run.name}\nevery member (grey, spread apart), the final best member's schedule (red)",
                          fontsize=9)
     fig.tight_layout()
     paths = [out / "hyperparameters.png"]
