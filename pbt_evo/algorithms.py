@@ -117,16 +117,19 @@ def exploit(population: list[Individual], toolbox: base.Toolbox,
 
 
 def make_child(best: list[Individual], toolbox: base.Toolbox) -> Individual:
-    """Algorithm 2 (``pair`` + ``mate``: two parents mixed) or one parent's copy, then ``mutate`` if any."""
+    """Algorithm 2 (``pair`` + ``mate``: two parents mixed) or one parent's copy, then ``mutate`` if any;
+    ``child.changed`` says which genes differ from the base parent's (old and new option)."""
     if hasattr(toolbox, "mate"):
         pair = toolbox.pair(best) if hasattr(toolbox, "pair") else random.sample(best, 2)
         child, = toolbox.mate(toolbox.clone(pair[0]), toolbox.clone(pair[1]))
     else:
-        parent = toolbox.parent(best) if hasattr(toolbox, "parent") else random.choice(best)
-        child = toolbox.clone(parent)
-        child.parents, child.taken = (parent.id,), ()
+        pair = (toolbox.parent(best) if hasattr(toolbox, "parent") else random.choice(best),)
+        child = toolbox.clone(pair[0])
+        child.parents, child.taken = (pair[0].id,), ()
     if hasattr(toolbox, "mutate"):
         child, = toolbox.mutate(child)
+    base = next(p for p in pair if p.id == child.parents[0])
+    child.changed = tuple((i, int(old), int(new)) for i, (old, new) in enumerate(zip(base, child)) if old != new)
     return child
 
 

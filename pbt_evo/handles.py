@@ -11,7 +11,9 @@ The driver only ever holds handles. A handle is one of
   mutation and a seed. It is materialised inside the worker that trains the child, so parents'
   weights never pass through the driver.
 
-``materialise(handle, task, genome)`` builds the member in the worker with its state loaded.
+``materialise(handle, task, genome)`` builds the member in the worker with its state loaded, then has the
+task write the genome's hyperparameters into it (:meth:`~pbt_evo.task.Task.set_hyperparameters`; a
+loaded optimizer state brings its parent's parameter groups, never its values).
 """
 
 from __future__ import annotations
@@ -102,7 +104,9 @@ class FreshState(WeightHandle):
 
     def materialise(self, task: Task, genome: Sequence[int]) -> Member:
         seed_everything(self.seed)
-        return task.build(list(genome))
+        member = task.build(list(genome))
+        task.set_hyperparameters(member, list(genome))
+        return member
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,6 +127,7 @@ class StoredState(WeightHandle):
         with skip_init():
             member = task.build(list(genome))
         restore(member, self.load())
+        task.set_hyperparameters(member, list(genome))
         return member
 
 
@@ -182,6 +187,7 @@ class MixedState(WeightHandle):
             keep = self.optimizer_policy == "donor" and self.width_policy == "adapt"
             optim = {name: adapt_optimizer_state(o, shapes, axes, self.seed, keep) for name, o in optim.items()}
         restore(member, {"model": model, "optim": optim, "extras": base.get("extras", {})})
+        task.set_hyperparameters(member, list(genome))
         return member
 
 

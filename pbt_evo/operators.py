@@ -6,7 +6,8 @@
   :func:`pair_self` (the "no mixing" ablation mixes a parent with itself).
 - Variation: :func:`cx_mix` (Algorithm 2: uniform crossover carrying shrink-perturbed weights),
   :func:`mut_searl` (the SEARL-like baseline), :func:`mut_resample`, :func:`mut_weights`,
-  :func:`mut_shrink_perturb` (random search with shrink-perturb).
+  :func:`mut_shrink_perturb` (random search with shrink-perturb), :func:`mut_explore` (PBT's explore of
+  the hyperparameter variables).
 
 Like DEAP's operators they use the ``random`` module, change the individuals given (pass clones) and
 return tuples. Weights are not touched here: operators only write recipes into handles, which the
@@ -18,7 +19,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from .handles import FreshState, as_recipe
 from .individual import Individual
@@ -26,11 +27,13 @@ from .space import SearchSpace
 
 
 def init_population(space: SearchSpace, n: int, balanced: bool = True,
-                    container: Callable[..., Individual] = Individual) -> list[Individual]:
+                    container: Callable[..., Individual] = Individual,
+                    fixed: Mapping[int, int] | None = None) -> list[Individual]:
     """``n`` individuals with ids 0..n-1, fresh weights and origins pointing at themselves.
 
     Balanced (the research code's default): every option of every variable appears ``n // k`` times.
     ``container`` makes each individual (e.g. ``partial(Individual, weights=(1.0, -1.0))``: two objectives).
+    ``fixed`` gives variables one option in every individual (classic PBT's one architecture).
 
     >>> from pbt_evo.space import Variable
     >>> pop = init_population(SearchSpace([Variable("a", (0, 1))]), 4)
@@ -40,6 +43,8 @@ def init_population(space: SearchSpace, n: int, balanced: bool = True,
     genomes = space.sample_balanced(n) if balanced else [space.sample() for _ in range(n)]
     pop = []
     for i, g in enumerate(genomes):
+        for j, option in (fixed or {}).items():
+            g[j] = option
         seed = random.getrandbits(31)
         pop.append(container(g, id=i, handle=FreshState(seed), seed=seed))
     return pop
@@ -249,4 +254,33 @@ def mut_searl(individual: Individual, space: SearchSpace, width_policy: str = "a
         return mut_resample(individual, space, width_policy)
     if r < 2 / 3:
         return mut_weights(individual, skip)
+    return (individual,)
+
+
+def mut_explore(individual: Individual, space: SearchSpace, resample_probability: float = 0.25,
+                explore_probability: float = 1.0) -> tuple[Individual]:
+    """PBT's explore (Jaderberg et al. 2017) as Ray Tune's ``PopulationBasedTraining`` does it for a grid:
+    each hyperparameter variable, with probability ``explore_probability``, is resampled uniformly with
+    probability ``resample_probability``, else moved one option down or up (equally likely), clamped at
+    the grid's ends. Architecture variables are not touched; the weights and optimizer state are the
+    parent's (or the mixed child's) unchanged: a new learning rate keeps Adam's moments.
+
+    >>> from pbt_evo.space import Variable
+    >>> from pbt_evo.handles import StoredState
+    >>> random.seed(0)
+    >>> space = SearchSpace([Variable("act", ("relu", "tanh")), Variable("lr", (0.1, 0.2, 0.3), hyper=True)])
+    >>> ind, = mut_explore(Individual([1, 0], id=3, handle=StoredState({})), space, resample_probability=0.0)
+    >>> list(ind), type(ind.handle).__name__
+    ([1, 1], 'MixedState')
+    """
+    for i in space.hyperparameters:
+        if explore_probability < 1 and random.random() >= explore_probability:
+            continue
+        k = space[i].n_options
+        if random.random() < resample_probability:
+            individual[i] = random.randrange(k)
+        else:
+            individual[i] = min(max(individual[i] + random.choice((-1, 1)), 0), k - 1)
+    individual.handle = as_recipe(individual.handle)
+    del individual.fitness.values
     return (individual,)

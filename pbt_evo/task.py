@@ -87,10 +87,22 @@ class Task(ABC):
     reuse_members: bool = False  # members carry nothing besides model, optimizers and extras: a worker may
     #                              continue a member it trained instead of rebuilding it (RL members do not:
     #                              their environment would continue mid-episode)
+    default_architecture: Mapping[str, Any] = {}  # values by variable name of classic PBT's one architecture
+    #                                               (algorithm pbt) when the config names none; others: first option
 
     @abstractmethod
     def build(self, genome: Sequence[int]) -> Member:
         """A member with freshly initialised weights (under the caller's torch seed)."""
+
+    def set_hyperparameters(self, member: Member, genome: Sequence[int]) -> None:
+        """Write the genome's hyperparameters into a member whose state was just loaded (the handles call it
+        after every build, restore or mixing: a loaded optimizer state brings its parent's parameter
+        groups). Default: nothing (:class:`pbt_evo.hyper.HyperparameterTask` writes optimizer ones).
+
+        >>> class T(Task):
+        ...     def build(self, genome): ...
+        >>> T().set_hyperparameters(None, [0])
+        """
 
     def build_model(self, genome: Sequence[int]) -> torch.nn.Module:
         """The network alone, e.g. to load exported weights: ``task.build_model(g).load_state_dict(...)``."""

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from ..hyper import HyperparameterError, optimizer_variables, task_spec
 from ..objectives import Objectives
 from ..operators import n_selected
 from ..task import Task, TaskSpec
@@ -45,11 +46,23 @@ class TaskError(RuntimeError):
     """The task could not be built (missing data, weights or package); the message says what to do."""
 
 
-def build_task(cfg: Mapping[str, Any]) -> Task:
-    """The task a resolved config names, or :class:`TaskError` with the reason."""
-    spec = TaskSpec(cfg["task"]["target"], cfg["task"]["args"])
+def spec_of(cfg: Mapping[str, Any]) -> TaskSpec:
+    """The task a resolved config names, with its ``task.hyperparameters`` (:mod:`pbt_evo.hyper`).
+
+    >>> spec_of({"task": {"target": "tasks.digits:DigitsTask", "args": {}, "hyperparameters": {}}}).target
+    'tasks.digits:DigitsTask'
+    """
+    return task_spec(cfg["task"]["target"], cfg["task"]["args"], cfg["task"].get("hyperparameters"))
+
+
+def build_task(cfg: Mapping[str, Any], where: str = "config") -> Task:
+    """The task a resolved config names, or :class:`TaskError` with the reason (:class:`ConfigError`
+    when a hyperparameter it names does not exist)."""
+    spec = spec_of(cfg)
     try:
         task = spec.build()
+    except HyperparameterError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     except TypeError as exc:
         raise TaskError(f"task.args do not fit {spec.target}: {exc}") from None
     except Exception as exc:  # the task's own message says what is missing (data, weights, packages)
@@ -82,6 +95,9 @@ SCHEMA: dict[str, Any] = {
     "task": {
         "target": Key(REQUIRED, "str", "the task class, 'package.module:Class' (e.g. tasks.digits:DigitsTask)"),
         "args": Key({}, "map", "keyword arguments of the task class"),
+        "hyperparameters": Key({}, "map", "optimizer hyperparameters in the genome, {optimizer: {parameter: grid}},"
+                               " a grid being [increasing options], {log: [low, high, n]} or {linear: [low, high, n]}"
+                               " (e.g. adam: {lr: {log: [1.0e-4, 1.0e-2, 5]}}; pbt_evo.hyper)"),
     },
     "algorithm": {
         "name": Key("pbt_nas", "choice", "which variant of the loop", choices=VARIANTS),
@@ -105,6 +121,13 @@ SCHEMA: dict[str, Any] = {
                                     " (docs/REPRODUCING.md): SEARL-like parent the fitter of two, averaged layers"
                                     " copied unperturbed, the task's research_code_args (GAN: Adam eps 1e-4,"
                                     " GanHard cell without branch 2), ..."),
+        "architecture": Key({}, "map", "algorithm pbt: the one architecture, values by variable name (missing"
+                            " ones: the task's default_architecture, else the first option)"),
+        "resample_probability": Key(0.25, "float", "explore: probability that a hyperparameter is resampled"
+                                    " instead of moved to a neighbouring option (Ray Tune's default 0.25)",
+                                    check=lambda p: 0 <= p <= 1, rule="in [0, 1]"),
+        "explore_probability": Key(1.0, "float", "explore: probability that each hyperparameter is explored",
+                                   check=lambda p: 0 <= p <= 1, rule="in [0, 1]"),
         "hall_of_fame": Key(1, "int", "best trained states kept (with several objectives: the whole Pareto front)",
                             check=_positive, rule="> 0"),
         "max_early": Key(None, "int_or_none", "members that may start their next generation before the"
@@ -227,18 +250,25 @@ def resolve(data: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     cfg = _merge(SCHEMA, data, where, "")
     alg = cfg["algorithm"]
     k = n_selected(alg["population"], alg["tau"])
-    if alg["name"] == "pbt_nas" and k < 2:
+    if alg["name"] in ("pbt_nas", "pbt_nas_hp") and k < 2:
         raise ConfigError(f"{where}: 'algorithm.population' {alg['population']} with tau {alg['tau']} gives {k} parent;"
                           " mixing needs at least 2 (use population >= 6 with tau 0.25)")
     if alg["name"] == "bohb" and (len(alg["objectives"]) > 1 or alg["init"] == "naswot"):
         raise ConfigError(f"{where}: 'algorithm.name' bohb optimises the fitness alone from BOHB's own samples:"
                           " it takes neither several 'algorithm.objectives' nor 'algorithm.init' naswot")
-    if alg["name"] in ("searl", "no_mixing") and k < 1:
+    if alg["name"] in ("searl", "no_mixing", "pbt") and k < 1:
         raise ConfigError(f"{where}: 'algorithm.population' * 'algorithm.tau' rounds to 0; nothing would be replaced")
     objectives_of(cfg, where)
     if alg["research_code_compat"]:
         for key, value in research_code_args(cfg["task"]["target"], where).items():
             cfg["task"]["args"].setdefault(key, value)  # a value the config sets wins
+    try:
+        optimizer_variables(cfg["task"]["hyperparameters"])  # grids checked before anything is built
+    except HyperparameterError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if alg["name"] == "pbt" and alg["init"] == "naswot":
+        raise ConfigError(f"{where}: 'algorithm.init' naswot chooses architectures; algorithm pbt trains one"
+                          " (use balanced or random)")
     return cfg
 
 

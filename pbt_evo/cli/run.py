@@ -20,11 +20,12 @@ import numpy as np
 from deap import tools
 
 from ..algorithms import Generation, LoopState, ea_pbt
+from ..hyper import HyperparameterError, fixed_architecture
 from ..parallel import RayMap, SerialMap
 from ..parallel.resources import ResourceError
 from ..pareto import TrainedFront
-from ..task import Task, TaskSpec
-from ..variants import make_toolbox
+from ..task import Task
+from ..variants import HP_VARIANTS, make_toolbox
 from . import checkpoint, config, runfolder, signals
 from .checkpoint import CheckpointError, WriteError
 from .config import ConfigError, TaskError, build_task
@@ -74,7 +75,7 @@ class Search:
         par = self.cfg["parallel"]
         if par["backend"] == "serial":
             return SerialMap(task, num_threads=max(1, int(par["cpus_per_worker"])), max_retries=par["max_retries"])
-        spec = TaskSpec(self.cfg["task"]["target"], self.cfg["task"]["args"])
+        spec = config.spec_of(self.cfg)
         return RayMap(spec, workers=par["workers"], cpus_per_worker=par["cpus_per_worker"],
                       gpus_per_worker=par["gpus_per_worker"], max_retries=par["max_retries"],
                       address=par["address"], local_task=task, wait_timeout=par["wait_timeout"],
@@ -94,7 +95,8 @@ class Search:
 
     def _search(self, resume: bool) -> int:
         cfg, alg = self.cfg, self.cfg["algorithm"]
-        task = build_task(cfg)
+        task = build_task(cfg, self.source)
+        check_hyperparameters(cfg, task, self.source)
         objectives = config.objectives_of(cfg, self.source)
         try:
             objectives.check(task)
@@ -110,7 +112,9 @@ class Search:
                                    alg["shrink_perturb"], alg["init"], alg["optimizer_policy"], task=task,
                                    naswot_candidates=alg["naswot_candidates_per_member"], objectives=objectives,
                                    width_policy=alg["width_policy"],
-                                   research_code_compat=alg["research_code_compat"])
+                                   research_code_compat=alg["research_code_compat"],
+                                   resample_probability=alg["resample_probability"],
+                                   explore_probability=alg["explore_probability"], architecture=alg["architecture"])
             toolbox.map = pmap
             hof = tools.HallOfFame(alg["hall_of_fame"]) if objectives.single else TrainedFront()
             found = checkpoint.load_latest(self.run_dir, put=self._put(pmap)) if resume else None
@@ -196,6 +200,18 @@ class Search:
     def _say(self, text: str) -> None:
         if not self.quiet:
             print(text, flush=True)
+
+
+def check_hyperparameters(cfg: dict[str, Any], task: Task, where: str) -> None:
+    """A variant that searches hyperparameters needs some in the space; classic PBT's architecture must exist."""
+    alg = cfg["algorithm"]
+    if alg["name"] in HP_VARIANTS and not task.space.hyperparameters:
+        raise ConfigError(f"{where}: 'algorithm.name' {alg['name']} searches hyperparameters, but the space has none:"
+                          " name some in task.hyperparameters, e.g. adam: {lr: {log: [1.0e-4, 1.0e-2, 5]}}")
+    try:
+        fixed_architecture(task.space, alg["architecture"], task.default_architecture)
+    except HyperparameterError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _fmt(x: float | None) -> str:
