@@ -18,13 +18,14 @@ from .objectives import Objectives
 from .operators import (cx_mix, init_population, mut_searl, pair_random, pair_ranked, pair_self, sel_truncation,
                         sure_survivors)
 from .naswot import init_population_naswot, task_scorer
+from .oneshot import ONESHOT, init_population_size_proportional, model_size
 from .pareto import sel_nsga2, sure_survivors_nsga2
 from .space import SearchSpace
 from .task import Task
 from .train import train_member
 from .weights import WIDTH_POLICIES
 
-VARIANTS = ("pbt_nas", "searl", "random", "no_mixing")
+VARIANTS = ("pbt_nas", "searl", "random", "no_mixing") + ONESHOT  # ONESHOT: bnao, nao (pbt_evo.oneshot, no loop)
 
 
 def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float = 0.25, p: float = 0.25,
@@ -44,6 +45,8 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
 
     ``init="naswot"`` needs ``task`` (its ``naswot_batch()``): the population is the best N of
     ``naswot_candidates * N`` candidates by the training-free score (:mod:`pbt_evo.naswot`).
+    ``init="size_proportional"`` (needs ``task``) draws N of ``naswot_candidates * N`` balanced candidates
+    with probability proportional to their parameter counts, Balanced NAO's sampling (:mod:`pbt_evo.oneshot`).
 
     ``objectives`` other than the fitness alone (:mod:`pbt_evo.objectives`) make the same variant
     multi-objective: individuals with one weight per objective, the values computed in the workers,
@@ -57,6 +60,9 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
     """
     if algorithm not in VARIANTS:
         raise ValueError(f"algorithm {algorithm!r}: allowed values are {', '.join(VARIANTS)}")
+    if algorithm in ONESHOT:
+        raise ValueError(f"algorithm {algorithm!r} is a one-shot search, not a toolbox of the loop: run it with"
+                         " pbt_evo.oneshot.nao_ws or python -m pbt_evo.run")
     if width_policy not in WIDTH_POLICIES:
         raise ValueError(f"width_policy {width_policy!r}: allowed values are {', '.join(WIDTH_POLICIES)}")
     multi = objectives is not None and not objectives.single
@@ -67,6 +73,11 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
             raise ValueError("init 'naswot' scores candidate networks: pass task= to make_toolbox")
         tb.register("population", init_population_naswot, space, population, task_scorer(task), k=naswot_candidates,
                     container=container)
+    elif init == "size_proportional":
+        if task is None:
+            raise ValueError("init 'size_proportional' counts the candidates' parameters: pass task= to make_toolbox")
+        tb.register("population", init_population_size_proportional, space, population, partial(model_size, task),
+                    k=naswot_candidates, container=container)
     else:
         tb.register("population", init_population, space, population, balanced=(init == "balanced"),
                     container=container)

@@ -140,3 +140,79 @@ def test_budget_rule_arithmetic():
         Budget(8, 24, 8, 24)
     with pytest.raises(BudgetError, match="standalone must be an integer >= 1"):
         Budget(8, 24, 0, 24)
+
+
+def test_size_proportional_initial_population(mnist1d):
+    from pbt_evo.variants import make_toolbox
+
+    random.seed(0)
+    tb = make_toolbox("pbt_nas", mnist1d.space, 8, init="size_proportional", task=mnist1d, naswot_candidates=10)
+    pop = tb.population()
+    assert [ind.id for ind in pop] == list(range(8)) and len({tuple(ind) for ind in pop}) == 8
+    assert all(ind.metrics["params"] == model_size(mnist1d, ind) for ind in pop)
+    # drawn by size: over many draws the population is larger than the candidates it is drawn from
+    random.seed(1)
+    sizes = [np.mean([ind.metrics["params"] for ind in tb.population()]) for _ in range(20)]
+    candidates = np.mean([model_size(mnist1d, g) for g in mnist1d.space.sample_balanced(400, random.Random(2))])
+    assert np.mean(sizes) > 1.05 * candidates
+    with pytest.raises(ValueError, match="pass task="):
+        make_toolbox("pbt_nas", mnist1d.space, 8, init="size_proportional")
+    with pytest.raises(ValueError, match="one-shot search"):
+        make_toolbox("bnao", mnist1d.space, 8)
+
+
+def test_config_budget_error_is_one_line_exit_2(tmp_path, capsys):
+    from pbt_evo.cli.run import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("task: {target: tasks.digits:DigitsTask, args: {channels: 4}}\n"
+                   "algorithm: {name: bnao, population: 2, e_total: 2, e_step: 1, oneshot: {standalone: 2}}\n"
+                   "parallel: {backend: serial}\n")
+    assert main([str(cfg), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {cfg}: 'algorithm.oneshot.standalone' / 'standalone_epochs': 2 stand-alone networks x 2"
+                   " epochs use the whole budget of 2 x 2 = 4 member-epochs; the supernet needs at least one")
+
+
+def test_task_without_train_steps_gets_a_clear_message(tmp_path, capsys):
+    from pbt_evo.cli.run import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("task: {target: tasks.w1:W1Task}\n"
+                   "algorithm: {name: nao, population: 4, e_total: 2, e_step: 1}\n"
+                   "parallel: {backend: serial}\n")
+    assert main([str(cfg), "--out", str(tmp_path / "runs")]) == 2
+    assert "does not implement Member.train_steps and Member.steps_per_epoch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("algorithm", ["bnao", "nao"])
+def test_oneshot_run_end_to_end_is_read_by_compare(tmp_path, algorithm):
+    import json
+
+    from pbt_evo.cli.compare import load_run
+    from pbt_evo.cli.run import main
+    from pbt_evo.cli.sweep import algorithm_label, is_finished
+    from pbt_evo.export import load_best
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: tiny\ntask: {target: tasks.digits:DigitsTask, args: {channels: 4}}\n"
+                   f"algorithm: {{name: {algorithm}, population: 4, e_total: 2, e_step: 1,"
+                   " oneshot: {candidates: 6, seeds: 2, rounds: 2, standalone: 2, controller_epochs: 200}}\n"
+                   "parallel: {backend: serial}\noutput: {tensorboard: false}\n")
+    assert main([str(cfg), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    run = tmp_path / "runs" / "tiny"
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    # 4 x 2 = 8 member-epochs: 8 - 2 x 2 = 4 supernet epochs (2 per round), then 2 stand-alone x 2
+    assert [r["epochs"] for r in rows] == [0.5, 1.0, 1.5, 2.0]
+    assert [r["phase"] for r in rows] == ["supernet", "supernet", "standalone", "standalone"]
+    assert rows[0]["best"] is None and rows[0]["oneshot_supernet_steps"] == 2 * 20  # 20 minibatches an epoch
+    summary = load_run(run, test=True)
+    assert summary.algorithm == algorithm == algorithm_label(json.loads(json.dumps(
+        {"algorithm": {"name": algorithm, "init": "balanced"}})))
+    assert summary.best == max(r["best"] for r in rows[2:])
+    model, info = load_best(run)
+    assert info["fitness"] == summary.best and 0 < info["test_score"] <= 1 and summary.test == info["test_score"]
+    assert is_finished(run, {"algorithm": {"e_total": 2}})
+    cands = [json.loads(line) for line in (run / "candidates.jsonl").read_text().splitlines()]
+    assert [c["round"] for c in cands].count(1) == 6
+    assert [c["round"] for c in cands].count(2) == 6 + rows[0]["oneshot_new"]

@@ -156,32 +156,38 @@ def new_controller(options: Sequence[int], seed: int, **kwargs: int | str) -> NA
         return NAOController(options, **kwargs)
 
 
+def gradient(controller: NAOController, e: torch.Tensor) -> torch.Tensor:
+    """The gradient of the predictor's logit (f = sigmoid(logit)) at ``e``, each row its own: f's
+    direction, without the sigmoid's flattening near 1, where the seeds, the best candidates, lie."""
+    e = e.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(controller.predictor(e.mean(1)).sum(), e)
+    return grad
+
+
 def ascend(controller: NAOController, e: torch.Tensor, eta: float) -> torch.Tensor:
-    """One gradient step of size ``eta`` on the predictor: ``e + eta * df/de`` (each row its own f).
+    """One gradient step of size ``eta`` on the predictor: ``e + eta * grad`` (:func:`gradient`).
 
     >>> ctl = new_controller([3, 2], seed=0)
     >>> e = ctl.encode([[1, 1]]).detach()
     >>> bool(ctl.predict(ascend(ctl, e, 0.1)) > ctl.predict(e))
     True
     """
-    e = e.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(controller.predict(e).sum(), e)
-    return (e + eta * grad).detach()
+    return (e.detach() + eta * gradient(controller, e)).detach()
 
 
 def propose(controller: NAOController, seeds: Sequence[Sequence[int]], eta: float, known: Collection[tuple],
             max_steps: int = 20) -> list[list[int]]:
-    """New genomes from the seed architectures: each seed's embedding moved by gradient steps of size
-    ``eta`` until the decoder gives a genome that is neither in ``known`` nor proposed already (at most
-    ``max_steps`` steps; a seed that yields nothing new yields nothing)."""
+    """New genomes from the seed architectures: each seed's embedding ``e`` moved to ``e + t * eta *
+    grad`` for t = 1, 2, ... (NAO's growing step size) until the decoder gives a genome that is neither
+    in ``known`` nor proposed already (at most ``max_steps`` sizes; a seed that yields nothing new
+    yields nothing)."""
     seen = {tuple(g) for g in known}
     out: list[list[int]] = []
     e = controller.encode(seeds).detach()
+    grad = gradient(controller, e)
     for i in range(len(seeds)):
-        ei = e[i:i + 1]
-        for _ in range(max_steps):
-            ei = ascend(controller, ei, eta)
-            g = controller.decode(ei)[0]
+        for t in range(1, max_steps + 1):
+            g = controller.decode(e[i:i + 1] + t * eta * grad[i:i + 1])[0]
             if tuple(g) not in seen:
                 seen.add(tuple(g))
                 out.append(g)

@@ -46,8 +46,8 @@ class NAOSettings:
     rounds: int = 3
     eta: float = 1.0
     steps_per_sample: int = 1
-    max_steps: int = 20           # gradient steps a seed may take before it counts as yielding nothing new
-    controller_epochs: int = 100
+    max_steps: int = 20           # step sizes a seed may try before it counts as yielding nothing new
+    controller_epochs: int = 300
     trade_off: float = 0.8        # NAO's lambda: weight of the predictor's loss against the decoder's
     cell: str = "mlp"
 
@@ -106,9 +106,10 @@ def split(total: int, parts: int) -> list[int]:
 
 
 def nao_ws(task: Task, settings: NAOSettings, supernet_steps: int, seed: int = 0,
-           hook: Callable[[dict[str, Any]], None] | None = None) -> NAOResult:
+           hook: Callable[[dict[str, Any], NAOResult], None] | None = None) -> NAOResult:
     """Run Algorithm 1 with ``supernet_steps`` minibatches of supernet training in all; ``hook`` gets
-    each round's record (round, supernet steps so far, pool size, best and median one-shot score, ...).
+    each round's record (round, supernet steps so far, pool size, best and median one-shot score, ...)
+    and the result so far (the pool and its scores; the round's new candidates are not scored yet).
 
     >>> from tasks.digits import DigitsTask
     >>> s = NAOSettings(candidates=6, seeds=2, rounds=2, controller_epochs=5)
@@ -148,6 +149,6 @@ def nao_ws(task: Task, settings: NAOSettings, supernet_steps: int, seed: int = 0
                           new=len(new), controller_s=round(time.perf_counter() - t2, 3))
         result.rounds.append(record)
         if hook is not None:
-            hook(record)
+            hook(record, result)
     return result
 
