@@ -113,6 +113,39 @@ def minibatches(n: int, batch_size: int, epochs: int | None = None, steps: int |
             yield perm[start:start + batch_size]
 
 
+class MinibatchMember(Member):
+    """A member trained by minibatches of cross-entropy on ``self.data["train"]`` (inputs, labels) with
+    ``self.optimizers["adam"]``, ``self.batch_size`` samples a minibatch: :meth:`train`, :meth:`train_steps`
+    and :meth:`steps_per_epoch` of the bundled classification tasks (digits, MNIST-1D). Subclasses set
+    ``model``, ``data``, ``batch_size``, ``optimizers`` and implement :meth:`evaluate`."""
+
+    data: Mapping[str, tuple[torch.Tensor, torch.Tensor]]
+    batch_size: int
+
+    def train(self, epochs: int) -> dict[str, float]:
+        return self._fit(minibatches(len(self.data["train"][1]), self.batch_size, epochs=epochs))
+
+    def train_steps(self, steps: int) -> dict[str, float]:
+        """Train ``steps`` minibatches (one-shot search); each call starts a new permutation of the data."""
+        return self._fit(minibatches(len(self.data["train"][1]), self.batch_size, steps=steps))
+
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.data["train"][1]) // self.batch_size)
+
+    def _fit(self, batches: Iterator[torch.Tensor]) -> dict[str, float]:
+        x, y = self.data["train"]
+        opt = self.optimizers["adam"]
+        self.model.train()
+        total, count = 0.0, 0
+        for idx in batches:
+            loss = torch.nn.functional.cross_entropy(self.model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, count = total + loss.item() * len(idx), count + len(idx)
+        return {"train_loss": total / max(count, 1)}
+
+
 class Task(ABC):
     """A search problem: the space and how to build a member for a genome.
 

@@ -25,15 +25,14 @@ One epoch is one pass over the training split; fitness is validation accuracy.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from pbt_evo.space import SearchSpace, Variable
-from pbt_evo.task import Member, Task, minibatches
+from pbt_evo.task import MinibatchMember, Task
 
 OPS = ("identity", "conv3x3", "conv5x5", "sepconv3x3", "resblock3x3")
 ACTS = ("relu", "tanh", "swish", "identity")
@@ -128,36 +127,12 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((model(x).argmax(1) == y).float().mean())
 
 
-class DigitsMember(Member):
+class DigitsMember(MinibatchMember):
     def __init__(self, model: DigitsNet, data: dict, batch_size: int, lr: float):
         self.model = model
         self.data = data
         self.batch_size = batch_size
         self.optimizers = {"adam": torch.optim.Adam(model.parameters(), lr=lr)}
-
-    def train(self, epochs: int) -> dict[str, float]:
-        return self._fit(minibatches(len(self.data["train"][1]), self.batch_size, epochs=epochs))
-
-    def train_steps(self, steps: int) -> dict[str, float]:
-        """Train ``steps`` minibatches (one-shot search); passes over the data continue across calls only
-        in expectation: each call starts a new permutation."""
-        return self._fit(minibatches(len(self.data["train"][1]), self.batch_size, steps=steps))
-
-    def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.data["train"][1]) / self.batch_size)
-
-    def _fit(self, batches: Iterable[torch.Tensor]) -> dict[str, float]:
-        x, y = self.data["train"]
-        opt = self.optimizers["adam"]
-        self.model.train()
-        total, count = 0.0, 0
-        for idx in batches:
-            loss = nn.functional.cross_entropy(self.model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, count = total + loss.item() * len(idx), count + len(idx)
-        return {"train_loss": total / max(count, 1)}
 
     def evaluate(self) -> float:
         return accuracy(self.model, *self.data["val"])

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ from torch import nn
 
 from pbt_evo.rng import kept_rng
 from pbt_evo.space import SearchSpace, Variable
-from pbt_evo.task import Member, Task, minibatches
+from pbt_evo.task import MinibatchMember, Task
 
 OPS = ("identity", "conv3", "conv5", "conv7", "dilconv3_d2", "dilconv3_d4", "sepconv5", "resblock3",
        "maxpool3", "avgpool3")
@@ -223,7 +223,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return int((model(x).argmax(1) == y).sum()) / len(y)
 
 
-class MNIST1DMember(Member):
+class MNIST1DMember(MinibatchMember):
     """A network and its Adam optimizer; fitness is validation accuracy."""
 
     def __init__(self, model: MNIST1DNet, data: dict[str, Split], batch_size: int, lr: float):
@@ -231,30 +231,6 @@ class MNIST1DMember(Member):
         self.data = data
         self.batch_size = batch_size
         self.optimizers = {"adam": torch.optim.Adam(model.parameters(), lr=lr)}
-
-    def train(self, epochs: int) -> dict[str, float]:
-        return self._fit(minibatches(len(self.data["train"][1]), self.batch_size, epochs=epochs))
-
-    def train_steps(self, steps: int) -> dict[str, float]:
-        """Train ``steps`` minibatches (one-shot search); passes over the data continue across calls only
-        in expectation: each call starts a new permutation."""
-        return self._fit(minibatches(len(self.data["train"][1]), self.batch_size, steps=steps))
-
-    def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.data["train"][1]) / self.batch_size)
-
-    def _fit(self, batches: Iterable[torch.Tensor]) -> dict[str, float]:
-        x, y = self.data["train"]
-        opt = self.optimizers["adam"]
-        self.model.train()
-        total, count = 0.0, 0
-        for idx in batches:
-            loss = nn.functional.cross_entropy(self.model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, count = total + loss.item() * len(idx), count + len(idx)
-        return {"train_loss": total / max(count, 1)}
 
     def evaluate(self) -> float:
         return accuracy(self.model, *self.data["val"])

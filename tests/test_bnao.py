@@ -210,7 +210,7 @@ def test_oneshot_run_end_to_end_is_read_by_compare(tmp_path, algorithm):
     assert summary.algorithm == algorithm == algorithm_label(json.loads(json.dumps(
         {"algorithm": {"name": algorithm, "init": "balanced"}})))
     assert summary.best == max(r["best"] for r in rows[2:])
-    model, info = load_best(run)
+    _, info = load_best(run)
     assert info["fitness"] == summary.best and 0 < info["test_score"] <= 1 and summary.test == info["test_score"]
     assert is_finished(run, {"algorithm": {"e_total": 2}})
     cands = [json.loads(line) for line in (run / "candidates.jsonl").read_text().splitlines()]

@@ -148,8 +148,7 @@ def train_standalone(cfg: dict[str, Any], run_dir: Path, task: Task, pmap: Any, 
 
 def _append(path: Path, records: Sequence[dict[str, Any]]) -> None:
     with open(path, "a") as f:
-        for r in records:
-            f.write(json.dumps(r) + "\n")
+        f.writelines(json.dumps(r) + "\n" for r in records)
 
 
 # -- the ranking experiment ------------------------------------------------------------------------------

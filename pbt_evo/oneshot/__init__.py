@@ -14,7 +14,12 @@ The run folder and the ``rank`` command are in :mod:`pbt_evo.cli.oneshot`.
 """
 
 from .bank import WeightBank
-from .sampling import SAMPLINGS, init_population_size_proportional, model_size, sampling_probabilities
+from .sampling import (
+           SAMPLINGS,
+           init_population_size_proportional,
+           model_size,
+           sampling_probabilities,
+)
 from .supernet import Supernet
 
 ONESHOT = ("bnao", "nao")  # the one-shot algorithms' names (bnao: size-proportional sampling, nao: uniform)

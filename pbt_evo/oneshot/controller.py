@@ -26,7 +26,6 @@ from torch import nn
 
 from ..rng import kept_rng, seed_everything
 
-
 CELLS = ("lstm", "mlp")
 
 
