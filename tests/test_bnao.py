@@ -216,3 +216,21 @@ def test_oneshot_run_end_to_end_is_read_by_compare(tmp_path, algorithm):
     cands = [json.loads(line) for line in (run / "candidates.jsonl").read_text().splitlines()]
     assert [c["round"] for c in cands].count(1) == 6
     assert [c["round"] for c in cands].count(2) == 6 + rows[0]["oneshot_new"]
+
+
+def test_pairwise_accuracy_is_naos_and_the_rank_table_states_table_6():
+    from pbt_evo.cli.oneshot import rank_table
+    from pbt_evo.oneshot.ranking import kendall_tau, pairwise_accuracy
+
+    truth = [0.9, 0.8, 0.8, 0.5]
+    # NAO's rule counts a tie in the first list as ">=": the pair (0.8, 0.8) agrees when b_1 >= b_2
+    assert pairwise_accuracy(truth, [4, 3, 2, 1]) == 1.0
+    assert pairwise_accuracy(truth, [4, 2, 3, 1]) == 5 / 6
+    assert kendall_tau([1, 2, 3, 4], [1, 2, 4, 3])[0] == pytest.approx(2 / 3)
+    out = {"results": [
+        {"sampling": s, "epochs": e, "repeat": r, "pairwise_accuracy": pa, "kendall_tau": tau}
+        for s, e, r, pa, tau in [("proportional", 5, 0, 0.70, 0.4), ("proportional", 5, 1, 0.72, 0.44),
+                                 ("uniform", 5, 0, 0.60, 0.2), ("uniform", 5, 1, 0.64, 0.3)]]}
+    lines = rank_table(out).splitlines()
+    assert lines[2] == "| 5 | uniform | 62.0 +- 2.8 | 0.250 +- 0.071 | 2 | 62 |"
+    assert lines[3] == "| 5 | proportional | 71.0 +- 1.4 | 0.420 +- 0.028 | 2 | 69 |"
