@@ -31,14 +31,18 @@ from .operators import (
     sel_truncation,
     sure_survivors,
 )
+from .oneshot import ONESHOT, init_population_size_proportional, model_size
 from .pareto import sel_nsga2, sure_survivors_nsga2
 from .space import SearchSpace
 from .task import Task
 from .train import train_member
 from .weights import WIDTH_POLICIES
 
-VARIANTS = ("pbt_nas", "searl", "random", "no_mixing", "random_sp", "bohb", "pbt", "pbt_nas_hp", "random_hp")
-NOT_A_TOOLBOX = {"bohb": "BOHB is Ray Tune's search, not a toolbox of the loop: see pbt_evo.bohb.run_bohb"}
+# ONESHOT: bnao, nao (pbt_evo.oneshot)
+VARIANTS = ("pbt_nas", "searl", "random", "no_mixing", "random_sp", "bohb", "pbt", "pbt_nas_hp", "random_hp") + ONESHOT
+NOT_A_TOOLBOX = {"bohb": "BOHB is Ray Tune's search, not a toolbox of the loop: see pbt_evo.bohb.run_bohb",
+                 **{name: f"algorithm {name!r} is a one-shot search, not a toolbox of the loop: run it with"
+                          " pbt_evo.oneshot.nao_ws or python -m pbt_evo.run" for name in ONESHOT}}
 HP_VARIANTS = ("pbt", "pbt_nas_hp", "random_hp")  # search hyperparameter variables: the space must have some
 
 
@@ -81,6 +85,8 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
 
     ``init="naswot"`` needs ``task`` (its ``naswot_batch()``): the population is the best N of
     ``naswot_candidates * N`` candidates by the training-free score (:mod:`pbt_evo.naswot`).
+    ``init="size_proportional"`` (needs ``task``) draws N of ``naswot_candidates * N`` balanced candidates
+    with probability proportional to their parameter counts, Balanced NAO's sampling (:mod:`pbt_evo.oneshot`).
 
     ``objectives`` other than the fitness alone (:mod:`pbt_evo.objectives`) make the same variant
     multi-objective: individuals with one weight per objective, the values computed in the workers,
@@ -109,6 +115,11 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
             raise ValueError("init 'naswot' scores candidate networks: pass task= to make_toolbox")
         tb.register("population", init_population_naswot, space, population, task_scorer(task), k=naswot_candidates,
                     container=container)
+    elif init == "size_proportional":
+        if task is None:
+            raise ValueError("init 'size_proportional' counts the candidates' parameters: pass task= to make_toolbox")
+        tb.register("population", init_population_size_proportional, space, population, partial(model_size, task),
+                    k=naswot_candidates, container=container)
     else:
         fixed = (fixed_architecture(space, architecture or {}, task.default_architecture if task else {})
                  if algorithm == "pbt" else None)

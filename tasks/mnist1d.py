@@ -51,7 +51,7 @@ from torch import nn
 
 from pbt_evo.rng import kept_rng
 from pbt_evo.space import SearchSpace, Variable
-from pbt_evo.task import Member, Task
+from pbt_evo.task import MinibatchMember, Task
 
 OPS = ("identity", "conv3", "conv5", "conv7", "dilconv3_d2", "dilconv3_d4", "sepconv5", "resblock3",
        "maxpool3", "avgpool3")
@@ -230,7 +230,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return int((model(x).argmax(1) == y).sum()) / len(y)
 
 
-class MNIST1DMember(Member):
+class MNIST1DMember(MinibatchMember):
     """A network and its Adam optimizer; fitness is validation accuracy."""
 
     def __init__(self, model: MNIST1DNet, data: dict[str, Split], batch_size: int, lr: float):
@@ -238,22 +238,6 @@ class MNIST1DMember(Member):
         self.data = data
         self.batch_size = batch_size
         self.optimizers = {"adam": torch.optim.Adam(model.parameters(), lr=lr)}
-
-    def train(self, epochs: int) -> dict[str, float]:
-        x, y = self.data["train"]
-        opt = self.optimizers["adam"]
-        self.model.train()
-        total, count = 0.0, 0
-        for _ in range(epochs):
-            perm = torch.randperm(len(y))
-            for start in range(0, len(y), self.batch_size):
-                idx = perm[start:start + self.batch_size]
-                loss = nn.functional.cross_entropy(self.model(x[idx]), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total, count = total + loss.item() * len(idx), count + len(idx)
-        return {"train_loss": total / max(count, 1)}
 
     def evaluate(self) -> float:
         return accuracy(self.model, *self.data["val"])

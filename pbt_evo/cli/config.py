@@ -25,6 +25,8 @@ import yaml
 
 from ..hyper import HyperparameterError, optimizer_variables, task_spec
 from ..objectives import Objectives
+from ..oneshot import ONESHOT
+from ..oneshot.budget import Budget, BudgetError
 from ..operators import n_selected
 from ..task import Task, TaskSpec
 from ..variants import VARIANTS
@@ -100,7 +102,7 @@ SCHEMA: dict[str, Any] = {
                                " (e.g. adam: {lr: {log: [1.0e-4, 1.0e-2, 5]}}; pbt_evo.hyper)"),
     },
     "algorithm": {
-        "name": Key("pbt_nas", "choice", "which variant of the loop", choices=VARIANTS),
+        "name": Key("pbt_nas", "choice", "which variant of the loop, or a one-shot search (bnao, nao)", choices=VARIANTS),
         "population": Key(REQUIRED, "int", "population size N", check=lambda n: n >= 2, rule=">= 2"),
         "e_total": Key(REQUIRED, "int", "epochs each member trains in total", check=_positive, rule="> 0"),
         "e_step": Key(REQUIRED, "e_step", "epochs per generation: an int or {first epoch: step}"),
@@ -109,8 +111,11 @@ SCHEMA: dict[str, Any] = {
                  rule="in [0, 1]"),
         "shrink_perturb": Key([0.4, 0.1], "pair", "[lambda, gamma]: w = lambda * w_donor + gamma * w_fresh"),
         "init": Key("balanced", "choice", "initial population sampling (naswot: best N of k*N by the training-free"
-                    " NASWOT score, see pbt_evo.naswot)", choices=("balanced", "random", "naswot")),
-        "naswot_candidates_per_member": Key(10, "int", "k: init naswot scores k*N candidate genomes, keeps the best N",
+                    " NASWOT score, see pbt_evo.naswot; size_proportional: N of k*N drawn in proportion to their"
+                    " parameter counts, Balanced NAO's sampling, see pbt_evo.oneshot)",
+                    choices=("balanced", "random", "naswot", "size_proportional")),
+        "naswot_candidates_per_member": Key(10, "int", "k: init naswot / size_proportional draws from k*N candidate"
+                                            " genomes",
                                            check=_positive, rule="> 0"),
         "optimizer_policy": Key("reset", "choice", "optimizer state of inherited layers (see pbt_evo.weights)",
                                 choices=("reset", "donor")),
@@ -137,6 +142,27 @@ SCHEMA: dict[str, Any] = {
         "objectives": Key([{"fitness": "max"}], "objectives", "what is optimised, in order, each 'name: max|min':"
                           " fitness first, then params, flops, latency or the task's own (pbt_evo.objectives);"
                           " more than fitness: NSGA-II's order, a Pareto front, hypervolume (pbt_evo.pareto)"),
+        "oneshot": {  # bnao / nao (pbt_evo.oneshot): population * e_total member-epochs, as PBT-NAS spends
+            "candidates": Key(50, "int", "bnao/nao: initial candidate pool |X|", check=_positive, rule="> 0"),
+            "seeds": Key(10, "int", "bnao/nao: K, the best candidates moved by the controller each round",
+                         check=_positive, rule="> 0"),
+            "rounds": Key(3, "int", "bnao/nao: L, rounds of supernet training, evaluation and new candidates",
+                          check=_positive, rule="> 0"),
+            "eta": Key(1.0, "float", "bnao/nao: step size of the gradient steps on the embedding", check=_positive,
+                       rule="> 0"),
+            "steps_per_sample": Key(1, "int", "bnao/nao: minibatches each sampled architecture trains",
+                                    check=_positive, rule="> 0"),
+            "standalone": Key(2, "int", "bnao/nao: best candidates trained stand-alone at the end", check=_positive,
+                              rule="> 0"),
+            "standalone_epochs": Key(None, "int_or_none", "bnao/nao: epochs of each stand-alone network (null:"
+                                     " e_total); the supernet gets population * e_total - standalone * this",
+                                     check=lambda e: e is None or e > 0, rule="> 0 or null"),
+            "controller_epochs": Key(300, "int", "bnao/nao: epochs the controller trains each round",
+                                     check=_positive, rule="> 0"),
+            "trade_off": Key(0.8, "float", "bnao/nao: lambda, the predictor's share of the controller's loss",
+                             check=lambda t: 0 <= t <= 1, rule="in [0, 1]"),
+            "cell": Key("mlp", "choice", "bnao/nao: the controller's encoder and decoder", choices=("mlp", "lstm")),
+        },
         "reference_point": Key(None, "numbers_or_none", "the hypervolume's reference point, one value per objective"
                                " in its units (e.g. [0.0, 2000]: accuracy 0, 2,000 parameters); needed with more"
                                " objectives than fitness"),
@@ -258,6 +284,12 @@ def resolve(data: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
                           " it takes neither several 'algorithm.objectives' nor 'algorithm.init' naswot")
     if alg["name"] in ("searl", "no_mixing", "pbt") and k < 1:
         raise ConfigError(f"{where}: 'algorithm.population' * 'algorithm.tau' rounds to 0; nothing would be replaced")
+    if alg["name"] in ONESHOT:
+        one = alg["oneshot"]
+        try:
+            Budget(alg["population"], alg["e_total"], one["standalone"], one["standalone_epochs"] or alg["e_total"])
+        except BudgetError as exc:
+            raise ConfigError(f"{where}: 'algorithm.oneshot.standalone' / 'standalone_epochs': {exc}") from None
     objectives_of(cfg, where)
     if alg["research_code_compat"]:
         for key, value in research_code_args(cfg["task"]["target"], where).items():

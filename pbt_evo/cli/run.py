@@ -21,6 +21,7 @@ from deap import tools
 
 from ..algorithms import Generation, LoopState, ea_pbt
 from ..hyper import HyperparameterError, fixed_architecture
+from ..oneshot import ONESHOT
 from ..parallel import RayMap, SerialMap
 from ..parallel.resources import ResourceError
 from ..pareto import TrainedFront
@@ -29,6 +30,7 @@ from ..variants import HP_VARIANTS, make_toolbox
 from . import checkpoint, config, runfolder, signals
 from .checkpoint import CheckpointError, WriteError
 from .config import ConfigError, TaskError, build_task
+from .oneshot import run_oneshot
 from .plot import plot_run
 from .runfolder import RunFolder, generation_row
 from .runlock import LOCK, RunFolderBusy, RunLock
@@ -104,6 +106,11 @@ class Search:
             raise ConfigError(f"{self.source}: 'algorithm.objectives': {exc}") from None
         pmap = self.make_map(task)  # before anything is written: an impossible request stops here
         signals.reinstall()  # ray.init replaced the SIGTERM and SIGINT handlers
+        if alg["name"] in ONESHOT:  # one-shot search (bnao, nao): a supernet, no population loop
+            try:
+                return run_oneshot(cfg, self.run_dir, task, pmap, resume, say=self._say)
+            finally:
+                pmap.close()
         folder = None
         try:
             folder = RunFolder(self.run_dir, task.space, tensorboard=cfg["output"]["tensorboard"],
