@@ -16,7 +16,10 @@ if [ -n "$PBT_NAS_RUNS" ]; then
     [ -f $src/best/genome.json ] && [ ! -e $OUT/mnist1d_study_pbt_nas_s$s ] && ln -s "$(cd $src && pwd)" $OUT/mnist1d_study_pbt_nas_s$s
   done
 fi
-nice -n 10 $PY -m pbt_evo.sweep spaces/mnist1d_study.yaml --algorithms bohb,pbt_nas --seeds $SEEDS --out $OUT
+nice -n 10 $PY -m pbt_evo.sweep spaces/mnist1d_study.yaml --algorithms bohb --seeds $SEEDS --out $OUT
+# PBT-NAS for the seeds not linked (a linked folder names another output.dir: the sweep would refuse it)
+MISSING=$(for s in $(echo $SEEDS | tr , ' '); do [ -L $OUT/mnist1d_study_pbt_nas_s$s ] || echo $s; done | paste -sd, -)
+[ -n "$MISSING" ] && nice -n 10 $PY -m pbt_evo.sweep spaces/mnist1d_study.yaml --algorithms pbt_nas --seeds $MISSING --out $OUT
 for report in best test; do
   $PY -m pbt_evo.compare $OUT --only pbt_nas,bohb --baseline pbt_nas --report $report --ddof 0 \
     --out $OUT/compare_$report
