@@ -10,8 +10,9 @@ queue plus every moment a worker waits for the driver. So:
   that a misestimate is corrected by the next decision);
 - each to the worker with the least work queued, an idle one first;
 - each worker has up to ``pipeline`` calls in flight, so the next member is already queued in the actor
-  when the current one finishes, except for the last ``workers`` calls of the queue (the smallest),
-  which go only to idle workers, so that the tail is balanced on real, not estimated, finish times;
+  when the current one finishes, except for the last ``workers`` calls of the first ``order`` queued
+  (the current generation's smallest), which go only to idle workers, so that the tail is balanced on
+  real, not estimated, finish times, whatever early starts of the next generation are queued behind;
 - affinity: among equally loaded workers, the one that keeps the call's member alive (``home``); and a
   worker takes, instead of the head call, one of the next few (similar in cost) whose member it keeps,
   except in the tail;
@@ -80,7 +81,12 @@ class Scheduler:
         """The call to dispatch now and its worker (marked running there), or None: every worker is full,
         or the calls left wait for a worker they have not failed on."""
         n, queue, jobs = len(self.slots), self.queue, self.jobs
-        depth = self.pipeline if len(queue) > n else 1
+        if not queue:
+            return None
+        # the tail is the first rank's (the current generation's): early starts of the next one queued
+        # behind it must not let its last calls be pipelined behind a busy worker's, delaying the barrier
+        lead = bisect.bisect_right(self._ranks, (jobs[queue[0]].order, math.inf))
+        depth = self.pipeline if lead > n else 1
         free = [w for w in range(n) if self.slots[w].inflight < depth]
         if not free:
             return None  # asked after every result: must not look through the whole queue then
@@ -91,7 +97,7 @@ class Scheduler:
                 continue  # the workers it may run on are busy: calls behind it may go meanwhile
             w = min(allowed, key=lambda w: (self.slots[w].inflight > 0, self.slots[w].queued, job.home != w,
                                             self.slots[w].inflight))
-            if len(queue) > n and job.home != w:
+            if lead > n and job.home != w:
                 for k, other in enumerate(queue[pos + 1:pos + n], start=pos + 1):
                     if jobs[other].home == w and w not in jobs[other].tried:
                         ticket, job, pos = other, jobs[other], k
