@@ -8,8 +8,10 @@ wall time. It also reports how well heterogeneous members were packed onto the w
     python benchmarks/overhead.py [--population 8] [--generations 6] [--workers 2] [--pipeline 2] [--no-reuse] [--barrier]
                                   [--repeat 5]
 
-Last line: framework_share=<fraction over all generations, after the workers have started> (with
-``--repeat N``: the median of N runs, each in a fresh process).
+Last lines: framework_ms_per_call=<(workers x wall - training+evaluation) / member calls, ms: the fixed
+per-call cost, which the share hides behind long members> and framework_share=<fraction over all
+generations, after the workers have started> (with ``--repeat N``: medians of N runs, each in a fresh
+process).
 """
 
 from __future__ import annotations
@@ -78,16 +80,20 @@ def repeat(n: int) -> None:
     argv = [a for a in sys.argv[1:] if not a.startswith("--repeat=")]  # the same options, without --repeat
     if "--repeat" in argv:
         del argv[argv.index("--repeat"):argv.index("--repeat") + 2]
-    shares = []
+    shares, per_call = [], []
     for k in range(n):
         out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, check=True).stdout
         parts = {line.split()[0]: float(line.split()[-1]) for line in out.splitlines()
                  if line.strip().startswith(("between", "at generation", "of which"))}
-        shares.append(float(out.strip().splitlines()[-1].split("=")[1]))
-        print(f"run {k + 1}: framework_share={shares[-1]:.4f} (between calls {parts.get('between', 0):.3f},"
-              f" at generation ends {parts.get('at', 0):.3f}, of which the run's end {parts.get('of', 0):.3f})",
-              flush=True)
-    print(f"median of {n} runs, min {min(shares):.4f}, max {max(shares):.4f}")
+        last = dict(line.split("=", 1) for line in out.strip().splitlines()[-2:])
+        shares.append(float(last["framework_share"]))
+        per_call.append(float(last["framework_ms_per_call"]))
+        print(f"run {k + 1}: framework_share={shares[-1]:.4f}, {per_call[-1]:.1f} ms per call (between calls"
+              f" {parts.get('between', 0):.3f}, at generation ends {parts.get('at', 0):.3f}, of which the run's end"
+              f" {parts.get('of', 0):.3f})", flush=True)
+    print(f"median of {n} runs, min {min(shares):.4f}, max {max(shares):.4f}; ms per call {min(per_call):.1f}-"
+          f"{max(per_call):.1f}")
+    print(f"framework_ms_per_call={statistics.median(per_call):.2f}")
     print(f"framework_share={statistics.median(shares):.4f}")
 
 
@@ -178,6 +184,8 @@ def main() -> None:
 
         print("driver cProfile (cumulative, top 15):")
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(15)
+    # the unit that stays meaningful for short members: the share falls as members get longer, this does not
+    print(f"framework_ms_per_call={1e3 * (total * args.workers - train) / calls:.2f}")
     print(f"framework_share={share:.4f}")
 
 

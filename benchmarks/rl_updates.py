@@ -1,12 +1,13 @@
 """DrQ-v2 agent updates per second inside a pbt_evo Ray worker versus a plain loop in one process.
 
 Same task, genome, batch, replay contents and thread count (1) in both; the worker side runs through
-pbt_evo's RayMap (persistent actor, task built once, torch threads set from its CPUs). Repeats are
-interleaved and the median is reported, since this machine is noisy.
+pbt_evo's RayMap (persistent actor, task built once, torch threads set from its CPUs). This machine is
+noisy: the two are measured back to back ``--repeats`` times, alternating which goes first, and the
+ratio reported is the median of the per-repeat ratios (``benchmarks/paired.py``).
 
     python benchmarks/rl_updates.py [--updates 300] [--repeats 3] [--obs states|pixels]
 
-Last line: worker_vs_plain=<worker updates/s / plain updates/s> (target >= 0.95).
+Last line: worker_vs_plain=<median of the paired ratios worker updates/s / plain updates/s> (target >= 0.95).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import argparse
 import os
 import statistics
 import time
+
+from paired import interleave, paired_ratio, spread
 
 TASK_ARGS = {"domain": "cartpole", "task": "swingup", "obs": "states", "hidden_dim": 128, "encoder_dim": 64,
              "batch_size": 128, "frames_per_epoch": 2000, "num_seed_frames": 1000, "eval_episodes": 1}
@@ -65,17 +68,19 @@ def main() -> None:
     from functools import partial
 
     func = partial(update_rate, obs=args.obs)
-    plain, worker = [], []
-    for r in range(args.repeats):
-        plain.append(func(args.updates))
-        worker.append(rmap(func, [args.updates])[0])
-        print(f"repeat {r}: plain {plain[-1]:.1f} updates/s, pbt_evo worker {worker[-1]:.1f} updates/s")
+
+    def report(r: int, got: dict) -> None:
+        print(f"repeat {r}: plain {got['plain']:.1f} updates/s, pbt_evo worker {got['worker']:.1f} updates/s,"
+              f" ratio {got['worker'] / got['plain']:.3f}", flush=True)
+
+    rounds = interleave({"plain": lambda: func(args.updates), "worker": lambda: rmap(func, [args.updates])[0]},
+                        args.repeats, report)
     rmap.close()
     ray.shutdown()
-    p, w = statistics.median(plain), statistics.median(worker)
+    p, w = (statistics.median(r[k] for r in rounds) for k in ("plain", "worker"))
     print(f"median: plain {p:.1f} updates/s, worker {w:.1f} updates/s ({args.obs}, batch {task_args['batch_size']},"
-          f" 1 thread each)")
-    print(f"worker_vs_plain={w / p:.3f}")
+          f" 1 thread each); paired ratios {spread(rounds, 'worker', 'plain')}")
+    print(f"worker_vs_plain={paired_ratio(rounds, 'worker', 'plain'):.3f}")
 
 
 if __name__ == "__main__":

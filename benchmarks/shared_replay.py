@@ -8,9 +8,11 @@ time, reads come from each worker's own mapping of the shared memory.
 
     python benchmarks/shared_replay.py [--batch 256] [--batches 30] [--episodes 20] [--repeats 3]
 
-The own-buffer and reading-worker timings are interleaved ``--repeats`` times and their medians compared
-(random gathers over hundreds of MB vary by a quarter from run to run here).
-Last line: ``shared_vs_own=<shared ms per batch (reader) / own ms per batch>`` (1.0: sharing is free).
+The own-buffer and reading-worker timings are measured back to back ``--repeats`` times, alternating which
+goes first (random gathers over hundreds of MB vary by a quarter from run to run here), and compared by
+the median of the per-repeat ratios (``benchmarks/paired.py``).
+Last line: ``shared_vs_own=<median of paired ratios: shared ms per batch (reader) / own ms per batch>``
+(1.0: sharing is free).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import statistics
 import time
 
 import numpy as np
+from paired import interleave, paired_ratio, spread
 
 SPEC = dict(frame_shape=(3, 84, 84), action_dim=6, frame_stack=3, nstep=3, dtype=np.uint8)
 STEPS = 500
@@ -39,6 +42,11 @@ def ms_per_batch(replay, batch: int, n: int) -> float:
     for _ in range(n):
         replay.sample(batch, 0.99)
     return (time.perf_counter() - start) / n * 1e3
+
+
+def ms(result: tuple[float, int]) -> float:
+    """The ms per batch of a (ms per batch, buffer size) result."""
+    return result[0]
 
 
 class Agent:
@@ -80,21 +88,19 @@ def main() -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     writer, reader = (ray.remote(num_cpus=1)(Agent).remote(spec) for _ in range(2))
     writer_ms, size = ray.get(writer.run.remote(args.batch, args.batches, args.episodes))
-    own_runs, reader_runs = [], []
-    for _ in range(args.repeats):
-        own_runs.append(ms_per_batch(own, args.batch, args.batches))
-        reader_ms, seen = ray.get(reader.run.remote(args.batch, args.batches, 0))
-        reader_runs.append(reader_ms)
+    rounds = interleave({"own": lambda: (ms_per_batch(own, args.batch, args.batches), len(own)),
+                         "reader": lambda: ray.get(reader.run.remote(args.batch, args.batches, 0))}, args.repeats)
     ray.get([writer.close.remote(), reader.close.remote()])
     ray.shutdown()
-    assert seen == size == len(own), (seen, size, len(own))
-    own_ms, reader_ms = statistics.median(own_runs), statistics.median(reader_runs)
+    assert all(r["reader"][1] == size == len(own) for r in rounds), (rounds, size, len(own))
+    own_ms, reader_ms = (statistics.median(r[k][0] for r in rounds) for k in ("own", "reader"))
     print(f"{args.episodes} episodes ({size} steps, {size * 3 * 84 * 84 / 2**20:.0f} MiB of frames), "
           f"batch {args.batch} stacked-frame pairs")
     print(f"own buffer, one process        {own_ms:7.1f} ms per batch (median)")
     print(f"shared buffer, writing worker  {writer_ms:7.1f} ms per batch")
     print(f"shared buffer, other worker    {reader_ms:7.1f} ms per batch (median)")
-    print(f"shared_vs_own={reader_ms / own_ms:.3f}")
+    print(f"paired ratios (other worker / own buffer) {spread(rounds, 'reader', 'own', ms)}")
+    print(f"shared_vs_own={paired_ratio(rounds, 'reader', 'own', ms):.3f}")
 
 
 if __name__ == "__main__":

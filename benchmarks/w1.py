@@ -23,7 +23,8 @@ Each implementation runs in a fresh subprocess (no Ray state shared). Wall times
 ``ray.shutdown`` (reported separately). pbt_evo's wall excludes starting its workers (reported: the floor's
 process is also started and warmed before its clock); Tune starts its actors inside ``Tuner.fit``, so
 ``tune_vs_pbt_evo`` divides Tune's wall by pbt_evo's wall *including* its worker start (conservative).
-With ``--repeat R`` the three run R times, interleaved, and the ratios are medians of the per-round ratios.
+With ``--repeat R`` the three run R times, interleaved (every other round in reverse order), and the
+ratios are medians of the per-round (paired) ratios (``benchmarks/paired.py``).
 
 Last lines: ``pbt_evo_vs_floor=<pbt_evo wall / sequential wall>``, ``tune_vs_pbt_evo=<tune wall / pbt_evo wall>``.
 """
@@ -38,7 +39,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+
+from paired import interleave, paired_ratio, spread
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "W1RESULT "
@@ -138,10 +142,9 @@ def run_pbt_evo() -> dict:
     import random
 
     import ray
-    from deap import base
 
     import pbt_evo
-    from tasks.w1 import GENERATIONS, slot_hook, train_w1, w1_population
+    from tasks.w1 import GENERATIONS, slot_hook, w1_population, w1_toolbox
 
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -151,13 +154,7 @@ def run_pbt_evo() -> dict:
     ray.get([a.cost.remote([0]) for a in rmap.actors])  # both workers built their task and warmed up
     t_workers = time.perf_counter() - t0
 
-    tb = base.Toolbox()
-    tb.register("train", train_w1)
-    tb.register("select", pbt_evo.sel_truncation, tau=0.25)
-    tb.register("survivors", pbt_evo.sure_survivors, tau=0.25)  # no barrier for sure survivors
-    tb.register("pair", pbt_evo.pair_random)
-    tb.register("mate", pbt_evo.cx_mix, p=0.0)  # a child is an exact copy of its fitter parent
-    tb.map = rmap
+    tb = w1_toolbox(rmap)
     random.seed(0)
     gens: list[tuple[float, float]] = []
 
@@ -273,6 +270,10 @@ def in_subprocess(name: str) -> dict:
     raise RuntimeError(f"{name} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
 
 
+def wall(result: dict) -> float:
+    return result["wall"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="rounds of the three runs (ratios: medians)")
@@ -284,10 +285,8 @@ def main() -> None:
         return
 
     names = ["sequential", "parallel_floor", "pbt_evo"] + ([] if args.skip_tune else ["tune"])
-    rounds = []
-    for r in range(args.repeat):
-        row = {name: in_subprocess(name) for name in names}
-        rounds.append(row)
+
+    def report(r: int, row: dict) -> None:
         seq, pe = row["sequential"], row["pbt_evo"]
         same = seq["fitness"] == pe["fitness"]
         line = (f"round {r + 1}: sequential {seq['wall']:.2f} s, pbt_evo {pe['wall']:.2f} s"
@@ -299,6 +298,8 @@ def main() -> None:
         if not same:
             print(f"  sequential {seq['fitness']}\n  pbt_evo    {pe['fitness']}")
 
+    rounds = interleave({name: partial(in_subprocess, name) for name in names}, args.repeat, report)
+
     def med(name: str, key: str) -> float:
         return statistics.median(r[name][key] for r in rounds)
 
@@ -308,7 +309,7 @@ def main() -> None:
           f" {'shutdown s':>11}")
     for name in names:
         walls = [r[name]["wall"] for r in rounds]
-        ratio = statistics.median(r[name]["wall"] / r["sequential"]["wall"] for r in rounds)
+        ratio = paired_ratio(rounds, name, "sequential", wall)
         inrun = statistics.median(r[name]["wall"] / (r[name]["train_s"] / (1 if name == "sequential" else 2))
                                   for r in rounds)
         init = f"{med(name, 'init'):.2f}" if "init" in rounds[0][name] else "-"
@@ -320,10 +321,10 @@ def main() -> None:
               f" {ratio:13.3f} {inrun:14.3f} {init:>11} {down:>11}")
     print(f"pbt_evo workers start (excluded from its wall) {med('pbt_evo', 'workers'):.2f} s")
     print("*wall / (training+evaluation time summed over members / workers)")
-    pe_vs_par = statistics.median(r["pbt_evo"]["wall"] / r["parallel_floor"]["wall"] for r in rounds)
+    pe_vs_par = paired_ratio(rounds, "pbt_evo", "parallel_floor", wall)
     print(f"pbt_evo / parallel floor (what orchestration costs on this machine now) {pe_vs_par:.3f}")
-    pe_vs_floor = statistics.median(r["pbt_evo"]["wall"] / r["sequential"]["wall"] for r in rounds)
-    print(f"pbt_evo_vs_floor={pe_vs_floor:.3f}")
+    print(f"paired ratios pbt_evo / sequential {spread(rounds, 'pbt_evo', 'sequential', wall)}")
+    print(f"pbt_evo_vs_floor={paired_ratio(rounds, 'pbt_evo', 'sequential', wall):.3f}")
     if "tune" in names:
         tune_vs = statistics.median(r["tune"]["wall"] / (r["pbt_evo"]["wall"] + r["pbt_evo"]["workers"])
                                     for r in rounds)

@@ -8,6 +8,7 @@ no mixing          ``pair=pair_self`` (a parent mixed with itself; its layers st
 shrink-perturb     ``mate=partial(cx_mix, shrink_perturb=(1, 0))`` copies, ``(0, 1)`` re-initialises
 SEARL-like         ``select=sel_truncation``, ``mutate=mut_searl`` and no ``mate``
 random search      no ``select``: N random networks trained for the whole budget, no exchange
+random + s-p       no ``select``, ``perturb=mut_shrink_perturb``: each network shrink-perturbed every generation
 =================  ==============================================================================
 """
 
@@ -97,6 +98,8 @@ def exploit(population: list[Individual], toolbox: base.Toolbox,
     Returns the (index, child) pairs and the next free id. Children are not evaluated: they train next.
     """
     if not hasattr(toolbox, "select"):
+        if hasattr(toolbox, "perturb"):  # random search with shrink-perturb (Table 3): every member, same id
+            population[:] = [toolbox.perturb(toolbox.clone(ind))[0] for ind in population]
         return [], next_id  # random search: no exchange
     best, worst = toolbox.select(population)
     if not best:
@@ -114,16 +117,19 @@ def exploit(population: list[Individual], toolbox: base.Toolbox,
 
 
 def make_child(best: list[Individual], toolbox: base.Toolbox) -> Individual:
-    """Algorithm 2 (``pair`` + ``mate``: two parents mixed) or one parent's copy, then ``mutate`` if any."""
+    """Algorithm 2 (``pair`` + ``mate``: two parents mixed) or one parent's copy, then ``mutate`` if any;
+    ``child.changed`` says which genes differ from the base parent's (old and new option)."""
     if hasattr(toolbox, "mate"):
         pair = toolbox.pair(best) if hasattr(toolbox, "pair") else random.sample(best, 2)
         child, = toolbox.mate(toolbox.clone(pair[0]), toolbox.clone(pair[1]))
     else:
-        parent = random.choice(best)
-        child = toolbox.clone(parent)
-        child.parents, child.taken = (parent.id,), ()
+        pair = (toolbox.parent(best) if hasattr(toolbox, "parent") else random.choice(best),)
+        child = toolbox.clone(pair[0])
+        child.parents, child.taken = (pair[0].id,), ()
     if hasattr(toolbox, "mutate"):
         child, = toolbox.mutate(child)
+    base = next(p for p in pair if p.id == child.parents[0])
+    child.changed = tuple((i, int(old), int(new)) for i, (old, new) in enumerate(zip(base, child)) if old != new)
     return child
 
 

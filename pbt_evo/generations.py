@@ -84,6 +84,24 @@ def positions(population: list[Individual]) -> dict[int, int]:
     return index
 
 
+def next_ask(out: int) -> int:
+    """Sure survivors are looked for again once at most this many of the generation's calls are out.
+
+    ``toolbox.survivors`` over F finished members costs O(F log F); asked after every result, a
+    generation would cost O(N² log N). So: after every result while fewer than 2 x ``ASK_SPLIT`` calls
+    are out, else after every ``1 / ASK_SPLIT`` of those out (O(log N) times). The survivors found later
+    lose nothing: an early start is dispatched only once this generation's queued calls are all out,
+    and the last calls are looked at one by one.
+
+    >>> next_ask(8), next_ask(512)
+    (7, 480)
+    """
+    return out - max(1, out // ASK_SPLIT)
+
+
+ASK_SPLIT = 16
+
+
 @dataclass
 class Outcome:
     """What training one generation took."""
@@ -161,6 +179,7 @@ class GenerationRunner:
 
         for j, early in arrived.items():
             take(j, early.result)
+        ask_at = next_ask(len(tickets))
         while tickets:
             ticket, res = self.stream.wait(among=tickets.keys() | self._ahead.keys())
             outcome.busy_seconds += res.seconds
@@ -170,8 +189,9 @@ class GenerationRunner:
                 self._arrived[early.index] = early
                 continue
             take(tickets.pop(ticket), res)
-            if train_next is None:
+            if train_next is None or len(tickets) > ask_at:
                 continue
+            ask_at = next_ask(len(tickets))
             finished = [ind for ind, d in zip(population, done) if d]
             for ind in self.survivors(finished, len(population)):
                 k = index[id(ind)]

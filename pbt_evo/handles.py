@@ -11,7 +11,9 @@ The driver only ever holds handles. A handle is one of
   mutation and a seed. It is materialised inside the worker that trains the child, so parents'
   weights never pass through the driver.
 
-``materialise(handle, task, genome)`` builds the member in the worker with its state loaded.
+``materialise(handle, task, genome)`` builds the member in the worker with its state loaded, then has the
+task write the genome's hyperparameters into it (:meth:`~pbt_evo.task.Task.set_hyperparameters`; a
+loaded optimizer state brings its parent's parameter groups, never its values).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from .weights import (
     optimizer_state_by_name,
     searl_candidates,
     searl_weight_mutation,
+    shrink_perturb_state,
     to_numpy,
 )
 
@@ -101,7 +104,9 @@ class FreshState(WeightHandle):
 
     def materialise(self, task: Task, genome: Sequence[int]) -> Member:
         seed_everything(self.seed)
-        return task.build(list(genome))
+        member = task.build(list(genome))
+        task.set_hyperparameters(member, list(genome))
+        return member
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,6 +127,7 @@ class StoredState(WeightHandle):
         with skip_init():
             member = task.build(list(genome))
         restore(member, self.load())
+        task.set_hyperparameters(member, list(genome))
         return member
 
 
@@ -145,6 +151,9 @@ class MixedState(WeightHandle):
     optimizer_policy: str = "reset"
     seed: int = 0
     width_policy: str = "adapt"
+    perturb_all: bool = False  # every tensor shrink-perturbed against a fresh init (random_sp, Table 3)
+    copied: tuple[str, ...] = ()  # key prefixes copied, not shrink-perturbed (research_code_compat)
+    searl_skip: tuple[str, ...] = ()  # key prefixes the SEARL weight mutation leaves alone
 
     def with_(self, **changes: Any) -> "MixedState":
         return replace(self, **changes)
@@ -152,17 +161,23 @@ class MixedState(WeightHandle):
     def materialise(self, task: Task, genome: Sequence[int]) -> Member:
         seed_everything(self.seed)
         # a copy of the base parent (mixing with p=0, SEARL) uses no fresh weight: skip drawing them
-        with nullcontext() if self.taken or self.reinit else skip_init():
+        with nullcontext() if self.taken or self.reinit or self.perturb_all else skip_init():
             member = task.build(list(genome))
         fresh = member.model.state_dict()
         base = self.base.load()
+        if self.perturb_all:
+            model = shrink_perturb_state(base["model"], fresh, *self.shrink_perturb, copied=self.copied)
+            optim = {} if self.optimizer_policy == "reset" else base.get("optim", {})
+            restore(member, {"model": model, "optim": optim, "extras": base.get("extras", {})})
+            return member
         donor = self.donor.load() if self.donor is not None else None
         axes = task.unit_axes(list(genome))
         model = inherit_model(base["model"], donor["model"] if donor else None, fresh, task.space,
-                              self.taken, self.reinit, self.shrink_perturb, axes, self.width_policy, self.seed)
+                              self.taken, self.reinit, self.shrink_perturb, axes, self.width_policy, self.seed,
+                              self.copied)
         if self.searl_seed is not None:
             gen = torch.Generator().manual_seed(self.searl_seed)
-            model, _ = searl_weight_mutation(model, searl_candidates(member.model), gen)
+            model, _ = searl_weight_mutation(model, searl_candidates(member.model, self.searl_skip), gen)
         optim = {name: inherit_optimizer(base.get("optim", {}).get(name, {}),
                                          (donor or {}).get("optim", {}).get(name),
                                          task.space, self.taken, self.reinit, self.optimizer_policy)
@@ -172,6 +187,7 @@ class MixedState(WeightHandle):
             keep = self.optimizer_policy == "donor" and self.width_policy == "adapt"
             optim = {name: adapt_optimizer_state(o, shapes, axes, self.seed, keep) for name, o in optim.items()}
         restore(member, {"model": model, "optim": optim, "extras": base.get("extras", {})})
+        task.set_hyperparameters(member, list(genome))
         return member
 
 

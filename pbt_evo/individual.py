@@ -49,7 +49,9 @@ class Individual(list):
     Attributes: ``fitness``; ``id`` (stable, unique in a run); ``parents`` (ids); ``origin`` (per
     variable, the id of the initial network the gene descends from); ``handle`` (weights);
     ``seed`` (training randomness); ``epochs`` (epochs its weights have been trained);
-    ``taken`` (variables taken from the donor when it was made); ``metrics`` (last training metrics).
+    ``taken`` (variables taken from the donor when it was made); ``changed`` ((variable, old option, new
+    option) of each gene in which it differs from its base parent, by mixing or explore, for the lineage);
+    ``metrics`` (last training metrics).
 
     Two individuals are equal when they are the same network at the same training age (same id,
     epochs and genome), so ``tools.HallOfFame`` keeps the best *trained state* rather than refusing a
@@ -80,6 +82,7 @@ class Individual(list):
         self.seed = seed
         self.epochs = epochs
         self.taken: tuple[int, ...] = ()
+        self.changed: tuple[tuple[int, int, int], ...] = ()
         self.metrics: dict[str, Any] = {}
 
     def __deepcopy__(self, memo: dict) -> "Individual":

@@ -3,7 +3,9 @@
 A genome is a list of option indices, one per variable, in the space's order. A variable may own
 weights: the state-dict prefixes of the layers it decides. Mixing moves a variable's value from the
 donor together with the weights under those prefixes; weightless variables (an activation, a pooling
-choice) own nothing.
+choice) own nothing. A hyperparameter (``hyper=True``: a learning rate, a batch size) is a weightless
+variable whose options are ordered, a grid (:func:`log_grid`, :func:`linear_grid`): PBT's explore moves it
+to a neighbouring option (:func:`pbt_evo.hyper.mut_explore`); to everything else it is one more gene.
 """
 
 from __future__ import annotations
@@ -26,15 +28,19 @@ class SpaceError(ValueError):
 
 @dataclass(frozen=True)
 class Variable:
-    """One categorical architecture variable.
+    """One categorical variable: an architecture choice, or a hyperparameter (``hyper``: ordered options,
+    no weights; numeric options must increase).
 
     >>> Variable("layer0", ("identity", "conv3x3"), owns=("cells.0.op",)).n_options
     2
+    >>> Variable("adam.lr", log_grid(1e-4, 1e-2, 3), hyper=True).options
+    (0.0001, 0.001, 0.01)
     """
 
     name: str
     options: tuple[Any, ...]
     owns: tuple[str, ...] = ()
+    hyper: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -45,6 +51,13 @@ class Variable:
             raise SpaceError(f"variable {self.name!r}: options repeat: {list(self.options)}")
         object.__setattr__(self, "options", tuple(self.options))
         object.__setattr__(self, "owns", tuple(self.owns))
+        if self.hyper:
+            if self.owns:
+                raise SpaceError(f"variable {self.name!r}: a hyperparameter owns no weights, got owns {list(self.owns)}")
+            numeric = [isinstance(o, (int, float)) and not isinstance(o, bool) for o in self.options]
+            if all(numeric) and any(b <= a for a, b in zip(self.options, self.options[1:])):
+                raise SpaceError(f"variable {self.name!r}: a hyperparameter's options must be in increasing order"
+                                 f" (its neighbours are the next smaller and larger), got {list(self.options)}")
 
     @property
     def n_options(self) -> int:
@@ -102,6 +115,11 @@ class SearchSpace:
     def log10_size(self) -> float:
         """log10 of the number of architectures (product of option counts)."""
         return sum(math.log10(v.n_options) for v in self.variables)
+
+    @property
+    def hyperparameters(self) -> list[int]:
+        """Indices of the hyperparameter variables."""
+        return [i for i, v in enumerate(self.variables) if v.hyper]
 
     @property
     def layer_variables(self) -> list[int]:
@@ -173,10 +191,14 @@ class SearchSpace:
     # -- construction ----------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any] | Sequence[Mapping[str, Any]], where: str = "space") -> "SearchSpace":
-        """Build from ``{name: {options: [...], owns: [...]}}`` or a list of ``{name, options, owns}``.
+        """Build from ``{name: {options: [...], owns: [...]}}`` or a list of ``{name, options, owns}``;
+        a hyperparameter has ``hyper: true`` and its options, or a grid instead: ``log: [low, high, n]`` or
+        ``linear: [low, high, n]``.
 
         >>> SearchSpace.from_dict({"act": {"options": ["relu", "tanh"]}}).names
         ['act']
+        >>> SearchSpace.from_dict({"lr": {"hyper": True, "log": [0.001, 0.1, 3]}})["lr"].options
+        (0.001, 0.01, 0.1)
         """
         items: list[tuple[str, Any]]
         if isinstance(spec, Mapping):
@@ -195,16 +217,18 @@ class SearchSpace:
                 body = {"options": body}
             if not isinstance(body, Mapping):
                 raise SpaceError(f"{where}.{name}: expected 'options: [...]' (and optional 'owns: [...]')")
-            unknown = set(body) - {"options", "owns"}
+            unknown = set(body) - {"options", "owns", "hyper", "log", "linear"}
             if unknown:
-                raise SpaceError(f"{where}.{name}: unknown key(s) {sorted(unknown)}; allowed: options, owns")
-            options = body.get("options")
-            if not isinstance(options, Sequence) or isinstance(options, str) or not options:
-                raise SpaceError(f"{where}.{name}.options: must be a non-empty list")
+                raise SpaceError(f"{where}.{name}: unknown key(s) {sorted(unknown)}; allowed: options, owns,"
+                                 " hyper, log, linear")
+            hyper = body.get("hyper", False)
+            if not isinstance(hyper, bool):
+                raise SpaceError(f"{where}.{name}.hyper: must be true or false, got {hyper!r}")
+            options = grid_options(body, f"{where}.{name}")
             owns = body.get("owns", []) or []
             if isinstance(owns, str):
                 owns = [owns]
-            variables.append(Variable(str(name), tuple(options), tuple(owns)))
+            variables.append(Variable(str(name), tuple(options), tuple(owns), hyper=hyper))
         return cls(variables)
 
     @classmethod
@@ -217,5 +241,64 @@ class SearchSpace:
             data = data["space"]
         return cls.from_dict(data, where=f"{path}: space")
 
-    def to_dict(self) -> dict[str, dict[str, list]]:
-        return {v.name: {"options": list(v.options), "owns": list(v.owns)} for v in self.variables}
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {v.name: {"options": list(v.options), "owns": list(v.owns), **({"hyper": True} if v.hyper else {})}
+                for v in self.variables}
+
+
+def _grid_args(low: Any, high: Any, n: Any, kind: str) -> None:
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in (low, high))
+    if not numbers or isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise SpaceError(f"a {kind} grid needs [low, high, n]: two finite numbers and a count >= 1,"
+                         f" got [{low!r}, {high!r}, {n!r}]")
+    if high < low or (n > 1 and high == low):
+        raise SpaceError(f"a {kind} grid needs low < high, got low {low!r}, high {high!r}")
+
+
+def log_grid(low: float, high: float, n: int) -> tuple[float, ...]:
+    """``n`` log-spaced values from ``low`` to ``high`` (both included, > 0), 10 significant digits.
+
+    >>> log_grid(1e-4, 1e-2, 5)
+    (0.0001, 0.000316227766, 0.001, 0.00316227766, 0.01)
+    """
+    _grid_args(low, high, n, "log")
+    if low <= 0:
+        raise SpaceError(f"a log grid needs low > 0, got [{low!r}, {high!r}, {n!r}]")
+    if n == 1:
+        return (float(low),)
+    step = (math.log(high) - math.log(low)) / (n - 1)
+    return tuple(float(f"{math.exp(math.log(low) + k * step):.10g}") for k in range(n))
+
+
+def linear_grid(low: float, high: float, n: int) -> tuple[float, ...]:
+    """``n`` evenly spaced values from ``low`` to ``high`` (both included), 10 significant digits.
+
+    >>> linear_grid(0.0, 0.3, 4)
+    (0.0, 0.1, 0.2, 0.3)
+    """
+    _grid_args(low, high, n, "linear")
+    if n == 1:
+        return (float(low),)
+    return tuple(float(f"{low + k * (high - low) / (n - 1):.10g}") for k in range(n))
+
+
+def grid_options(body: Mapping[str, Any], where: str) -> tuple[Any, ...]:
+    """A variable's options from ``options: [...]`` or a grid, ``log: [low, high, n]`` or ``linear: [...]``.
+
+    >>> grid_options({"linear": [1, 3, 3]}, "lr")
+    (1.0, 2.0, 3.0)
+    """
+    given = [k for k in ("options", "log", "linear") if k in body]
+    if len(given) != 1:
+        raise SpaceError(f"{where}: give exactly one of options: [...], log: [low, high, n], linear: [low, high, n]")
+    value = body[given[0]]
+    if not isinstance(value, Sequence) or isinstance(value, str) or not value:
+        raise SpaceError(f"{where}.{given[0]}: must be a non-empty list")
+    if given[0] == "options":
+        return tuple(value)
+    if len(value) != 3:
+        raise SpaceError(f"{where}.{given[0]}: expected [low, high, n], got {list(value)}")
+    try:
+        return (log_grid if given[0] == "log" else linear_grid)(*value)
+    except SpaceError as exc:
+        raise SpaceError(f"{where}.{given[0]}: {exc}") from None

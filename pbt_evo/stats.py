@@ -1,12 +1,13 @@
 """Statistics of a comparison of algorithms over seeds (and tasks), as in the PBT-NAS paper.
 
-- best-of-run fitness per run; mean +- std per algorithm (sample std, ``ddof=1``: with 3-5 seeds the
-  population formula would understate the spread);
+- best-of-run fitness per run; mean +- std per algorithm (sample std, ``ddof=1``, by default: with 3-5
+  seeds the population formula would understate the spread; ``ddof=0``, the paper's, on request);
 - one-sided Wilcoxon signed-rank tests (``scipy.stats.wilcoxon``, ``alternative="greater"``: the
   baseline is better) of the baseline against each other algorithm, paired by (task, seed) so several
   tasks can be pooled (the paper pools 3 tasks x 3 seeds, n = 9);
 - Bonferroni correction over the m tests: a difference is significant when ``p < alpha / m``
-  (the paper: 4 tests, threshold 0.0125); the corrected ``min(1, m * p)`` is reported too;
+  (the paper: 4 tests, threshold 0.0125); the corrected ``min(1, m * p)`` is reported too; ``m`` may
+  be larger than one table's tests, for a family that spans several comparisons (``--tests``);
 - anytime curves: best fitness so far against epochs, mean and std over runs per algorithm.
 
 Pure functions over plain data; :mod:`pbt_evo.cli.compare` reads run folders and writes the tables.
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 DDOF = 1  # sample standard deviation
+DDOFS = (0, 1)  # 0: the population formula, which the paper's tables use
 Key = tuple[str, int]  # (task, seed)
 
 
@@ -139,13 +141,20 @@ def wilcoxon_greater(x: Sequence[float], y: Sequence[float]) -> float:
     return float(wilcoxon(x, y, alternative="greater").pvalue)
 
 
-def bonferroni(pvalues: Sequence[float], alpha: float = 0.05) -> tuple[list[float], float]:
-    """Bonferroni-corrected p-values ``min(1, m * p)`` and the per-test threshold ``alpha / m``.
+def bonferroni(pvalues: Sequence[float], alpha: float = 0.05, m: int | None = None) -> tuple[list[float], float]:
+    """Bonferroni-corrected p-values ``min(1, m * p)`` and the per-test threshold ``alpha / m``; ``m`` is
+    the family's size, by default the tests given, more when the family spans several comparisons (the
+    paper: 4 tests over its GAN and RL settings, two in each).
 
     >>> bonferroni([0.001953125, 0.02, 0.5, 0.01])
     ([0.0078125, 0.08, 1.0, 0.04], 0.0125)
+    >>> bonferroni([0.001953125, 0.005859375], m=4)
+    ([0.0078125, 0.0234375], 0.0125)
     """
-    m = len(pvalues)
+    if m is None:
+        m = len(pvalues)
+    elif m < len(pvalues):
+        raise CompareError(f"--tests {m}: the family must hold at least the {len(pvalues)} tests of this comparison")
     if m == 0:
         return [], alpha
     return [min(1.0, p * m) for p in pvalues], alpha / m
@@ -165,8 +174,10 @@ class Row:
     significant: bool | None = None
 
 
-def compare_table(results: Mapping[str, Mapping[Key, float]], baseline: str, alpha: float = 0.05) -> list[Row]:
-    """The table: every algorithm's mean +- std; the baseline tested against each other one.
+def compare_table(results: Mapping[str, Mapping[Key, float]], baseline: str, alpha: float = 0.05,
+                  ddof: int = DDOF, tests: int | None = None) -> list[Row]:
+    """The table: every algorithm's mean +- std (``ddof`` 1, sample, or 0, the paper's tables); the
+    baseline tested against each other one, Bonferroni over ``tests`` (default: the tests of this table).
 
     ``results[algorithm][(task, seed)] = best-of-run fitness``. Baseline first, then the others in the
     given order. Raises :class:`CompareError` when fewer than 2 algorithms are given, the baseline is
@@ -185,10 +196,13 @@ def compare_table(results: Mapping[str, Mapping[Key, float]], baseline: str, alp
                                f" of them ({len(results[a])} vs {len(keys)} runs)")
     base = [results[baseline][k] for k in keys]
     pvalues = [wilcoxon_greater(base, [results[a][k] for k in keys]) for a in others]
-    corrected, threshold = bonferroni(pvalues, alpha)
-    rows = [Row(baseline, len(keys), *mean_std(base))]
+    if ddof not in DDOFS:
+        raise CompareError(f"--ddof {ddof}: allowed values are {', '.join(map(str, DDOFS))}")
+    corrected, threshold = bonferroni(pvalues, alpha, tests)
+    rows = [Row(baseline, len(keys), *mean_std(base, ddof))]
     for a, p, pc in zip(others, pvalues, corrected):
-        rows.append(Row(a, len(keys), *mean_std([results[a][k] for k in keys]), p, pc, threshold, p < threshold))
+        rows.append(Row(a, len(keys), *mean_std([results[a][k] for k in keys], ddof), p, pc, threshold,
+                        p < threshold))
     return rows
 
 

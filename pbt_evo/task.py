@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,25 @@ class Member(ABC):
     @abstractmethod
     def evaluate(self) -> float:
         """Fitness, higher is better (e.g. validation accuracy, mean return, -FID)."""
+
+    def train_steps(self, steps: int) -> dict[str, float]:
+        """Train for ``steps`` minibatches instead of epochs: one step of one-shot search (``bnao``, ``nao``:
+        :mod:`pbt_evo.oneshot`) trains a sampled architecture for a few minibatches. Optional; the default
+        says which task lacks it.
+
+        >>> class M(Member):
+        ...     def train(self, epochs): return {}
+        ...     def evaluate(self): return 0.0
+        >>> M().train_steps(1)
+        Traceback (most recent call last):
+        NotImplementedError: M does not implement Member.train_steps and Member.steps_per_epoch, which one-shot search (bnao, nao) needs; tasks/mnist1d.py shows both
+        """
+        raise NotImplementedError(_one_shot_missing(self))
+
+    def steps_per_epoch(self) -> int:
+        """Minibatches in one of the task's epochs, to state a one-shot search's budget in epochs (optional,
+        with :meth:`train_steps`)."""
+        raise NotImplementedError(_one_shot_missing(self))
 
     def test_score(self) -> float | None:
         """Score on held-out test data, never used for fitness (``compare --report test``); None: no test set."""
@@ -66,6 +85,67 @@ class Member(ABC):
         """Restore what :meth:`extras_state` returned."""
 
 
+def _one_shot_missing(member: Member) -> str:
+    return (f"{type(member).__name__} does not implement Member.train_steps and Member.steps_per_epoch, which"
+            " one-shot search (bnao, nao) needs; tasks/mnist1d.py shows both")
+
+
+def minibatches(n: int, batch_size: int, epochs: int | None = None, steps: int | None = None) -> Iterator[torch.Tensor]:
+    """Index minibatches of a training split of ``n`` samples: ``epochs`` passes, each over a new
+    permutation (drawn from torch's generator as its pass starts), or the first ``steps`` minibatches of
+    such passes; what :meth:`Member.train` and :meth:`Member.train_steps` of the bundled tasks iterate.
+
+    >>> _ = torch.manual_seed(0); [b.tolist() for b in minibatches(4, 3, epochs=1)]
+    [[0, 1, 3], [2]]
+    >>> len(list(minibatches(10, 3, steps=7)))
+    7
+    """
+    if (epochs is None) == (steps is None):
+        raise ValueError("give either epochs or steps")
+    done, passes = 0, 0
+    while (epochs is None or passes < epochs) and (steps is None or done < steps):
+        perm = torch.randperm(n)
+        passes += 1
+        for start in range(0, n, batch_size):
+            if steps is not None and done == steps:
+                return
+            done += 1
+            yield perm[start:start + batch_size]
+
+
+class MinibatchMember(Member):
+    """A member trained by minibatches of cross-entropy on ``self.data["train"]`` (inputs, labels) with
+    ``self.optimizers["adam"]``, ``self.batch_size`` samples a minibatch: :meth:`train`, :meth:`train_steps`
+    and :meth:`steps_per_epoch` of the bundled classification tasks (digits, MNIST-1D). Subclasses set
+    ``model``, ``data``, ``batch_size``, ``optimizers`` and implement :meth:`evaluate`."""
+
+    data: Mapping[str, tuple[torch.Tensor, torch.Tensor]]
+    batch_size: int
+
+    def train(self, epochs: int) -> dict[str, float]:
+        return self._fit(minibatches(len(self.data["train"][1]), self.batch_size, epochs=epochs))
+
+    def train_steps(self, steps: int) -> dict[str, float]:
+        """Train ``steps`` minibatches (one-shot search); each call starts a new permutation of the data."""
+        return self._fit(minibatches(len(self.data["train"][1]), self.batch_size, steps=steps))
+
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.data["train"][1]) // self.batch_size)
+
+    def _fit(self, batches: Iterator[torch.Tensor]) -> dict[str, float]:
+        x, y = self.data["train"]
+        opt = self.optimizers["adam"]
+        self.model.train()
+        total, count = 0.0, 0
+        for idx in batches:
+            loss = torch.nn.functional.cross_entropy(self.model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, count = total + loss.item() * len(idx), count + len(idx)
+        return {"train_loss": total / max(count, 1)}
+
+
 class Task(ABC):
     """A search problem: the space and how to build a member for a genome.
 
@@ -76,13 +156,33 @@ class Task(ABC):
     space: SearchSpace
     epoch_unit: str = "epoch"  # what one epoch means, in logs
     objective_names: tuple[str, ...] = ()  # the values Member.objective_values() returns (objectives may name them)
+    # averaged copies of other layers in the state dict (an EMA generator, a target network): with
+    # algorithm.research_code_compat, mixing copies a donor's unperturbed, as the research code did
+    averaged_prefixes: tuple[str, ...] = ()
+    # state the research code kept outside the model state that its SEARL weight mutation and its random
+    # search's shrink-perturb changed (the EMA generator): untouched by those with research_code_compat
+    research_code_kept_apart: tuple[str, ...] = ()
+    # task arguments research_code_compat sets, unless the config sets them (e.g. the GAN's Adam eps)
+    research_code_args: Mapping[str, Any] = {}
     reuse_members: bool = False  # members carry nothing besides model, optimizers and extras: a worker may
     #                              continue a member it trained instead of rebuilding it (RL members do not:
     #                              their environment would continue mid-episode)
+    default_architecture: Mapping[str, Any] = {}  # values by variable name of classic PBT's one architecture
+    #                                               (algorithm pbt) when the config names none; others: first option
 
     @abstractmethod
     def build(self, genome: Sequence[int]) -> Member:
         """A member with freshly initialised weights (under the caller's torch seed)."""
+
+    def set_hyperparameters(self, member: Member, genome: Sequence[int]) -> None:
+        """Write the genome's hyperparameters into a member whose state was just loaded (the handles call it
+        after every build, restore or mixing: a loaded optimizer state brings its parent's parameter
+        groups). Default: nothing (:class:`pbt_evo.hyper.HyperparameterTask` writes optimizer ones).
+
+        >>> class T(Task):
+        ...     def build(self, genome): ...
+        >>> T().set_hyperparameters(None, [0])
+        """
 
     def build_model(self, genome: Sequence[int]) -> torch.nn.Module:
         """The network alone, e.g. to load exported weights: ``task.build_model(g).load_state_dict(...)``."""

@@ -89,6 +89,24 @@ def shrink_perturb(donor: torch.Tensor, fresh: torch.Tensor, shrink: float = 0.4
     return shrink * donor + perturb * fresh.to(donor.dtype)
 
 
+def shrink_perturb_state(state: Mapping[str, Any], fresh: Mapping[str, Any], shrink: float = 0.4,
+                         perturb: float = 0.1, copied: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+    """Every tensor of a model state shrink-perturbed against a fresh initialisation of the same
+    architecture (integer tensors, and keys under a ``copied`` prefix, copied): the research code's random
+    search with shrink-perturb (the paper's Table 3), applied to each whole network at every generation
+    boundary.
+
+    >>> out = shrink_perturb_state({"w": torch.tensor([1.0]), "n": torch.tensor(3)}, {"w": torch.tensor([2.0]), "n": torch.tensor(0)})
+    >>> round(out["w"].item(), 6), out["n"].item()
+    (0.6, 3)
+    """
+    if set(state) != set(fresh):
+        raise InheritanceError(f"shrink-perturb: the state's keys differ from the fresh network's"
+                               f" ({sorted(set(state) ^ set(fresh))[:3]})")
+    return {k: as_tensor(state[k]).clone() if k.startswith(tuple(copied)) else
+            shrink_perturb(state[k], fresh[k], shrink, perturb) for k in fresh}
+
+
 def inherit_model(
     base: Mapping[str, Any],
     donor: Mapping[str, Any] | None,
@@ -100,8 +118,12 @@ def inherit_model(
     axes: Axes | None = None,
     width_policy: str = "adapt",
     seed: int = 0,
+    copied: Sequence[str] = (),
 ) -> dict[str, torch.Tensor]:
     """The child's model state (Algorithm 2, lines 5-14).
+
+    Keys of taken variables under a ``copied`` prefix (averaged copies, e.g. an EMA generator, with
+    ``research_code_compat``) are the donor's exactly, as the research code copied them.
 
     ``fresh`` is a new initialisation of the *child's* architecture and fixes the child's keys.
     Keys owned by a ``taken`` variable are ``shrink * donor + perturb * fresh``; keys owned by a
@@ -154,6 +176,8 @@ def inherit_model(
                 f" own the key, or be a width variable whose unit axes declare the dims it changes")
         if adapted and width_policy == "fresh":
             child[key] = fresh_t.clone()
+        elif owner in taken and not adapted and key.startswith(tuple(copied)):
+            child[key] = value.clone()
         elif adapted or owner in taken:
             child[key] = shrink_perturb(value, fresh_t, shrink, perturb)
         else:
@@ -161,12 +185,16 @@ def inherit_model(
     return child
 
 
-def searl_candidates(model: torch.nn.Module) -> list[str]:
+def searl_candidates(model: torch.nn.Module, skip: Sequence[str] = ()) -> list[str]:
     """Names of the tensors SEARL may mutate: floating parameters with more than one dimension that
     are not normalisation parameters (BatchNorm/LayerNorm weights are 1-D; 'norm' in the name excludes
-    the rest)."""
+    the rest), and not under a ``skip`` prefix.
+
+    >>> searl_candidates(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)), skip=("1.",))
+    ['0.weight']
+    """
     return [n for n, p in model.named_parameters()
-            if p.is_floating_point() and p.dim() > 1 and "norm" not in n.lower()]
+            if p.is_floating_point() and p.dim() > 1 and "norm" not in n.lower() and not n.startswith(tuple(skip))]
 
 
 def searl_weight_mutation(

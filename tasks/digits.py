@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from pbt_evo.space import SearchSpace, Variable
-from pbt_evo.task import Member, Task
+from pbt_evo.task import MinibatchMember, Task
 
 OPS = ("identity", "conv3x3", "conv5x5", "sepconv3x3", "resblock3x3")
 ACTS = ("relu", "tanh", "swish", "identity")
@@ -127,28 +127,12 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((model(x).argmax(1) == y).float().mean())
 
 
-class DigitsMember(Member):
+class DigitsMember(MinibatchMember):
     def __init__(self, model: DigitsNet, data: dict, batch_size: int, lr: float):
         self.model = model
         self.data = data
         self.batch_size = batch_size
         self.optimizers = {"adam": torch.optim.Adam(model.parameters(), lr=lr)}
-
-    def train(self, epochs: int) -> dict[str, float]:
-        x, y = self.data["train"]
-        opt = self.optimizers["adam"]
-        self.model.train()
-        total, count = 0.0, 0
-        for _ in range(epochs):
-            perm = torch.randperm(len(y))
-            for start in range(0, len(y), self.batch_size):
-                idx = perm[start:start + self.batch_size]
-                loss = nn.functional.cross_entropy(self.model(x[idx]), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total, count = total + loss.item() * len(idx), count + len(idx)
-        return {"train_loss": total / max(count, 1)}
 
     def evaluate(self) -> float:
         return accuracy(self.model, *self.data["val"])

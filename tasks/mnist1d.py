@@ -26,6 +26,10 @@ pool        avg, max (global; the head's width does not depend on it)     nothin
 ==========  ===========================================================  ====================
 
 The stem and the head belong to no variable: a child takes them from its base parent.
+``batch_sizes`` adds a hyperparameter variable of the task's own, ``batch_size`` (ordered options, read
+by :meth:`MNIST1DTask.build`); optimizer hyperparameters need no task code (``task.hyperparameters``,
+:mod:`pbt_evo.hyper`). Classic PBT (algorithm ``pbt``) trains :data:`DEFAULT_ARCHITECTURE` unless the
+config names another.
 One epoch is one pass over the training split; fitness is validation accuracy.
 
 >>> task = MNIST1DTask()
@@ -47,13 +51,16 @@ from torch import nn
 
 from pbt_evo.rng import kept_rng
 from pbt_evo.space import SearchSpace, Variable
-from pbt_evo.task import Member, Task
+from pbt_evo.task import MinibatchMember, Task
 
 OPS = ("identity", "conv3", "conv5", "conv7", "dilconv3_d2", "dilconv3_d4", "sepconv5", "resblock3",
        "maxpool3", "avgpool3")
 ACTS = ("relu", "tanh", "swish", "identity")
 POOLS = ("avg", "max")
 N_CELLS = 4
+# classic PBT's one network when the config names none: a plain CNN, conv5 + ReLU cells, global average pooling
+DEFAULT_ARCHITECTURE = {**{f"op{i}": "conv5" for i in range(N_CELLS)}, **{f"act{i}": "relu" for i in range(N_CELLS)},
+                        "pool": "avg"}
 TRAIN_SPLIT = 0.8  # mnist1d's own train / test split: the test samples are the standard held-out ones
 
 
@@ -223,7 +230,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return int((model(x).argmax(1) == y).sum()) / len(y)
 
 
-class MNIST1DMember(Member):
+class MNIST1DMember(MinibatchMember):
     """A network and its Adam optimizer; fitness is validation accuracy."""
 
     def __init__(self, model: MNIST1DNet, data: dict[str, Split], batch_size: int, lr: float):
@@ -231,22 +238,6 @@ class MNIST1DMember(Member):
         self.data = data
         self.batch_size = batch_size
         self.optimizers = {"adam": torch.optim.Adam(model.parameters(), lr=lr)}
-
-    def train(self, epochs: int) -> dict[str, float]:
-        x, y = self.data["train"]
-        opt = self.optimizers["adam"]
-        self.model.train()
-        total, count = 0.0, 0
-        for _ in range(epochs):
-            perm = torch.randperm(len(y))
-            for start in range(0, len(y), self.batch_size):
-                idx = perm[start:start + self.batch_size]
-                loss = nn.functional.cross_entropy(self.model(x[idx]), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total, count = total + loss.item() * len(idx), count + len(idx)
-        return {"train_loss": total / max(count, 1)}
 
     def evaluate(self) -> float:
         return accuracy(self.model, *self.data["val"])
@@ -270,16 +261,20 @@ class MNIST1DTask(Task):
     """
 
     reuse_members = True  # a member is its model + optimizer (no other state): RayMap may continue it live
+    default_architecture = DEFAULT_ARCHITECTURE
 
     def __init__(self, channels: int = 16, batch_size: int = 100, lr: float = 3e-3, data_seed: int = 0,
                  val_fraction: float = 0.25, num_samples: int = 5000, dataset_seed: int = 42,
-                 iid_noise_scale: float = 2e-2, corr_noise_scale: float = 0.25, shear_scale: float = 0.75):
+                 iid_noise_scale: float = 2e-2, corr_noise_scale: float = 0.25, shear_scale: float = 0.75,
+                 batch_sizes: Sequence[int] | None = None):
         def positive_int(name: str, value: object) -> None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
         positive_int("channels", channels)
         positive_int("batch_size", batch_size)
+        for b in batch_sizes or ():
+            positive_int("batch_sizes", b)
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
         for name, seed in (("data_seed", data_seed), ("dataset_seed", dataset_seed)):
@@ -301,6 +296,8 @@ class MNIST1DTask(Task):
 
         self.channels, self.batch_size, self.lr = channels, batch_size, float(lr)
         self.space = make_space()
+        if batch_sizes:
+            self.space = SearchSpace([*self.space, Variable("batch_size", tuple(batch_sizes), hyper=True)])
         self.data = load_splits(data_seed, val_fraction, num_samples=num_samples, seed=dataset_seed,
                                 iid_noise_scale=float(iid_noise_scale),
                                 corr_noise_scale=float(corr_noise_scale), shear_scale=float(shear_scale))
@@ -309,7 +306,8 @@ class MNIST1DTask(Task):
         return MNIST1DNet(self.space.decode(genome), self.channels)
 
     def build(self, genome: Sequence[int]) -> MNIST1DMember:
-        return MNIST1DMember(self.build_model(genome), self.data, self.batch_size, self.lr)
+        batch_size = self.space.decode(genome).get("batch_size", self.batch_size)
+        return MNIST1DMember(self.build_model(genome), self.data, batch_size, self.lr)
 
     def naswot_batch(self, size: int = 100) -> torch.Tensor:
         """The first ``size`` training signals: the fixed minibatch of the NASWOT score."""

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from deap import base
 from torch import nn
 
 from pbt_evo.handles import FreshState, TrainResult
@@ -147,7 +148,50 @@ def w1_population(n: int = N_MEMBERS) -> list[Individual]:
     return pop
 
 
+def w1_toolbox(pmap: Any, tau: float = 0.25) -> base.Toolbox:
+    """W1's toolbox on a map: :func:`train_w1`, truncation (sure survivors started early), a child an
+    exact copy (weights and Adam state) of its fitter parent (``cx_mix(p=0)``).
+
+    >>> tb = w1_toolbox(map); tb.mate.keywords
+    {'p': 0.0}
+    """
+    import pbt_evo
+
+    tb = base.Toolbox()
+    tb.register("train", train_w1)
+    tb.register("select", pbt_evo.sel_truncation, tau=tau)
+    tb.register("survivors", pbt_evo.sure_survivors, tau=tau)  # no barrier for sure survivors
+    tb.register("pair", pbt_evo.pair_random)
+    tb.register("mate", pbt_evo.cx_mix, p=0.0)  # a child is an exact copy of its fitter parent
+    tb.map = pmap
+    return tb
+
+
 def slot_hook(generation: Any) -> None:
     """Loop hook: a child takes the slot of the member it replaces (W1's permutation seeds use it)."""
     for j, child in generation.replaced:
         child.slot = j
+
+
+def run_w1(pmap: Any, n: int = N_MEMBERS, generations: int = GENERATIONS, seed: int = 0) -> tuple[list, Any]:
+    """W1's PBT loop on a map, after ``random.seed(seed)``: the final population and the logbook.
+
+    >>> # pop, log = run_w1(pbt_evo.SerialMap(W1Task(hidden=16, depth=1, steps=2)), n=8, generations=2)
+    """
+    import random
+
+    import pbt_evo
+
+    random.seed(seed)
+    return pbt_evo.ea_pbt(w1_population(n), w1_toolbox(pmap), e_total=generations, e_step=1, hook=slot_hook)
+
+
+def outcome(population: list[Individual], logbook: Any) -> dict[str, Any]:
+    """What two runs must share to be the same run, as JSON: each member's id, slot, fitness, age and
+    parents, the logbook's (gen, nevals, failed), and the bytes of one state (of the first member)."""
+    from pbt_evo.parallel.worker import nbytes
+
+    return {"members": [[ind.id, ind.slot, ind.fitness.values[0], ind.epochs, list(ind.parents)]
+                        for ind in population],
+            "log": [[r["gen"], r["nevals"], r["failed"]] for r in logbook],
+            "state_bytes": nbytes(population[0].handle.load())}

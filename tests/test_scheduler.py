@@ -75,3 +75,18 @@ def test_drop_frees_a_running_calls_worker():
 def test_bad_arguments(workers, pipeline):
     with pytest.raises(ValueError, match="must be >= 1"):
         Scheduler(workers, pipeline)
+
+
+def test_the_generations_tail_is_not_pipelined_when_early_starts_are_queued_behind_it():
+    s = Scheduler(workers=2, pipeline=2)
+    for ticket, cost in enumerate([4.0, 3.0, 2.0, 1.0], start=1):
+        s.add(ticket, Job(cost, order=0))
+    for ticket in (5, 6, 7):
+        s.add(ticket, Job(1.0, order=1))  # early starts of the next generation
+    # 7 calls queued, but only 4 of this generation: its last 2 wait for an idle worker, early starts too
+    assert drain(s) == [(1, 0), (2, 1)]
+    s.release(2), s.remove(2)
+    assert drain(s) == [(3, 1)]  # 1 call of this generation left: idle workers only
+    s.release(3), s.remove(3)
+    # then the early starts, 3 queued > 2 workers: pipelined again (behind this generation's last call)
+    assert drain(s) == [(4, 1), (5, 1)]

@@ -5,10 +5,12 @@ pairs them by (task, seed), and writes into ``--out`` (default: ``<parent of the
 ``--group-by name`` groups by config name instead (``<name>_<algorithm>`` for a sweep's runs) and pairs
 by seed across tasks, to compare searches in different spaces:
 
-- ``compare.md`` / ``compare.csv``: the reported quantity's mean +- std (sample std) per algorithm,
+- ``compare.md`` / ``compare.csv``: the reported quantity's mean +- std (sample std; ``--ddof 0``: the
+  paper's population std) per algorithm,
   one-sided Wilcoxon signed-rank p-values of the baseline against each other algorithm and the
-  Bonferroni threshold (see :mod:`pbt_evo.stats`). ``--report`` picks the quantity: ``best`` (the best
-  search fitness ever seen, optimistic), ``final`` (the best member of the final population: the last
+  Bonferroni threshold (see :mod:`pbt_evo.stats`; ``--tests m``: a family of m tests spanning several
+  calls, as the paper's 4 over its GAN and RL settings; settings pooled in one call pair by (task,
+  seed)). ``--report`` picks the quantity: ``best`` (the best search fitness ever seen, optimistic), ``final`` (the best member of the final population: the last
   ``log.jsonl`` row's ``best``), ``test`` (the exported best network's held-out ``test_score``, from
   ``best/genome.json``, or computed from ``best/`` for runs that predate it), ``hypervolume`` (of a
   multi-objective run's final Pareto front, ``front.jsonl``, recomputed against one reference point for
@@ -183,7 +185,8 @@ def plot_anytime(runs: Sequence[RunSummary], path: Path, title: str = "", curve:
 
 def compare(paths: Sequence[str | Path], out: str | Path | None = None, baseline: str = "pbt_nas",
             alpha: float = 0.05, only: Sequence[str] | None = None, report: str = "best",
-            reference: Sequence[float] | None = None, group_by: str = "algorithm") -> dict[str, Path]:
+            reference: Sequence[float] | None = None, group_by: str = "algorithm", ddof: int = 1,
+            tests: int | None = None) -> dict[str, Path]:
     """Load, test, write the table (Markdown, CSV) and the anytime plot; returns the files written.
 
     >>> # compare(["runs/study"], baseline="pbt_nas", report="test")["markdown"].read_text()
@@ -203,16 +206,20 @@ def compare(paths: Sequence[str | Path], out: str | Path | None = None, baseline
     results = by_algorithm(runs, report)
     if only:  # the table follows the order asked for
         results = {a: results[a] for a in only if a in results}
-    rows = compare_table(results, baseline, alpha)
+    rows = compare_table(results, baseline, alpha, ddof, tests)
+    m = tests if tests is not None else len(rows) - 1
+    family = f"{m} tests" + (f" (this table's {len(rows) - 1} and {m - len(rows) + 1} of other comparisons, --tests)"
+                             if m > len(rows) - 1 else "")
     out = Path(out) if out is not None else Path(runs[0].path).parent / "compare"
     out.mkdir(parents=True, exist_ok=True)
     tasks = sorted({r.task for r in runs})
     header = (f"Reported: {REPORTS[report]} (`--report {report}`), over {rows[0].n} paired (task, seed) runs per"
               f" algorithm"
-              f" ({len(tasks)} task{'s' if len(tasks) > 1 else ''}: {', '.join(tasks)}). Std: sample (ddof=1)."
+              f" ({len(tasks)} task{'s' if len(tasks) > 1 else ''}: {', '.join(tasks)})."
+              f" Std: {'sample (ddof=1)' if ddof == 1 else 'population (ddof=0, as the paper)'}."
               f" p: one-sided Wilcoxon signed-rank test that {baseline} is better, paired by (task, seed);"
-              f" Bonferroni over {len(rows) - 1} tests: significant when p < alpha / m"
-              f" = {alpha}/{len(rows) - 1}.{stated}\n\n")
+              f" Bonferroni over {family}: significant when p < alpha / m"
+              f" = {alpha}/{m}.{stated}\n\n")
     files = {"markdown": out / "compare.md", "csv": out / "compare.csv", "plot": out / "anytime.png"}
     files["markdown"].write_text(header + to_markdown(rows, value=REPORTS[report].split(" (")[0]))
     files["csv"].write_text(to_csv(rows))
@@ -251,12 +258,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--group-by", default="algorithm", choices=list(GROUPINGS),
                    help="algorithm: by algorithm label, paired by (task, seed) (default); name: by config name"
                         " without _s<seed>, paired by seed across tasks (runs of different spaces)")
+    p.add_argument("--ddof", type=int, default=1, choices=[0, 1],
+                   help="standard deviation: 1, sample (default); 0, population (the paper's tables)")
+    p.add_argument("--tests", type=int, metavar="M",
+                   help="Bonferroni family size when it spans several compare calls (the paper: 4, over its GAN and"
+                        " RL settings); default: this table's tests")
     args = p.parse_args(argv)
     try:
         only = [a.strip() for a in args.only.split(",") if a.strip()] if args.only else None
         reference = parse_reference(args.reference) if args.reference else None
         files = compare(args.runs, args.out, args.baseline, args.alpha, only, args.report, reference,
-                        args.group_by)
+                        args.group_by, args.ddof, args.tests)
     except CompareError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ value as YAML. Errors name the file, the key and what is allowed.
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -22,7 +23,10 @@ from typing import Any
 
 import yaml
 
+from ..hyper import HyperparameterError, optimizer_variables, task_spec
 from ..objectives import Objectives
+from ..oneshot import ONESHOT
+from ..oneshot.budget import Budget, BudgetError
 from ..operators import n_selected
 from ..task import Task, TaskSpec
 from ..variants import VARIANTS
@@ -44,11 +48,23 @@ class TaskError(RuntimeError):
     """The task could not be built (missing data, weights or package); the message says what to do."""
 
 
-def build_task(cfg: Mapping[str, Any]) -> Task:
-    """The task a resolved config names, or :class:`TaskError` with the reason."""
-    spec = TaskSpec(cfg["task"]["target"], cfg["task"]["args"])
+def spec_of(cfg: Mapping[str, Any]) -> TaskSpec:
+    """The task a resolved config names, with its ``task.hyperparameters`` (:mod:`pbt_evo.hyper`).
+
+    >>> spec_of({"task": {"target": "tasks.digits:DigitsTask", "args": {}, "hyperparameters": {}}}).target
+    'tasks.digits:DigitsTask'
+    """
+    return task_spec(cfg["task"]["target"], cfg["task"]["args"], cfg["task"].get("hyperparameters"))
+
+
+def build_task(cfg: Mapping[str, Any], where: str = "config") -> Task:
+    """The task a resolved config names, or :class:`TaskError` with the reason (:class:`ConfigError`
+    when a hyperparameter it names does not exist)."""
+    spec = spec_of(cfg)
     try:
         task = spec.build()
+    except HyperparameterError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     except TypeError as exc:
         raise TaskError(f"task.args do not fit {spec.target}: {exc}") from None
     except Exception as exc:  # the task's own message says what is missing (data, weights, packages)
@@ -81,9 +97,12 @@ SCHEMA: dict[str, Any] = {
     "task": {
         "target": Key(REQUIRED, "str", "the task class, 'package.module:Class' (e.g. tasks.digits:DigitsTask)"),
         "args": Key({}, "map", "keyword arguments of the task class"),
+        "hyperparameters": Key({}, "map", "optimizer hyperparameters in the genome, {optimizer: {parameter: grid}},"
+                               " a grid being [increasing options], {log: [low, high, n]} or {linear: [low, high, n]}"
+                               " (e.g. adam: {lr: {log: [1.0e-4, 1.0e-2, 5]}}; pbt_evo.hyper)"),
     },
     "algorithm": {
-        "name": Key("pbt_nas", "choice", "which variant of the loop", choices=VARIANTS),
+        "name": Key("pbt_nas", "choice", "which variant of the loop, or a one-shot search (bnao, nao)", choices=VARIANTS),
         "population": Key(REQUIRED, "int", "population size N", check=lambda n: n >= 2, rule=">= 2"),
         "e_total": Key(REQUIRED, "int", "epochs each member trains in total", check=_positive, rule="> 0"),
         "e_step": Key(REQUIRED, "e_step", "epochs per generation: an int or {first epoch: step}"),
@@ -92,14 +111,28 @@ SCHEMA: dict[str, Any] = {
                  rule="in [0, 1]"),
         "shrink_perturb": Key([0.4, 0.1], "pair", "[lambda, gamma]: w = lambda * w_donor + gamma * w_fresh"),
         "init": Key("balanced", "choice", "initial population sampling (naswot: best N of k*N by the training-free"
-                    " NASWOT score, see pbt_evo.naswot)", choices=("balanced", "random", "naswot")),
-        "naswot_candidates_per_member": Key(10, "int", "k: init naswot scores k*N candidate genomes, keeps the best N",
+                    " NASWOT score, see pbt_evo.naswot; size_proportional: N of k*N drawn in proportion to their"
+                    " parameter counts, Balanced NAO's sampling, see pbt_evo.oneshot)",
+                    choices=("balanced", "random", "naswot", "size_proportional")),
+        "naswot_candidates_per_member": Key(10, "int", "k: init naswot / size_proportional draws from k*N candidate"
+                                            " genomes",
                                            check=_positive, rule="> 0"),
         "optimizer_policy": Key("reset", "choice", "optimizer state of inherited layers (see pbt_evo.weights)",
                                 choices=("reset", "donor")),
         "width_policy": Key("adapt", "choice", "layers whose width a child changes (width variables, see"
                             " pbt_evo.widths): adapt (units duplicated / kept, then shrink-perturbed) or fresh",
                             choices=WIDTH_POLICIES),
+        "research_code_compat": Key(False, "bool", "the research code's choices instead of pbt_evo's"
+                                    " (docs/REPRODUCING.md): SEARL-like parent the fitter of two, averaged layers"
+                                    " copied unperturbed, the task's research_code_args (GAN: Adam eps 1e-4,"
+                                    " GanHard cell without branch 2), ..."),
+        "architecture": Key({}, "map", "algorithm pbt: the one architecture, values by variable name (missing"
+                            " ones: the task's default_architecture, else the first option)"),
+        "resample_probability": Key(0.25, "float", "explore: probability that a hyperparameter is resampled"
+                                    " instead of moved to a neighbouring option (Ray Tune's default 0.25)",
+                                    check=lambda p: 0 <= p <= 1, rule="in [0, 1]"),
+        "explore_probability": Key(1.0, "float", "explore: probability that each hyperparameter is explored",
+                                   check=lambda p: 0 <= p <= 1, rule="in [0, 1]"),
         "hall_of_fame": Key(1, "int", "best trained states kept (with several objectives: the whole Pareto front)",
                             check=_positive, rule="> 0"),
         "max_early": Key(None, "int_or_none", "members that may start their next generation before the"
@@ -109,6 +142,27 @@ SCHEMA: dict[str, Any] = {
         "objectives": Key([{"fitness": "max"}], "objectives", "what is optimised, in order, each 'name: max|min':"
                           " fitness first, then params, flops, latency or the task's own (pbt_evo.objectives);"
                           " more than fitness: NSGA-II's order, a Pareto front, hypervolume (pbt_evo.pareto)"),
+        "oneshot": {  # bnao / nao (pbt_evo.oneshot): population * e_total member-epochs, as PBT-NAS spends
+            "candidates": Key(50, "int", "bnao/nao: initial candidate pool |X|", check=_positive, rule="> 0"),
+            "seeds": Key(10, "int", "bnao/nao: K, the best candidates moved by the controller each round",
+                         check=_positive, rule="> 0"),
+            "rounds": Key(3, "int", "bnao/nao: L, rounds of supernet training, evaluation and new candidates",
+                          check=_positive, rule="> 0"),
+            "eta": Key(1.0, "float", "bnao/nao: step size of the gradient steps on the embedding", check=_positive,
+                       rule="> 0"),
+            "steps_per_sample": Key(1, "int", "bnao/nao: minibatches each sampled architecture trains",
+                                    check=_positive, rule="> 0"),
+            "standalone": Key(2, "int", "bnao/nao: best candidates trained stand-alone at the end", check=_positive,
+                              rule="> 0"),
+            "standalone_epochs": Key(None, "int_or_none", "bnao/nao: epochs of each stand-alone network (null:"
+                                     " e_total); the supernet gets population * e_total - standalone * this",
+                                     check=lambda e: e is None or e > 0, rule="> 0 or null"),
+            "controller_epochs": Key(300, "int", "bnao/nao: epochs the controller trains each round",
+                                     check=_positive, rule="> 0"),
+            "trade_off": Key(0.8, "float", "bnao/nao: lambda, the predictor's share of the controller's loss",
+                             check=lambda t: 0 <= t <= 1, rule="in [0, 1]"),
+            "cell": Key("mlp", "choice", "bnao/nao: the controller's encoder and decoder", choices=("mlp", "lstm")),
+        },
         "reference_point": Key(None, "numbers_or_none", "the hypervolume's reference point, one value per objective"
                                " in its units (e.g. [0.0, 2000]: accuracy 0, 2,000 parameters); needed with more"
                                " objectives than fitness"),
@@ -222,13 +276,47 @@ def resolve(data: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     cfg = _merge(SCHEMA, data, where, "")
     alg = cfg["algorithm"]
     k = n_selected(alg["population"], alg["tau"])
-    if alg["name"] == "pbt_nas" and k < 2:
+    if alg["name"] in ("pbt_nas", "pbt_nas_hp") and k < 2:
         raise ConfigError(f"{where}: 'algorithm.population' {alg['population']} with tau {alg['tau']} gives {k} parent;"
                           " mixing needs at least 2 (use population >= 6 with tau 0.25)")
-    if alg["name"] in ("searl", "no_mixing") and k < 1:
+    if alg["name"] == "bohb" and (len(alg["objectives"]) > 1 or alg["init"] == "naswot"):
+        raise ConfigError(f"{where}: 'algorithm.name' bohb optimises the fitness alone from BOHB's own samples:"
+                          " it takes neither several 'algorithm.objectives' nor 'algorithm.init' naswot")
+    if alg["name"] in ("searl", "no_mixing", "pbt") and k < 1:
         raise ConfigError(f"{where}: 'algorithm.population' * 'algorithm.tau' rounds to 0; nothing would be replaced")
+    if alg["name"] in ONESHOT:
+        one = alg["oneshot"]
+        try:
+            Budget(alg["population"], alg["e_total"], one["standalone"], one["standalone_epochs"] or alg["e_total"])
+        except BudgetError as exc:
+            raise ConfigError(f"{where}: 'algorithm.oneshot.standalone' / 'standalone_epochs': {exc}") from None
     objectives_of(cfg, where)
+    if alg["research_code_compat"]:
+        for key, value in research_code_args(cfg["task"]["target"], where).items():
+            cfg["task"]["args"].setdefault(key, value)  # a value the config sets wins
+    try:
+        optimizer_variables(cfg["task"]["hyperparameters"])  # grids checked before anything is built
+    except HyperparameterError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if alg["name"] == "pbt" and alg["init"] == "naswot":
+        raise ConfigError(f"{where}: 'algorithm.init' naswot chooses architectures; algorithm pbt trains one"
+                          " (use balanced or random)")
     return cfg
+
+
+def research_code_args(target: str, where: str = "config") -> dict[str, Any]:
+    """The task arguments ``algorithm.research_code_compat`` sets for a task class (its
+    ``research_code_args``); the class is imported, not built.
+
+    >>> research_code_args("tasks.gan:GanTask")
+    {'adam_eps': 0.0001, 'd_branch2': False}
+    """
+    module, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"{where}: 'task.target' {target!r} cannot be imported ({exc})") from None
+    return dict(getattr(cls, "research_code_args", {}) or {})
 
 
 def objectives_of(cfg: Mapping[str, Any], where: str = "config") -> Objectives:

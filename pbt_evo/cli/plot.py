@@ -4,7 +4,9 @@
 - ``origins.png``: the paper's Appendix A stack plot: the share of the population's layers that
   descend from each initial network, over time (layers re-initialised by a mutation count as "new");
 - ``front.png`` (several objectives): the Pareto front of trained states after each generation, the
-  first objective against the second, coloured by generation, over every trained member (grey).
+  first objective against the second, coloured by generation, over every trained member (grey);
+- ``hyperparameters.png``, ``family_tree.json``, ``family_tree.txt`` (hyperparameter variables): every
+  member's schedule and the final best's, its ancestors and what each step changed (:mod:`.schedule`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
+
+from .schedule import plot_schedules  # noqa: E402
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -96,6 +100,9 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         paths.append(out / "origins.png")
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
+        hyper = [name for name, v in space.items() if v.get("hyper")]
+        if hyper:
+            paths += plot_schedules(run, pop, _jsonl(run / "lineage.jsonl"), hyper, out)
     fronts = _jsonl(run / "front.jsonl")
     if fronts:
         paths.append(plot_front(fronts, pop, out / "front.png", cfg["name"]))

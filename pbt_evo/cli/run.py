@@ -20,14 +20,17 @@ import numpy as np
 from deap import tools
 
 from ..algorithms import Generation, LoopState, ea_pbt
+from ..hyper import HyperparameterError, fixed_architecture
+from ..oneshot import ONESHOT
 from ..parallel import RayMap, SerialMap
 from ..parallel.resources import ResourceError
 from ..pareto import TrainedFront
-from ..task import Task, TaskSpec
-from ..variants import make_toolbox
+from ..task import Task
+from ..variants import HP_VARIANTS, make_toolbox
 from . import checkpoint, config, runfolder, signals
 from .checkpoint import CheckpointError, WriteError
 from .config import ConfigError, TaskError, build_task
+from .oneshot import run_oneshot
 from .plot import plot_run
 from .runfolder import RunFolder, generation_row
 from .runlock import LOCK, RunFolderBusy, RunLock
@@ -74,7 +77,7 @@ class Search:
         par = self.cfg["parallel"]
         if par["backend"] == "serial":
             return SerialMap(task, num_threads=max(1, int(par["cpus_per_worker"])), max_retries=par["max_retries"])
-        spec = TaskSpec(self.cfg["task"]["target"], self.cfg["task"]["args"])
+        spec = config.spec_of(self.cfg)
         return RayMap(spec, workers=par["workers"], cpus_per_worker=par["cpus_per_worker"],
                       gpus_per_worker=par["gpus_per_worker"], max_retries=par["max_retries"],
                       address=par["address"], local_task=task, wait_timeout=par["wait_timeout"],
@@ -84,13 +87,18 @@ class Search:
         """Run (or continue) the search in the run folder, which it locks for its life (:mod:`.runlock`);
         ``overwrite`` first empties the folder."""
         with RunLock(self.run_dir):
-            if overwrite:
-                runfolder.clear(self.run_dir, keep=(LOCK,))
+            if overwrite or (resume and self.cfg["algorithm"]["name"] == "bohb"):
+                runfolder.clear(self.run_dir, keep=(LOCK,))  # a BOHB run does not resume: it starts again
+            if self.cfg["algorithm"]["name"] == "bohb":
+                from .bohb import run_bohb_search  # not a toolbox of the loop: Ray Tune's BOHB
+
+                return run_bohb_search(self.cfg, self.run_dir, self._say)
             return self._search(resume)
 
     def _search(self, resume: bool) -> int:
         cfg, alg = self.cfg, self.cfg["algorithm"]
-        task = build_task(cfg)
+        task = build_task(cfg, self.source)
+        check_hyperparameters(cfg, task, self.source)
         objectives = config.objectives_of(cfg, self.source)
         try:
             objectives.check(task)
@@ -98,6 +106,11 @@ class Search:
             raise ConfigError(f"{self.source}: 'algorithm.objectives': {exc}") from None
         pmap = self.make_map(task)  # before anything is written: an impossible request stops here
         signals.reinstall()  # ray.init replaced the SIGTERM and SIGINT handlers
+        if alg["name"] in ONESHOT:  # one-shot search (bnao, nao): a supernet, no population loop
+            try:
+                return run_oneshot(cfg, self.run_dir, task, pmap, resume, say=self._say)
+            finally:
+                pmap.close()
         folder = None
         try:
             folder = RunFolder(self.run_dir, task.space, tensorboard=cfg["output"]["tensorboard"],
@@ -105,7 +118,10 @@ class Search:
             toolbox = make_toolbox(alg["name"], task.space, alg["population"], alg["tau"], alg["p"],
                                    alg["shrink_perturb"], alg["init"], alg["optimizer_policy"], task=task,
                                    naswot_candidates=alg["naswot_candidates_per_member"], objectives=objectives,
-                                   width_policy=alg["width_policy"])
+                                   width_policy=alg["width_policy"],
+                                   research_code_compat=alg["research_code_compat"],
+                                   resample_probability=alg["resample_probability"],
+                                   explore_probability=alg["explore_probability"], architecture=alg["architecture"])
             toolbox.map = pmap
             hof = tools.HallOfFame(alg["hall_of_fame"]) if objectives.single else TrainedFront()
             found = checkpoint.load_latest(self.run_dir, put=self._put(pmap)) if resume else None
@@ -191,6 +207,18 @@ class Search:
     def _say(self, text: str) -> None:
         if not self.quiet:
             print(text, flush=True)
+
+
+def check_hyperparameters(cfg: dict[str, Any], task: Task, where: str) -> None:
+    """A variant that searches hyperparameters needs some in the space; classic PBT's architecture must exist."""
+    alg = cfg["algorithm"]
+    if alg["name"] in HP_VARIANTS and not task.space.hyperparameters:
+        raise ConfigError(f"{where}: 'algorithm.name' {alg['name']} searches hyperparameters, but the space has none:"
+                          " name some in task.hyperparameters, e.g. adam: {lr: {log: [1.0e-4, 1.0e-2, 5]}}")
+    try:
+        fixed_architecture(task.space, alg["architecture"], task.default_architecture)
+    except HyperparameterError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _fmt(x: float | None) -> str:

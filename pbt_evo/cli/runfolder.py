@@ -6,7 +6,10 @@
     config.yaml        the resolved config (every key, defaults filled in)
     log.csv, log.jsonl one row per generation: epochs, best/median/worst fitness, seconds, framework share
     population.jsonl   every member as trained each generation: id, genome, architecture, fitness, origin
-    lineage.jsonl      every child: parents, variables taken from the donor, per-variable origin
+    lineage.jsonl      every child: parents, variables taken from the donor, per-variable origin, and
+                       changes: each gene that differs from its base parent's, {name: [old, new]} (mixing,
+                       explore of hyperparameters)
+    trials.jsonl       a BOHB run's architectures instead of the two above (pbt_evo.cli.bohb)
     checkpoints/       see pbt_evo.cli.checkpoint
     best/              genome.json, model.safetensors, README.md (how to load; pbt_evo.export); with
                        several objectives also front/<k>/ (each member of the Pareto front), front.md,
@@ -37,11 +40,18 @@ from ..individual import Individual
 from ..objectives import Objectives
 from ..space import SearchSpace
 from ..task import Task
+from .config import spec_of
 from .front import front_record, front_table
 
 LOG_FIELDS = ["gen", "epochs", "best", "median", "worst", "failed", "replaced", "wall_s", "train_s",
               "framework_s", "framework_share"]
 FRONT_FIELDS = ["hypervolume", "front_size"]  # log columns of a multi-objective run
+
+
+def _task_record(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What builds the run's task again (with its hyperparameter variables, :mod:`pbt_evo.hyper`)."""
+    spec = spec_of(cfg)
+    return {"target": spec.target, "args": dict(spec.kwargs)}
 
 
 def _finite(x: float) -> float | None:
@@ -138,12 +148,9 @@ class RunFolder:
             for r in records:
                 f.write(json.dumps(r) + "\n")
 
-    def record(self, g: Generation, row: dict[str, Any]) -> None:
-        """Append a generation; with several objectives, first adds the front's columns to ``row``."""
-        if self.objectives is not None:
-            front = front_record(g, self.objectives, self.reference, self.space)
-            row.update(hypervolume=front["hypervolume"], front_size=len(front["members"]))
-            self._append("front.jsonl", [front])
+    def append_row(self, row: dict[str, Any]) -> None:
+        """Append one log row (``log.jsonl`` and ``log.csv``); a search without generations (BOHB) writes
+        its rows with this alone."""
         self._append("log.jsonl", [row])
         new_csv = not (self.path / "log.csv").exists()
         with open(self.path / "log.csv", "a", newline="") as f:
@@ -151,11 +158,20 @@ class RunFolder:
             if new_csv:
                 writer.writeheader()
             writer.writerow(row)
+
+    def record(self, g: Generation, row: dict[str, Any]) -> None:
+        """Append a generation; with several objectives, first adds the front's columns to ``row``."""
+        if self.objectives is not None:
+            front = front_record(g, self.objectives, self.reference, self.space)
+            row.update(hypervolume=front["hypervolume"], front_size=len(front["members"]))
+            self._append("front.jsonl", [front])
+        self.append_row(row)
         self._append("population.jsonl", [member_record(ind, self.space, g.generation) for ind in g.trained])
         names = self.space.names
         self._append("lineage.jsonl", [{
             "gen": g.generation, "child": c.id, "replaced_slot": j, "parents": list(c.parents),
-            "taken": [names[i] for i in c.taken], "origin": list(c.origin), "genome": list(c)}
+            "taken": [names[i] for i in c.taken], "origin": list(c.origin), "genome": list(c),
+            "changes": {names[i]: [self.space[i].options[a], self.space[i].options[b]] for i, a, b in c.changed}}
             for j, c in g.replaced])
         if self._tb is not None:
             for key in ("best", "median", "worst", "framework_share"):
@@ -164,6 +180,13 @@ class RunFolder:
                                         row[key], g.epochs)
             for key in FRONT_FIELDS if self.objectives is not None else ():
                 self._tb.add_scalar(f"pareto/{key}", row[key], g.epochs)
+            best = max(g.trained, key=lambda ind: ind.score)
+            for i in self.space.hyperparameters:  # the best member's, and the population's median option
+                v = self.space[i]
+                if isinstance(v.options[0], (int, float)):
+                    self._tb.add_scalar(f"hyperparameters/{v.name}/best", v.options[best[i]], g.epochs)
+                    self._tb.add_scalar(f"hyperparameters/{v.name}/median",
+                                        float(np.median([v.options[ind[i]] for ind in g.trained])), g.epochs)
             self._tb.flush()
 
     def export_best(self, task: Task, best: Individual, cfg: dict[str, Any], folder: Path | None = None,
@@ -173,7 +196,7 @@ class RunFolder:
         member = best.handle.materialise(task, best)
         info: dict[str, Any] = {"id": best.id, "genome": list(best), "arch": self.space.decode(list(best)),
                                 "fitness": _finite(best.fitness.values[0]), "epochs": best.epochs,
-                                "task": cfg["task"], "parents": list(best.parents)}
+                                "task": _task_record(cfg), "parents": list(best.parents)}
         if self.objectives is not None:
             info["objectives"] = dict(zip(self.objectives.names, best.fitness.values))
         test = member.test_score()  # held-out data: reported by `compare --report test`, never a fitness

@@ -41,6 +41,7 @@ SUFFIXES: dict[str, list[str]] = {
     "sp01": ["algorithm.shrink_perturb=[0.0, 1.0]"],
     "naswot": ["algorithm.init=naswot"],
     "wfresh": ["algorithm.width_policy=fresh"],
+    "rc": ["algorithm.research_code_compat=true"],
 }
 DEFAULT_SHRINK_PERTURB = [0.4, 0.1]
 
@@ -77,12 +78,14 @@ def algorithm_label(cfg: dict[str, Any]) -> str:
     label = alg["name"]
     sp = [float(v) for v in alg.get("shrink_perturb", DEFAULT_SHRINK_PERTURB)]
     # shrink-perturb only acts where layers are mixed; for the other variants it is not part of the name
-    if alg["name"] in ("pbt_nas", "no_mixing") and sp != DEFAULT_SHRINK_PERTURB:
+    if alg["name"] in ("pbt_nas", "no_mixing", "random_sp") and sp != DEFAULT_SHRINK_PERTURB:
         label += {(1.0, 0.0): "_sp10", (0.0, 1.0): "_sp01"}.get(tuple(sp), f"_sp{sp[0]:g}_{sp[1]:g}")
     if alg.get("init") == "naswot":
         label += "_naswot"
     if alg.get("width_policy", "adapt") == "fresh":
         label += "_wfresh"
+    if alg.get("research_code_compat"):
+        label += "_rc"
     return label
 
 
@@ -210,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pbt_evo.sweep", description=__doc__.splitlines()[0])
     p.add_argument("config", help="a config file, e.g. spaces/digits_hard.yaml")
     p.add_argument("--algorithms", required=True,
-                   help="comma-separated labels: pbt_nas, searl, random, no_mixing, + _sp10 / _sp01 / _naswot / _wfresh")
+                   help="comma-separated labels: pbt_nas, searl, random, no_mixing, random_sp, bohb, + _sp10 / _sp01 / _naswot / _wfresh")
     p.add_argument("--seeds", required=True, help="comma-separated integers, e.g. 0,1,2")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--out", help="shorthand for --set output.dir=DIR")

@@ -10,8 +10,9 @@ queue plus every moment a worker waits for the driver. So:
   that a misestimate is corrected by the next decision);
 - each to the worker with the least work queued, an idle one first;
 - each worker has up to ``pipeline`` calls in flight, so the next member is already queued in the actor
-  when the current one finishes, except for the last ``workers`` calls of the queue (the smallest),
-  which go only to idle workers, so that the tail is balanced on real, not estimated, finish times;
+  when the current one finishes, except for the last ``workers`` calls of the first ``order`` queued
+  (the current generation's smallest), which go only to idle workers, so that the tail is balanced on
+  real, not estimated, finish times, whatever early starts of the next generation are queued behind;
 - affinity: among equally loaded workers, the one that keeps the call's member alive (``home``); and a
   worker takes, instead of the head call, one of the next few (similar in cost) whose member it keeps,
   except in the tail;
@@ -20,6 +21,8 @@ queue plus every moment a worker waits for the driver. So:
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -64,34 +67,42 @@ class Scheduler:
         self.slots = [Slot() for _ in range(workers)]
         self.jobs: dict[int, Job] = {}   # ticket -> call not finished
         self.queue: list[int] = []       # tickets not dispatched: by (order, -cost), retries in front
+        self._ranks: list[tuple[float, float]] = []  # (order, -cost) of each queued ticket, for bisect
 
     def add(self, ticket: int, job: Job) -> None:
         """Queue a call after those of equal rank (submission order among equals)."""
         self.jobs[ticket] = job
         rank = (job.order, -job.cost)
-        at = next((k for k, t in enumerate(self.queue) if (self.jobs[t].order, -self.jobs[t].cost) > rank),
-                  len(self.queue))
+        at = bisect.bisect_right(self._ranks, rank)  # O(log N): a generation of N calls is not O(N²)
         self.queue.insert(at, ticket)
+        self._ranks.insert(at, rank)
 
     def next(self) -> tuple[int, int] | None:
         """The call to dispatch now and its worker (marked running there), or None: every worker is full,
         or the calls left wait for a worker they have not failed on."""
         n, queue, jobs = len(self.slots), self.queue, self.jobs
-        depth = self.pipeline if len(queue) > n else 1
+        if not queue:
+            return None
+        # the tail is the first rank's (the current generation's): early starts of the next one queued
+        # behind it must not let its last calls be pipelined behind a busy worker's, delaying the barrier
+        lead = bisect.bisect_right(self._ranks, (jobs[queue[0]].order, math.inf))
+        depth = self.pipeline if lead > n else 1
+        free = [w for w in range(n) if self.slots[w].inflight < depth]
+        if not free:
+            return None  # asked after every result: must not look through the whole queue then
         for pos, ticket in enumerate(queue):
             job = jobs[ticket]
-            allowed = [w for w in range(n) if self.slots[w].inflight < depth
-                       and (w not in job.tried or len(job.tried) >= n)]
+            allowed = [w for w in free if w not in job.tried or len(job.tried) >= n]
             if not allowed:
                 continue  # the workers it may run on are busy: calls behind it may go meanwhile
             w = min(allowed, key=lambda w: (self.slots[w].inflight > 0, self.slots[w].queued, job.home != w,
                                             self.slots[w].inflight))
-            if len(queue) > n and job.home != w:
-                for other in queue[pos + 1:pos + n]:
+            if lead > n and job.home != w:
+                for k, other in enumerate(queue[pos + 1:pos + n], start=pos + 1):
                     if jobs[other].home == w and w not in jobs[other].tried:
-                        ticket, job = other, jobs[other]
+                        ticket, job, pos = other, jobs[other], k
                         break
-            queue.remove(ticket)
+            del queue[pos], self._ranks[pos]
             job.worker = w
             self.slots[w].inflight += 1
             self.slots[w].queued += job.cost
@@ -112,6 +123,7 @@ class Scheduler:
         """Queue a released call again, in front, for a worker it has not failed on."""
         self.jobs[ticket].tried.add(failed_on)
         self.queue.insert(0, ticket)
+        self._ranks.insert(0, (-math.inf, -math.inf))
 
     def remove(self, ticket: int) -> Job:
         """Forget a released call."""
@@ -123,7 +135,8 @@ class Scheduler:
         for ticket in [t for t in tickets if t in self.jobs]:
             job = self.jobs.pop(ticket)
             if ticket in self.queue:
-                self.queue.remove(ticket)
+                at = self.queue.index(ticket)
+                del self.queue[at], self._ranks[at]
             elif job.worker >= 0:
                 slot = self.slots[job.worker]
                 slot.inflight -= 1

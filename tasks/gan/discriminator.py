@@ -18,7 +18,9 @@ all ``none`` is absent; when both branches are absent the cell returns node0, an
 ``downsample`` is off so the weights their variables own always exist.
 
 Unlike the research code, whose block overwrote ``node1 + node2`` with ``node1`` and so silently
-dropped branch 2, both branches reach the output here.
+dropped branch 2, both branches reach the output here; ``branch2=False`` (task arg ``d_branch2``, set by
+``algorithm.research_code_compat``) builds the research code's cell, whose output is branch 1 alone
+(branch 2's layers still exist, get no gradient, and move with their variables).
 """
 
 from __future__ import annotations
@@ -89,8 +91,9 @@ class AutoGanDiscriminator(nn.Module):
 class DisCell(nn.Module):
     """One searchable discriminator cell; ``ops`` maps ``c0..c6, downsample, down0, down1`` to options."""
 
-    def __init__(self, in_ch: int, ch: int, ops: Mapping[str, object], sn: bool, first: bool):
+    def __init__(self, in_ch: int, ch: int, ops: Mapping[str, object], sn: bool, first: bool, branch2: bool = True):
         super().__init__()
+        self.branch2 = branch2
         for j in range(7):
             reads_input = j <= 2
             op = normal_op(str(ops[f"c{j}"]), in_ch if reads_input else ch, ch, sn=sn, act=not (first and reads_input))
@@ -124,6 +127,8 @@ class DisCell(nn.Module):
         node0 = self._edge(0, x)
         b1 = self._branch([self._edge(1, x), self._edge(3, node0)], 5, self.down0)
         b2 = self._branch([self._edge(2, x), self._edge(4, node0)], 6, self.down1)
+        if not self.branch2 and b1 is not None:
+            return b1  # the research code's cell: its sum was overwritten by branch 1
         if b1 is None and b2 is None:
             return node0
         if b1 is None or b2 is None:
@@ -137,12 +142,14 @@ class DisCell(nn.Module):
 class SearchDiscriminator(nn.Module):
     """The GanHard discriminator: 4 searchable cells, then ReLU, spatial sum and a linear head."""
 
-    def __init__(self, cell_ops: Sequence[Mapping[str, object]], df_dim: int, channels: int = 3, sn: bool = True):
+    def __init__(self, cell_ops: Sequence[Mapping[str, object]], df_dim: int, channels: int = 3, sn: bool = True,
+                 branch2: bool = True):
         super().__init__()
         if len(cell_ops) != N_DIS_CELLS:
             raise ValueError(f"the discriminator has {N_DIS_CELLS} cells, got {len(cell_ops)}")
         self.blocks = nn.ModuleList(
-            DisCell(channels if i == 0 else df_dim, df_dim, ops, sn, first=i == 0) for i, ops in enumerate(cell_ops))
+            DisCell(channels if i == 0 else df_dim, df_dim, ops, sn, first=i == 0, branch2=branch2)
+            for i, ops in enumerate(cell_ops))
         self.head = _head(df_dim, sn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

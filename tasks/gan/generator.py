@@ -64,19 +64,26 @@ class GenCell(nn.Module):
 class Projection(nn.Module):
     """A linear map from (part of) the latent vector to a feature map added onto a cell's input.
 
-    ``source``: ``whole`` latent or its ``part`` (the i-th third); ``size``: the map is produced at the
+    ``source``: ``whole`` latent, its ``part`` (the i-th third) or its ``half`` (the i-th half: the
+    research code's fixed STL-10 projections); ``linear=None`` makes no layer (a projection that never
+    exists, as the STL-10 generator's third); ``size``: the map is produced at the
     ``target`` width, the ``bottom`` width or the ``prev`` (half the target) width and upsampled to the
     target with ``up_mode``; then dropout. A disabled projection keeps its linear layer (so the weights
     the ``linear`` variable owns always exist) but returns None.
     """
 
     def __init__(self, index: int, latent_dim: int, bottom_width: int, ch: int, enabled: bool = True,
-                 linear: str = "part/target", up_mode: str = "nearest", dropout: float = 0.0):
+                 linear: str | None = "part/target", up_mode: str = "nearest", dropout: float = 0.0):
         super().__init__()
-        source, size = linear.split("/")
         self.enabled = enabled
         self.ch = ch
-        self.in_dim = latent_dim if source == "whole" else latent_dim // N_CELLS
+        if linear is None:
+            if enabled:
+                raise ValueError(f"projection {index}: an enabled projection needs a linear layer")
+            self.linear = None
+            return
+        source, size = linear.split("/")
+        self.in_dim = {"whole": latent_dim, "part": latent_dim // N_CELLS, "half": latent_dim // 2}[source]
         self.in_start = 0 if source == "whole" else index * self.in_dim
         self.target_width = bottom_width * 2 ** index
         self.out_width = {"target": self.target_width, "bottom": bottom_width,

@@ -38,22 +38,25 @@ class GanModel(nn.Module):
 
 
 def build_gan_model(space: SearchSpace, genome: Sequence[int], *, gf_dim: int, df_dim: int, latent_dim: int,
-                    bottom_width: int, channels: int = 3, d_spectral_norm: bool = True) -> GanModel:
-    """Freshly initialised ``GanModel`` for ``genome`` (AutoGAN discriminator when the space has no D variables)."""
-    arch = decode_architecture(space, genome)
+                    bottom_width: int, channels: int = 3, d_spectral_norm: bool = True, d_branch2: bool = True,
+                    projections: str = "default") -> GanModel:
+    """Freshly initialised ``GanModel`` for ``genome`` (AutoGAN discriminator when the space has no D variables;
+    ``d_branch2=False``: the research code's GanHard cells, without branch 2, see :mod:`.discriminator`)."""
+    arch = decode_architecture(space, genome, projections)
     G = Generator(arch["g_cells"], arch["projections"], gf_dim, latent_dim, bottom_width, channels)
     if arch["d_cells"] is None:
         D: nn.Module = AutoGanDiscriminator(df_dim, channels, sn=d_spectral_norm)
     else:
-        D = SearchDiscriminator(arch["d_cells"], df_dim, channels, sn=d_spectral_norm)
+        D = SearchDiscriminator(arch["d_cells"], df_dim, channels, sn=d_spectral_norm, branch2=d_branch2)
     return GanModel(G, D)
 
 
 def make_optimizers(model: GanModel, lr_g: float = 2e-4, lr_d: float = 2e-4,
-                    betas: tuple[float, float] = (0.0, 0.9)) -> dict[str, torch.optim.Optimizer]:
-    """Adam for ``G`` ("gen") and ``D`` ("dis"); ``G_ema`` has no optimizer."""
-    return {"gen": torch.optim.Adam(model.G.parameters(), lr=lr_g, betas=betas),
-            "dis": torch.optim.Adam(model.D.parameters(), lr=lr_d, betas=betas)}
+                    betas: tuple[float, float] = (0.0, 0.9), eps: float = 1e-8) -> dict[str, torch.optim.Optimizer]:
+    """Adam for ``G`` ("gen") and ``D`` ("dis"); ``G_ema`` has no optimizer. ``eps``: PyTorch's default
+    1e-8; the research code used 1e-4 (``algorithm.research_code_compat``)."""
+    return {"gen": torch.optim.Adam(model.G.parameters(), lr=lr_g, betas=betas, eps=eps),
+            "dis": torch.optim.Adam(model.D.parameters(), lr=lr_d, betas=betas, eps=eps)}
 
 
 def discriminator_step(model: GanModel, opt_d: torch.optim.Optimizer, real: torch.Tensor) -> float:

@@ -40,6 +40,14 @@ from .ops import DOWN_OPS, IMAGE_OPS, NORMAL_OPS, UP_OPS
 SPACES: tuple[str, ...] = ("gan", "gan_hard")
 LINEAR_OPTIONS: tuple[str, ...] = ("whole/target", "whole/bottom", "whole/prev", "part/target", "part/bottom", "part/prev")
 FIXED_PROJECTION: dict[str, Any] = {"enabled": True, "linear": "part/target", "up_mode": "nearest", "dropout": 0.0}
+# The research code's fixed STL-10 projections (``if_stl_projections``, from AdversarialNAS's STL-10 generator):
+# the first half of the latent at the bottom width into cell 0, the second half at twice it onto cell 0's output,
+# no third projection.
+STL10_PROJECTIONS: tuple[dict[str, Any], ...] = (
+    {"enabled": True, "linear": "half/target", "up_mode": "nearest", "dropout": 0.0},
+    {"enabled": True, "linear": "half/target", "up_mode": "nearest", "dropout": 0.0},
+    {"enabled": False, "linear": None, "up_mode": "nearest", "dropout": 0.0})
+PROJECTIONS = ("default", "stl10")
 
 
 def _g(path: str) -> tuple[str, str]:
@@ -95,16 +103,24 @@ def build_space(name: str) -> SearchSpace:
     raise ValueError(f"unknown GAN space {name!r}; choose one of {SPACES}")
 
 
-def decode_architecture(space: SearchSpace, genome: Sequence[int]) -> dict[str, Any]:
+def decode_architecture(space: SearchSpace, genome: Sequence[int], projections_mode: str = "default") -> dict[str, Any]:
     """Per-network options: ``{"g_cells": [3 dicts], "projections": [3 dicts], "d_cells": [4 dicts] | None}``.
 
-    ``d_cells`` is None for the Gan space (fixed AutoGAN discriminator).
+    ``d_cells`` is None for the Gan space (fixed AutoGAN discriminator). ``projections_mode="stl10"``: the
+    research code's fixed STL-10 projections (:data:`STL10_PROJECTIONS`; only where projections are not searched).
     """
+    if projections_mode not in PROJECTIONS:
+        raise ValueError(f"task.args.projections: {projections_mode!r} is not one of {PROJECTIONS}")
     values = space.decode(genome)
     g_cells = [{k: values[f"g.cell{i}.{k}"] for k in ("up0", "up1", "c0", "c1", "c2", "c3", "c4")}
                for i in range(N_CELLS)]
     projections = []
-    for i in range(N_CELLS):
+    if projections_mode == "stl10":
+        if any(name.startswith("g.proj") for name in values):
+            raise ValueError("task.args.projections 'stl10' fixes the projections: use it with space 'gan',"
+                             " GanHard searches them")
+        projections = [dict(p) for p in STL10_PROJECTIONS]
+    for i in range(N_CELLS if projections_mode == "default" else 0):
         proj = dict(FIXED_PROJECTION)
         for key in proj:
             proj[key] = values.get(f"g.proj{i}.{key}", proj[key])

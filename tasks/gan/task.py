@@ -38,7 +38,7 @@ from .data import DATASETS, load_images, to_float
 from .metrics import (METRICS, DigitsClassifierFeatures, FeatureExtractor, extract_features, frechet_distance,
                       generate, inception_score, load_inception, reference_statistics, stats_cache_name)
 from .model import GanModel, build_gan_model, discriminator_step, generator_step, make_optimizers
-from .space import SPACES, build_space
+from .space import PROJECTIONS, SPACES, build_space
 
 
 def default_cache_dir(data_dir: str | Path | None) -> Path:
@@ -54,6 +54,11 @@ class GanTask(Task):
     """AdversarialNAS GAN search. Paper values: CIFAR-10 img 32, batch 40, gf 256, df 128, latent 120,
     bottom width 4; STL-10 img 48, batch 128, gf 270, bottom width 6.
 
+    ``projections="stl10"``: the research code's fixed STL-10 latent projections (Gan space;
+    :data:`tasks.gan.space.STL10_PROJECTIONS`). ``adam_eps`` (1e-8; the research code 1e-4) and
+    ``d_branch2`` (True; False: the research code's GanHard cell, which lost its second branch) are what
+    ``algorithm.research_code_compat`` sets (:attr:`research_code_args`).
+
     >>> task = GanTask(space="gan", dataset="synthetic", img_size=16, bottom_width=2, gf_dim=8, df_dim=8,
     ...                latent_dim=12, batch_size=4, fitness="fd_digits_classifier")
     >>> len(task.space)
@@ -61,6 +66,10 @@ class GanTask(Task):
     """
 
     epoch_unit = "epoch"
+    averaged_prefixes = ("G_ema.",)  # the EMA generator: an average of G's layers
+    research_code_kept_apart = ("G_ema.",)  # the research code's EMA generator lived outside its model state
+    # the research code's choices (algorithm.research_code_compat): Adam eps, the GanHard cell's lost branch
+    research_code_args = {"adam_eps": 1e-4, "d_branch2": False}
 
     def __init__(self, space: str = "gan", dataset: str = "cifar10", data_dir: str | None = None,
                  n_fid: int = 5000, fitness: str = "fid", steps_per_epoch: int | None = None,
@@ -69,7 +78,10 @@ class GanTask(Task):
                  g_batch_multiplier: int = 2, lr_g: float = 2e-4, lr_d: float = 2e-4,
                  betas: Sequence[float] = (0.0, 0.9), ema_decay: float = 0.999, d_spectral_norm: bool = True,
                  cache_dir: str | None = None, download: bool = False, n_synthetic: int = 512,
-                 eval_batch_size: int = 100, device: str | None = None):
+                 eval_batch_size: int = 100, device: str | None = None, adam_eps: float = 1e-8,
+                 d_branch2: bool = True, projections: str = "default"):
+        if projections not in PROJECTIONS:
+            raise ValueError(f"task.args.projections: {projections!r} is not one of {PROJECTIONS}")
         if space not in SPACES:
             raise ValueError(f"task.args.space: {space!r} is not one of {SPACES}")
         if dataset not in DATASETS:
@@ -84,7 +96,9 @@ class GanTask(Task):
         self.space_name, self.dataset, self.fitness = space, dataset, fitness
         self.space = build_space(space)
         self.dims = dict(gf_dim=gf_dim, df_dim=df_dim, latent_dim=latent_dim, bottom_width=bottom_width,
-                         channels=channels, d_spectral_norm=d_spectral_norm)
+                         channels=channels, d_spectral_norm=d_spectral_norm, d_branch2=d_branch2,
+                         projections=projections)
+        self.adam_eps = adam_eps
         self.img_size, self.channels = img_size, channels
         self.n_fid, self.batch_size, self.n_critic = n_fid, batch_size, n_critic
         self.g_batch_multiplier, self.ema_decay = g_batch_multiplier, ema_decay
@@ -168,7 +182,7 @@ class GanMember(Member):
     def __init__(self, task: GanTask, model: GanModel):
         self.task = task
         self.model = model
-        self.optimizers = make_optimizers(model, task.lr_g, task.lr_d, task.betas)
+        self.optimizers = make_optimizers(model, task.lr_g, task.lr_d, task.betas, task.adam_eps)
         self.step = 0
 
     def train(self, epochs: int) -> dict[str, float]:

@@ -5,9 +5,10 @@ Pixels: 84x84 RGB renders, the last ``frame_stack`` frames stacked on the channe
 observation dict flattened to one float32 vector. Both repeat each action ``action_repeat`` times
 (rewards summed, discounts multiplied), so one agent step is ``action_repeat`` environment frames.
 
-Rendering is headless: ``MUJOCO_GL=egl`` is set unless the user chose a backend, and the render
-quality knobs that cost most on a software renderer (multisampling, shadows, reflections) are
-turned off (frames per second of both: docs/PERFORMANCE.md).
+Rendering is headless: ``MUJOCO_GL=egl`` is set unless the user chose a backend. ``render_quality``:
+``"fast"`` (the CPU default) turns off the knobs that cost most on a software renderer (multisampling,
+shadows, reflections); ``"paper"`` keeps dm_control's defaults, the frames the paper's DrQ-v2 agents saw
+(the paper configs use it; frames per second of both: docs/REPRODUCING.md).
 
 >>> env = DMCEnv("cartpole", "swingup", obs="states", seed=0)
 >>> obs = env.reset(); obs.shape, obs.dtype
@@ -36,6 +37,7 @@ import numpy as np
 from dm_control import suite
 
 ObsType = Literal["states", "pixels"]
+RENDER_QUALITIES = ("fast", "paper")
 
 
 def default_camera(domain: str) -> int:
@@ -57,9 +59,11 @@ class DMCEnv:
 
     def __init__(self, domain: str, task: str, obs: ObsType = "states", action_repeat: int = 2,
                  frame_stack: int = 3, image_size: int = 84, camera_id: int | None = None,
-                 seed: int | None = None, time_limit: float | None = None):
+                 seed: int | None = None, time_limit: float | None = None, render_quality: str = "fast"):
         if obs not in ("states", "pixels"):
             raise ValueError(f"obs must be 'states' or 'pixels', got {obs!r}")
+        if render_quality not in RENDER_QUALITIES:
+            raise ValueError(f"render_quality must be one of {', '.join(RENDER_QUALITIES)}, got {render_quality!r}")
         if action_repeat < 1 or frame_stack < 1:
             raise ValueError(f"action_repeat and frame_stack must be >= 1, got {action_repeat}, {frame_stack}")
         if (domain, task) not in suite.ALL_TASKS:
@@ -82,8 +86,10 @@ class DMCEnv:
         # differ), as DrQ-v2's action-scale wrapper does.
         self._act_low = np.asarray(spec.minimum, dtype=np.float64)
         self._act_high = np.asarray(spec.maximum, dtype=np.float64)
-        if obs == "pixels":
+        self.render_quality = render_quality
+        if obs == "pixels" and render_quality == "fast":
             self._fast_render_settings()
+        if obs == "pixels":
             self.obs_shape: tuple[int, ...] = (3 * frame_stack, image_size, image_size)
         else:
             self.obs_shape = (sum(int(np.prod(s.shape)) for s in self._env.observation_spec().values()),)

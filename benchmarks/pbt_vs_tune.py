@@ -1,0 +1,225 @@
+"""Classic PBT on one hyperparameter, side by side: Ray Tune's ``PopulationBasedTraining`` and pbt_evo's ``pbt``.
+
+    python benchmarks/pbt_vs_tune.py [--seeds 0,1,2,3,4]
+
+The problem (the same for both, built by the same code, ``tasks.mnist1d``): MNIST-1D's default
+architecture (``tasks.mnist1d.DEFAULT_ARCHITECTURE``, 8 channels), Adam's learning rate on the grid
+``log_grid(1e-4, 1e-1, 7)``; N=8 members, 6 epochs each, exploit and explore every 2 epochs (twice),
+the worst quarter replaced by copies (weights and Adam state) of the best quarter, then explore: the
+learning rate resampled with probability 0.25, else moved to a neighbouring option (Tune's rule for a
+list; pbt_evo's ``mut_explore`` is the same rule). Fitness: validation accuracy (1,000 samples).
+
+Same seeds: for seed s both start from the same initial learning rates (pbt_evo's balanced initial
+population under ``random.seed(s)``, each option at least once; Tune gets them as a ``grid_search``),
+and both drivers' ``random`` is seeded with s. Network initialisations and batch orders differ (each
+tool seeds its own way), so the fitness of a seed is not expected to match, only its distribution.
+
+Both on 2 Ray workers (``RayMap(workers=2)``; Tune: ``reuse_actors``, ``synch=True``, 1 CPU a trial),
+each run in a fresh subprocess; wall time excludes ``ray.init``; pbt_evo's includes starting its workers,
+as Tune starts its actors inside ``Tuner.fit`` (the convention of ``benchmarks/w1.py``).
+
+Prints, per seed, each tool's best final fitness and wall time; then their mean +- std over seeds, and
+last ``tune_vs_pbt_evo=<median over seeds of Tune's wall / pbt_evo's wall>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MARK = "PBTRESULT "
+N, E_TOTAL, E_STEP, TAU, RESAMPLE = 8, 6, 2, 0.25, 0.25
+TASK_ARGS = {"channels": 8, "batch_size": 100, "lr": 0.003, "data_seed": 0}
+GRID = {"log": [1e-4, 1e-1, 7]}
+
+
+def problem():
+    """The hyperparameter-only task (default architecture + Adam's lr) and the pbt toolbox's space."""
+    from pbt_evo.hyper import HyperparameterTask
+    from tasks.mnist1d import MNIST1DTask
+
+    return HyperparameterTask(MNIST1DTask(**TASK_ARGS), hyperparameters={"adam": {"lr": GRID}})
+
+
+def initial_lrs(seed: int) -> list[float]:
+    """The initial learning rates of seed ``seed``: pbt_evo's balanced initial population."""
+    import random
+
+    from pbt_evo.variants import make_toolbox
+
+    task = problem()
+    random.seed(seed)
+    pop = make_toolbox("pbt", task.space, N, task=task).population()
+    lr = task.space.index("adam.lr")
+    return [task.space[lr].options[ind[lr]] for ind in pop]
+
+
+def run_pbt_evo(seed: int) -> dict:
+    import random
+
+    import numpy as np
+    import ray
+
+    import pbt_evo
+    from pbt_evo.hyper import task_spec
+
+    t0 = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    t_init = time.perf_counter() - t0
+    task = problem()
+    t0 = time.perf_counter()
+    rmap = pbt_evo.RayMap(task_spec("tasks.mnist1d:MNIST1DTask", TASK_ARGS, {"adam": {"lr": GRID}}), workers=2,
+                          local_task=task)
+    toolbox = pbt_evo.make_toolbox("pbt", task.space, N, tau=TAU, task=task, resample_probability=RESAMPLE)
+    toolbox.map = rmap
+    random.seed(seed)
+    np.random.seed(seed)
+    pop = toolbox.population()
+    pop, _ = pbt_evo.ea_pbt(pop, toolbox, e_total=E_TOTAL, e_step=E_STEP)
+    wall = time.perf_counter() - t0
+    rmap.close()
+    ray.shutdown()
+    lr = task.space.index("adam.lr")
+    best = max(pop, key=lambda ind: ind.score)
+    return {"wall": wall, "init": t_init, "best": best.fitness.values[0],
+            "best_lr": task.space[lr].options[best[lr]]}
+
+
+def run_tune(seed: int) -> dict:
+    import random
+
+    import ray
+    import torch
+    from ray import tune
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    from pbt_evo.space import log_grid
+
+    grid = list(log_grid(*GRID["log"]))
+    lrs = initial_lrs(seed)
+
+    class Member(tune.Trainable):
+        """One member: the same network, data and training code as pbt_evo's (``tasks.mnist1d``)."""
+
+        def setup(self, config: dict) -> None:
+            torch.set_num_threads(1)
+            task = problem()
+            torch.manual_seed(seed * 1000 + config["member"])
+            genome = [0] * len(task.space)
+            genome[:9] = task.inner.space.encode(task.inner.default_architecture)
+            genome[task.space.index("adam.lr")] = grid.index(config["lr"])
+            self.member = task.build(genome)
+
+        def step(self) -> dict:
+            self.member.train(E_STEP)
+            return {"fitness": self.member.evaluate()}
+
+        def save_checkpoint(self, checkpoint_dir: str) -> None:
+            torch.save({"model": self.member.model.state_dict(),
+                        "optim": self.member.optimizers["adam"].state_dict()}, os.path.join(checkpoint_dir, "s.pt"))
+
+        def load_checkpoint(self, checkpoint_dir: str) -> None:
+            state = torch.load(os.path.join(checkpoint_dir, "s.pt"), weights_only=False)
+            self.member.model.load_state_dict(state["model"])
+            self.member.optimizers["adam"].load_state_dict(state["optim"])  # restores the donor's lr ...
+            self.reset_config(self.config)
+
+        def reset_config(self, new_config: dict) -> bool:
+            for group in self.member.optimizers["adam"].param_groups:  # ... then the explored one is set
+                group["lr"] = new_config["lr"]
+            self.config = new_config
+            return True
+
+    class Collect(tune.Callback):
+        def __init__(self) -> None:
+            self.fitness: dict[str, float] = {}
+            self.lr: dict[str, float] = {}
+
+        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+            self.fitness[trial.trial_id] = float(result["fitness"])
+            self.lr[trial.trial_id] = float(trial.config["lr"])
+
+    collect = Collect()
+    t0 = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    t_init = time.perf_counter() - t0
+    random.seed(seed)  # Tune's PBT explores with the driver's `random`
+    pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=1, quantile_fraction=TAU,
+                                  resample_probability=RESAMPLE, hyperparam_mutations={"lr": grid}, synch=True)
+    with tempfile.TemporaryDirectory() as storage:
+        tuner = tune.Tuner(
+            tune.with_resources(Member, {"cpu": 1}),
+            param_space={"member": tune.grid_search(list(range(N))),
+                         "lr": tune.sample_from(lambda spec: lrs[spec.config["member"]])},
+            tune_config=tune.TuneConfig(scheduler=pbt, metric="fitness", mode="max", reuse_actors=True),
+            run_config=tune.RunConfig(storage_path=storage, name="pbt", stop={"training_iteration": E_TOTAL // E_STEP},
+                                      verbose=0, callbacks=[collect],
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
+        )
+        t0 = time.perf_counter()
+        tuner.fit()
+        wall = time.perf_counter() - t0
+    ray.shutdown()
+    best = max(collect.fitness, key=collect.fitness.get)
+    return {"wall": wall, "init": t_init, "best": collect.fitness[best], "best_lr": collect.lr[best],
+            "initial_lrs": lrs}
+
+
+def _env() -> dict:
+    return {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            "RAY_DEDUP_LOGS": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0"}
+
+
+def in_subprocess(name: str, seed: int) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--one", name, "--seeds", str(seed)], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith(MARK):
+            return json.loads(line[len(MARK):])
+    raise RuntimeError(f"{name} seed {seed} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (default 0..4)")
+    parser.add_argument("--one", choices=("pbt_evo", "tune"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    if args.one:
+        runner = run_pbt_evo if args.one == "pbt_evo" else run_tune
+        print(MARK + json.dumps(runner(seeds[0])), flush=True)
+        return
+    rows = []
+    for seed in seeds:
+        row = {name: in_subprocess(name, seed) for name in ("pbt_evo", "tune")}
+        rows.append(row)
+        pe, tu = row["pbt_evo"], row["tune"]
+        print(f"seed {seed}: pbt_evo best {pe['best']:.3f} (lr {pe['best_lr']:.3g}) in {pe['wall']:.1f} s,"
+              f" tune best {tu['best']:.3f} (lr {tu['best_lr']:.3g}) in {tu['wall']:.1f} s;"
+              f" initial lrs {[f'{x:.3g}' for x in tu['initial_lrs']]}", flush=True)
+
+    def mean_std(name: str, key: str) -> str:
+        xs = [r[name][key] for r in rows]
+        return f"{statistics.mean(xs):.4f} +- {statistics.stdev(xs) if len(xs) > 1 else 0.0:.4f}"
+
+    print()
+    print(f"MNIST-1D, lr in log_grid(1e-4, 1e-1, 7), N={N}, {E_TOTAL} epochs, exploit every {E_STEP}; {len(seeds)} seeds,"
+          f" 2 Ray workers, {os.cpu_count()} CPUs")
+    print(f"{'':10s} {'best final fitness':>22s} {'wall s':>18s}")
+    for name in ("pbt_evo", "tune"):
+        print(f"{name:10s} {mean_std(name, 'best'):>22s} {mean_std(name, 'wall'):>18s}")
+    ratio = statistics.median(r["tune"]["wall"] / r["pbt_evo"]["wall"] for r in rows)
+    print(f"tune_vs_pbt_evo={ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()
