@@ -178,7 +178,7 @@ def plot_rank(out: dict[str, Any], path: Path) -> Path:
 
     samplings = list(dict.fromkeys(r["sampling"] for r in out["results"]))
     lengths = sorted({r["epochs"] for r in out["results"]})
-    fig, axes = plt.subplots(len(samplings), len(lengths), figsize=(2.6 * len(lengths), 2.5 * len(samplings)),
+    fig, axes = plt.subplots(len(samplings), len(lengths), figsize=(2.8 * len(lengths) + 1, 2.7 * len(samplings)),
                              squeeze=False, sharex=True)
     size = np.array(out["params"], dtype=float)
     for i, sampling in enumerate(samplings):
@@ -186,8 +186,8 @@ def plot_rank(out: dict[str, Any], path: Path) -> Path:
             r = next(r for r in out["results"] if r["sampling"] == sampling and r["epochs"] == e and r["repeat"] == 0)
             ax = axes[i][j]
             sc = ax.scatter(out["standalone"], r["oneshot"], c=np.log10(size), s=12, cmap="viridis")
-            ax.set_title(f"{sampling}, {e} ep: PA {100 * r['pairwise_accuracy']:.0f}%, tau {r['kendall_tau']:.2f}",
-                         fontsize=7)
+            ax.set_title(f"{sampling}, {e} supernet epochs\npairwise {100 * r['pairwise_accuracy']:.0f}%,"
+                         f" tau {r['kendall_tau']:.2f}", fontsize=7)
             ax.tick_params(labelsize=6)
             if i == len(samplings) - 1:
                 ax.set_xlabel("stand-alone fitness", fontsize=7)
