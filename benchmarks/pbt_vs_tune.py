@@ -179,12 +179,18 @@ def _env() -> dict:
             "RAY_DEDUP_LOGS": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0"}
 
 
-def in_subprocess(name: str, seed: int) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--one", name, "--seeds", str(seed)], cwd=ROOT, env=_env(),
-                          capture_output=True, text=True, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith(MARK):
-            return json.loads(line[len(MARK):])
+def in_subprocess(name: str, seed: int, attempts: int = 3) -> dict:
+    """One tool on one seed in a fresh interpreter; retried when Ray's node did not start (its raylet has
+    30 s, which a loaded machine can miss): a start-up failure, not the run's."""
+    for _ in range(attempts):
+        proc = subprocess.run([sys.executable, __file__, "--one", name, "--seeds", str(seed)], cwd=ROOT, env=_env(),
+                              capture_output=True, text=True, check=False)
+        for line in proc.stdout.splitlines():
+            if line.startswith(MARK):
+                return json.loads(line[len(MARK):])
+        if "timed out during startup" not in proc.stderr:
+            break
+        print(f"{name} seed {seed}: Ray's node did not start in time; again", file=sys.stderr, flush=True)
     raise RuntimeError(f"{name} seed {seed} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
 
 

@@ -10,13 +10,14 @@
 from .algorithms import Generation, LoopState, ea_pbt, exploit, step_at
 from .export import export_module, load_best, load_front
 from .handles import FreshState, MixedState, StoredState, TrainResult, capture, restore
+from .hyper import HyperparameterTask
 from .individual import FitnessMax, Individual, WeightedFitness
 from .objectives import Objectives
-from .operators import (cx_mix, init_population, mut_resample, mut_searl, mut_weights, n_selected, pair_random,
-                        pair_ranked, pair_self, sel_truncation, sure_survivors)
+from .operators import (cx_mix, init_population, mut_explore, mut_resample, mut_searl, mut_weights, n_selected,
+                        pair_random, pair_ranked, pair_self, sel_truncation, sure_survivors)
 from .parallel import BatchMap, MapBase, RayMap, SerialMap
 from .pareto import TrainedFront, hypervolume, nsga2_order, sel_nsga2, sure_survivors_nsga2
-from .space import SearchSpace, SpaceError, Variable
+from .space import SearchSpace, SpaceError, Variable, linear_grid, log_grid
 from .task import Member, Task, TaskSpec
 from .train import train_member
 from .variants import VARIANTS, make_toolbox
@@ -26,13 +27,13 @@ __version__ = "0.2.0"
 __all__ = [
     "Generation", "LoopState", "ea_pbt", "exploit", "step_at",
     "export_module", "load_best", "load_front",
-    "FreshState", "MixedState", "StoredState", "TrainResult", "capture", "restore",
+    "FreshState", "MixedState", "StoredState", "TrainResult", "capture", "restore", "HyperparameterTask",
     "FitnessMax", "Individual", "WeightedFitness", "Objectives",
-    "cx_mix", "init_population", "mut_resample", "mut_searl", "mut_weights", "n_selected", "pair_random",
-    "pair_ranked", "pair_self", "sel_truncation", "sure_survivors",
+    "cx_mix", "init_population", "mut_explore", "mut_resample", "mut_searl", "mut_weights", "n_selected",
+    "pair_random", "pair_ranked", "pair_self", "sel_truncation", "sure_survivors",
     "BatchMap", "MapBase", "RayMap", "SerialMap",
     "TrainedFront", "hypervolume", "nsga2_order", "sel_nsga2", "sure_survivors_nsga2",
-    "SearchSpace", "SpaceError", "Variable",
+    "SearchSpace", "SpaceError", "Variable", "linear_grid", "log_grid",
     "Member", "Task", "TaskSpec",
     "train_member",
     "VARIANTS", "make_toolbox",

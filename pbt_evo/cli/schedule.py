@@ -13,6 +13,7 @@ Drawn by ``python -m pbt_evo.plot`` for runs whose space has hyperparameter vari
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,7 @@ def tree_text(tree: list[dict], member: int) -> str:
 def _step(values: list) -> float:
     """The smallest gap between two of the (numeric) values, to spread lines on a linear axis."""
     distinct = sorted(set(values))
-    return min((b - a for a, b in zip(distinct, distinct[1:])), default=1.0)
+    return min((b - a for a, b in pairwise(distinct)), default=1.0)
 
 
 def plot_schedules(run: Path, population_rows: list[dict], lineage_rows: list[dict], names: list[str],
