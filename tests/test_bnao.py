@@ -210,6 +210,10 @@ def test_oneshot_run_end_to_end_is_read_by_compare(tmp_path, algorithm):
     assert summary.algorithm == algorithm == algorithm_label(json.loads(json.dumps(
         {"algorithm": {"name": algorithm, "init": "balanced"}})))
     assert summary.best == max(r["best"] for r in rows[2:])
+    # each stand-alone row holds the best network trained so far: --report final is the best of them
+    fitnesses = [json.loads(line)["fitness"] for line in (run / "population.jsonl").read_text().splitlines()]
+    assert [r["best"] for r in rows[2:]] == [fitnesses[0], max(fitnesses)]
+    assert summary.final == max(fitnesses)
     _, info = load_best(run)
     assert info["fitness"] == summary.best and 0 < info["test_score"] <= 1 and summary.test == info["test_score"]
     assert is_finished(run, {"algorithm": {"e_total": 2}})

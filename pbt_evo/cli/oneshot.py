@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 import time
@@ -127,13 +128,16 @@ def train_standalone(cfg: dict[str, Any], run_dir: Path, task: Task, pmap: Any, 
     seeds = [rng.getrandbits(31) for _ in top]
     members = [Individual(g, id=i, handle=FreshState(s), seed=s) for i, (g, s) in enumerate(zip(top, seeds))]
     trained = pmap(partial(train_member, epochs=budget.standalone_epochs), members)
-    rows, best = [], None
+    rows, best, so_far = [], None, -math.inf
     for k, (ind, res) in enumerate(zip(members, trained), 1):
         record(ind, res, budget.standalone_epochs)
         ind.metrics["oneshot_score"] = result.scores[tuple(ind)]
         fitness = ind.fitness.values[0]
         spent = budget.supernet_epochs + k * budget.standalone_epochs
-        rows.append({"gen": rounds + k, "epochs": budget.as_epochs(spent), "best": fitness if np.isfinite(fitness) else None,
+        # "best" is the best of the networks trained so far, as a loop's row is its population's best:
+        # compare's --report final then reads the best stand-alone network, not the last one
+        so_far = max(so_far, fitness) if np.isfinite(fitness) else so_far
+        rows.append({"gen": rounds + k, "epochs": budget.as_epochs(spent), "best": so_far if np.isfinite(so_far) else None,
                      "median": None, "worst": None, "failed": int(res.failed), "phase": "standalone",
                      "wall_s": round(time.perf_counter() - t0, 3), "oneshot_score": ind.metrics["oneshot_score"]})
         say(f"stand-alone {k}/{len(members)}: one-shot score {ind.metrics['oneshot_score']:.4g} -> fitness"
