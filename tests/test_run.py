@@ -38,7 +38,7 @@ def write_config(tmp_path, data=None, name="c.yaml"):
     ({"algorithm": {"max_early": -1}}, "'algorithm.max_early' is -1; it must be >= 0 or null"),
     ({"algorithm": {"max_early": 1.5}}, "'algorithm.max_early' is 1.5; expected an integer or null"),
     ({"algorithm": {"name": "pbt2"}}, ("'algorithm.name' is 'pbt2'; expected one of pbt_nas, searl, random, no_mixing,"
-                                       " pbt, pbt_nas_hp, random_hp")),
+                                       " random_sp, bohb, pbt, pbt_nas_hp, random_hp, bnao, nao")),
     ({"algorithm": {"e_step": {5: 2}}}, "'algorithm.e_step' is {5: 2}; expected a positive integer or a schedule"),
     ({"algorithm": {"shrink_perturb": [0.4]}}, "'algorithm.shrink_perturb' is [0.4]; expected a list of two numbers"),
     ({"algorithm": {"population": 4}}, "gives 1 parent; mixing needs at least 2"),

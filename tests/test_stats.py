@@ -119,4 +119,4 @@ def test_unknown_label():
     with pytest.raises(ConfigError, match="unknown suffix '_sp11'"):
         algorithm_overrides("pbt_nas_sp11")
     with pytest.raises(ConfigError, match="must start with one of"):
-        algorithm_overrides("pbt")
+        algorithm_overrides("pbtx")  # "pbt" itself is classic PBT
