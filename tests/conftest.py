@@ -25,6 +25,17 @@ def ray_session():
     ray.shutdown()
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks: one torch thread avoids OpenMP contention on a shared 2-core machine (many times faster).
+
+    Used by test modules with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def digits_task():
     from tasks.digits import DigitsTask

@@ -19,13 +19,7 @@ from tasks.digits import DigitsTask
 from tasks.mnist1d import MNIST1DTask
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: these networks are tiny, and two threads on a busy machine are many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,7 @@ IMG = 16
 SPACES = Path(__file__).resolve().parent.parent / "spaces"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks: one thread avoids OpenMP contention on a shared 2-core machine (10x faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def genomes(space_name: str) -> list[list[int]]:

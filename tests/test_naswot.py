@@ -12,13 +12,7 @@ from pbt_evo.naswot import (activation_codes, hamming_kernel, init_population_na
 from pbt_evo.space import SearchSpace, Variable
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one torch thread is fastest, and much faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_mlp(act: nn.Module) -> nn.Module:
