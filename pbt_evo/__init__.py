@@ -7,35 +7,48 @@
 >>> toolbox.register("survivors", pbt_evo.sure_survivors, tau=0.25)  # optional: no barrier for them
 """
 
-from .algorithms import Generation, LoopState, ea_pbt, exploit, step_at
-from .export import export_module, load_best, load_front
-from .handles import FreshState, MixedState, StoredState, TrainResult, capture, restore
-from .hyper import HyperparameterTask
-from .individual import FitnessMax, Individual, WeightedFitness
-from .objectives import Objectives
-from .operators import (cx_mix, init_population, mut_explore, mut_resample, mut_searl, mut_weights, n_selected,
-                        pair_random, pair_ranked, pair_self, sel_truncation, sure_survivors)
-from .parallel import BatchMap, MapBase, RayMap, SerialMap
-from .pareto import TrainedFront, hypervolume, nsga2_order, sel_nsga2, sure_survivors_nsga2
-from .space import SearchSpace, SpaceError, Variable, linear_grid, log_grid
-from .task import Member, Task, TaskSpec
-from .train import train_member
-from .variants import VARIANTS, make_toolbox
-from .weights import inherit_model, searl_weight_mutation, shrink_perturb
+import importlib
+from typing import Any
+
+# what each name is imported from, on first use (PEP 562): `import pbt_evo` and the command line's config
+# checks do not import torch and Ray
+_FROM = {
+    "algorithms": ("Generation", "LoopState", "ea_pbt", "exploit", "step_at"),
+    "export": ("export_module", "load_best", "load_front"),
+    "handles": ("FreshState", "MixedState", "StoredState", "TrainResult", "capture", "restore"),
+    "hyper": ("HyperparameterTask",),
+    "individual": ("FitnessMax", "Individual", "WeightedFitness"),
+    "objectives": ("Objectives",),
+    "operators": ("cx_mix", "init_population", "mut_explore", "mut_resample", "mut_searl", "mut_weights", "n_selected",
+                  "pair_random", "pair_ranked", "pair_self", "sel_truncation", "sure_survivors"),
+    "parallel": ("BatchMap", "MapBase", "RayMap", "SerialMap"),
+    "pareto": ("TrainedFront", "hypervolume", "nsga2_order", "sel_nsga2", "sure_survivors_nsga2"),
+    "space": ("SearchSpace", "SpaceError", "Variable", "linear_grid", "log_grid"),
+    "task": ("Member", "Task", "TaskSpec"),
+    "train": ("train_member",),
+    "variants": ("VARIANTS", "make_toolbox"),
+    "weights": ("inherit_model", "searl_weight_mutation", "shrink_perturb"),
+}
+_MODULE_OF = {name: module for module, names in _FROM.items() for name in names}
 
 __version__ = "0.2.0"
-__all__ = [
-    "Generation", "LoopState", "ea_pbt", "exploit", "step_at",
-    "export_module", "load_best", "load_front",
-    "FreshState", "MixedState", "StoredState", "TrainResult", "capture", "restore", "HyperparameterTask",
-    "FitnessMax", "Individual", "WeightedFitness", "Objectives",
-    "cx_mix", "init_population", "mut_explore", "mut_resample", "mut_searl", "mut_weights", "n_selected",
-    "pair_random", "pair_ranked", "pair_self", "sel_truncation", "sure_survivors",
-    "BatchMap", "MapBase", "RayMap", "SerialMap",
-    "TrainedFront", "hypervolume", "nsga2_order", "sel_nsga2", "sure_survivors_nsga2",
-    "SearchSpace", "SpaceError", "Variable", "linear_grid", "log_grid",
-    "Member", "Task", "TaskSpec",
-    "train_member",
-    "VARIANTS", "make_toolbox",
-    "inherit_model", "searl_weight_mutation", "shrink_perturb",
-]
+__all__ = list(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, or a submodule (``pbt_evo.export``), imported when first asked for."""
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    else:
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))

@@ -16,6 +16,7 @@ from deap import base
 
 from .hyper import fixed_architecture
 from .individual import Individual
+from .names import HP_VARIANTS, VARIANTS
 from .naswot import init_population_naswot, task_scorer
 from .objectives import Objectives
 from .operators import (
@@ -38,12 +39,10 @@ from .task import Task
 from .train import train_member
 from .weights import WIDTH_POLICIES
 
-# ONESHOT: bnao, nao (pbt_evo.oneshot)
-VARIANTS = ("pbt_nas", "searl", "random", "no_mixing", "random_sp", "bohb", "pbt", "pbt_nas_hp", "random_hp") + ONESHOT
+# VARIANTS, HP_VARIANTS: pbt_evo.names (a config is checked against them before torch is imported)
 NOT_A_TOOLBOX = {"bohb": "BOHB is Ray Tune's search, not a toolbox of the loop: see pbt_evo.bohb.run_bohb",
                  **{name: f"algorithm {name!r} is a one-shot search, not a toolbox of the loop: run it with"
                           " pbt_evo.oneshot.nao_ws or python -m pbt_evo.run" for name in ONESHOT}}
-HP_VARIANTS = ("pbt", "pbt_nas_hp", "random_hp")  # search hyperparameter variables: the space must have some
 
 
 def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float = 0.25, p: float = 0.25,

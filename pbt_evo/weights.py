@@ -32,12 +32,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .names import WIDTH_POLICIES
 from .space import SearchSpace
 from .widths import Axes, adapt_tensor, axes_by_key
 
 NamedOptimState = dict[str, Any]
 OPTIMIZER_POLICIES = ("reset", "donor")
-WIDTH_POLICIES = ("adapt", "fresh")
 
 # SEARL's weight-mutation constants (Franke et al. 2021), as used by the PBT-NAS research code.
 SEARL_MAX_FRACTION = 0.1

@@ -13,25 +13,22 @@ value as YAML. Errors name the file, the key and what is allowed.
 from __future__ import annotations
 
 import copy
+import difflib
 import importlib
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..hyper import HyperparameterError, optimizer_variables, task_spec
-from ..objectives import Objectives
-from ..oneshot import ONESHOT
-from ..oneshot.budget import Budget, BudgetError
-from ..operators import n_selected
-from ..task import Task, TaskSpec
-from ..variants import VARIANTS
-from ..weights import WIDTH_POLICIES
-from ..widths import UnitAxisError, check_task_widths
+from ..names import ONESHOT, VARIANTS, WIDTH_POLICIES
+
+if TYPE_CHECKING:  # the library (torch) is imported where it is used: a bad config fails before it loads
+    from ..objectives import Objectives
+    from ..task import Task, TaskSpec
 
 REQUIRED = object()
 # keys of earlier versions, accepted and ignored with a one-line notice, so old configs and run folders still load
@@ -54,12 +51,17 @@ def spec_of(cfg: Mapping[str, Any]) -> TaskSpec:
     >>> spec_of({"task": {"target": "tasks.digits:DigitsTask", "args": {}, "hyperparameters": {}}}).target
     'tasks.digits:DigitsTask'
     """
+    from ..hyper import task_spec
+
     return task_spec(cfg["task"]["target"], cfg["task"]["args"], cfg["task"].get("hyperparameters"))
 
 
 def build_task(cfg: Mapping[str, Any], where: str = "config") -> Task:
     """The task a resolved config names, or :class:`TaskError` with the reason (:class:`ConfigError`
     when a hyperparameter it names does not exist)."""
+    from ..hyper import HyperparameterError
+    from ..widths import UnitAxisError, check_task_widths
+
     spec = spec_of(cfg)
     try:
         task = spec.build()
@@ -236,19 +238,22 @@ _EXPECTED = {"int": "an integer", "float": "a number", "str": "a non-empty strin
              "e_step": "a positive integer or a schedule {0: step, epoch: step, ...}"}
 
 
-def _merge(schema: Mapping[str, Any], data: Mapping[str, Any], where: str, path: str) -> dict[str, Any]:
+def _merge(schema: Mapping[str, Any], data: Mapping[str, Any], where: str, path: str,
+           origin: Mapping[str, str]) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: '{path or 'the file'}' must be a mapping of keys, got {type(data).__name__}")
     unknown = [k for k in data if k not in schema]
     if unknown:
         dotted = f"{path}.{unknown[0]}" if path else str(unknown[0])
-        raise ConfigError(f"{where}: unknown key '{dotted}'; allowed here: {', '.join(schema)}")
+        raise ConfigError(f"{where}: unknown key '{dotted}'{_did_you_mean(str(unknown[0]), schema, path)}; allowed"
+                          f" here: {', '.join(schema)}")
     out: dict[str, Any] = {}
     for name, spec in schema.items():
         dotted = f"{path}.{name}" if path else name
         if isinstance(spec, dict):
-            out[name] = _merge(spec, data.get(name, {}) or {}, where, dotted)
+            out[name] = _merge(spec, data.get(name, {}) or {}, where, dotted, origin)
             continue
+        at = origin.get(dotted, where)  # a value given by --set is not the file's
         if name not in data:
             if spec.default is REQUIRED:
                 raise ConfigError(f"{where}: missing key '{dotted}' ({spec.doc})")
@@ -259,21 +264,27 @@ def _merge(schema: Mapping[str, Any], data: Mapping[str, Any], where: str, path:
             value = float(value)
         if not _type_ok(spec, value):
             allowed = "one of " + ", ".join(map(str, spec.choices)) if spec.kind == "choice" else _EXPECTED[spec.kind]
-            raise ConfigError(f"{where}: '{dotted}' is {value!r}; expected {allowed} ({spec.doc})")
+            raise ConfigError(f"{at}: '{dotted}' is {value!r}; expected {allowed} ({spec.doc})")
         if spec.check is not None and not spec.check(value):
-            raise ConfigError(f"{where}: '{dotted}' is {data[name]!r}; it must be {spec.rule}")
+            raise ConfigError(f"{at}: '{dotted}' is {data[name]!r}; it must be {spec.rule}")
         out[name] = list(value) if spec.kind == "pair" else value
     return out
 
 
-def resolve(data: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
-    """Validate ``data`` and fill in every default; raises :class:`ConfigError`."""
+def resolve(data: Mapping[str, Any], where: str = "config", origin: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Validate ``data`` and fill in every default; raises :class:`ConfigError`. ``origin`` names where a
+    dotted key's value came from instead of ``where`` (``--set key=value``)."""
     data = copy.deepcopy(dict(data or {}))
     for (section, key), why in RETIRED.items():
         if isinstance(data.get(section), dict) and key in data[section]:
             del data[section][key]
             log.warning("%s: '%s.%s' is no longer used and is ignored: %s", where, section, key, why)
-    cfg = _merge(SCHEMA, data, where, "")
+    cfg = _merge(SCHEMA, data, where, "", origin or {})
+    # the checks below need the library (torch): a config that fails the schema stops before it loads
+    from ..hyper import HyperparameterError, optimizer_variables
+    from ..oneshot.budget import Budget, BudgetError
+    from ..operators import n_selected
+
     alg = cfg["algorithm"]
     k = n_selected(alg["population"], alg["tau"])
     if alg["name"] in ("pbt_nas", "pbt_nas_hp") and k < 2:
@@ -325,6 +336,8 @@ def objectives_of(cfg: Mapping[str, Any], where: str = "config") -> Objectives:
     >>> objectives_of({"algorithm": {"objectives": [{"fitness": "max"}], "reference_point": None}}).single
     True
     """
+    from ..objectives import Objectives
+
     alg = cfg["algorithm"]
     try:
         objectives = Objectives.parse(alg["objectives"])
@@ -338,27 +351,64 @@ def objectives_of(cfg: Mapping[str, Any], where: str = "config") -> Objectives:
     return objectives
 
 
-def set_override(data: dict[str, Any], assignment: str) -> None:
-    """Apply one ``key.sub=value`` override (value parsed as YAML) to raw config ``data``.
+def set_override(data: dict[str, Any], assignment: str) -> str:
+    """Apply one ``key.sub=value`` override (value parsed as YAML) to raw config ``data``; returns the
+    config key it sets (a ``map`` key such as ``task.args`` for ``task.args.channels``). An unknown key
+    is refused with the closest known one.
 
     >>> d = {"algorithm": {"e_total": 300}}
-    >>> set_override(d, "algorithm.e_total=4"); d
-    {'algorithm': {'e_total': 4}}
+    >>> set_override(d, "algorithm.e_total=4"), d
+    ('algorithm.e_total', {'algorithm': {'e_total': 4}})
+    >>> set_override(d, "algorithm.populaton=8")
+    Traceback (most recent call last):
+    ...
+    pbt_evo.cli.config.ConfigError: --set 'algorithm.populaton=8': unknown key 'algorithm.populaton' (did you mean 'algorithm.population'?); see `python -m pbt_evo.run --keys`
     """
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment!r}: expected key.sub=value, e.g. --set algorithm.e_total=10")
     dotted, _, text = assignment.partition("=")
+    keys = dotted.strip().split(".")
+    key = _schema_key(keys, f"--set {assignment!r}")
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {assignment!r}: the value is not valid YAML ({exc.problem})") from None
-    keys = dotted.strip().split(".")
     node = data
     for k in keys[:-1]:
         if not isinstance(node.get(k, {}), dict):
             raise ConfigError(f"--set {assignment!r}: '{k}' is not a section")
         node = node.setdefault(k, {})
     node[keys[-1]] = value
+    return key
+
+
+def _schema_key(keys: list[str], where: str) -> str:
+    """The config key that dotted ``keys`` set (ConfigError, with a suggestion, for an unknown one)."""
+    node: Any = SCHEMA
+    for depth, k in enumerate(keys):
+        path = ".".join(keys[:depth])
+        if not isinstance(node, dict):
+            if node.kind == "map":  # free-form below (task.args, task.hyperparameters, algorithm.architecture)
+                return path
+            raise ConfigError(f"{where}: '{path}' is a value, not a section")
+        if k not in node:
+            dotted = ".".join(keys[:depth + 1])
+            raise ConfigError(f"{where}: unknown key '{dotted}'{_did_you_mean(k, node, path)}; see"
+                              " `python -m pbt_evo.run --keys`")
+        node = node[k]
+    if isinstance(node, dict):
+        raise ConfigError(f"{where}: '{'.'.join(keys)}' is a section; set one of its keys: {', '.join(node)}")
+    return ".".join(keys)
+
+
+def _did_you_mean(name: str, schema: Mapping[str, Any], path: str) -> str:
+    """`` (did you mean 'section.key'?)`` for the known key closest to a misspelt one, else nothing.
+
+    >>> _did_you_mean("tua", {"tau": None, "p": None}, "algorithm")
+    " (did you mean 'algorithm.tau'?)"
+    """
+    close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
+    return f" (did you mean '{path + '.' if path else ''}{close[0]}'?)" if close else ""
 
 
 def diff(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -372,9 +422,19 @@ def diff(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".")]
 
 
-def load(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
+def load(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """Read, override and validate a config file."""
     path = Path(path)
+    data = read(path)
+    origin = {set_override(data, assignment): f"--set {assignment!r}" for assignment in overrides}
+    cfg = resolve(data, str(path), origin)
+    if cfg["name"] is None:
+        cfg["name"] = path.stem
+    return cfg
+
+
+def read(path: Path) -> dict[str, Any]:
+    """A config file's raw mapping; ConfigError if it is missing or not YAML."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (configs live in spaces/, e.g. spaces/digits.yaml)")
     try:
@@ -385,12 +445,7 @@ def load(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
         raise ConfigError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-    for assignment in overrides:
-        set_override(data, assignment)
-    cfg = resolve(data, str(path))
-    if cfg["name"] is None:
-        cfg["name"] = path.stem
-    return cfg
+    return data
 
 
 def describe() -> str:

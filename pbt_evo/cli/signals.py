@@ -30,8 +30,8 @@ from typing import Any, TextIO
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _state = {"installed": False, "received": 0}
-STOPPED_AT_ONCE = b"\nsecond signal: stopped at once; the last complete generation is checkpointed: run the same" \
-                  b" command again to continue\n"
+STOPPED_AT_ONCE = b"\nsecond signal: stopped at once; a run continues from its last complete checkpoint, if it has" \
+                  b" one: run the same command again\n"
 
 
 class Terminated(KeyboardInterrupt):

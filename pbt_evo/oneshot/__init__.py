@@ -13,6 +13,7 @@
 The run folder and the ``rank`` command are in :mod:`pbt_evo.cli.oneshot`.
 """
 
+from ..names import ONESHOT
 from .bank import WeightBank
 from .sampling import (
            SAMPLINGS,
@@ -22,7 +23,6 @@ from .sampling import (
 )
 from .supernet import Supernet
 
-ONESHOT = ("bnao", "nao")  # the one-shot algorithms' names (bnao: size-proportional sampling, nao: uniform)
 SAMPLING_OF = {"bnao": "proportional", "nao": "uniform"}
 
 __all__ = ["ONESHOT", "SAMPLINGS", "SAMPLING_OF", "Supernet", "WeightBank", "init_population_size_proportional",
