@@ -26,14 +26,16 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-
+from ..parallel.connect import init_ray
 from ..parallel.resources import ResourceError
+from ..trusted import UntrustedTask
 from ..variants import VARIANTS
 from . import config, signals
 from .checkpoint import CheckpointError, WriteError
 from .config import ConfigError
+from .failures import NothingTrained
 from .run import Search
-from .runlock import RunFolderBusy
+from .runlock import RunFolderError
 
 # suffix -> (config overrides it stands for, how to recognise it in a resolved config)
 SUFFIXES: dict[str, list[str]] = {
@@ -161,7 +163,7 @@ def run_sweep(config_path: str | Path, algorithms: list[str], seeds: list[int], 
                 Search(cfg, run_dir, quiet=quiet).run(resume)
             except KeyboardInterrupt:
                 raise
-            except (RunFolderBusy, CheckpointError, WriteError, ResourceError) as exc:  # their message says it all
+            except (RunFolderError, CheckpointError, WriteError, ResourceError, UntrustedTask, NothingTrained) as exc:  # their message says it all
                 log(f"{head}: failed: {exc}")
                 outcome["failed"].append(run_dir)
                 continue
@@ -186,13 +188,8 @@ def _init_ray(cfg: dict[str, Any]) -> bool:
     """Start (or join) the one Ray instance the sweep's runs share."""
     import logging
 
-    import ray
-
-    if ray.is_initialized():
-        return False
-    ray.init(address=cfg["parallel"]["address"] or "local", include_dashboard=False, logging_level=logging.WARNING,
-             log_to_driver=os.environ.get("PBT_EVO_WORKER_LOGS", "0") == "1")
-    return True
+    return init_ray(cfg["parallel"]["address"], key="parallel.address", include_dashboard=False,
+                    logging_level=logging.WARNING, log_to_driver=os.environ.get("PBT_EVO_WORKER_LOGS", "0") == "1")
 
 
 def _best(run_dir: Path) -> Any:
@@ -232,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
             outcome = run_sweep(args.config, algorithms, seeds, overrides, quiet=not args.verbose,
                                 log=lambda s: print(s, flush=True))
-        except ConfigError as exc:
+        except (ConfigError, ResourceError) as exc:  # ResourceError: no cluster at parallel.address
             print(f"error: {exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:

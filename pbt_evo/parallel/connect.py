@@ -1,0 +1,167 @@
+"""Starting or joining Ray with a bound and a line, and nothing of Ray's left behind when that is interrupted.
+
+``ray.init(address=...)`` for a cluster that is not there waits for minutes (it retries the connection
+20 times, each for up to a minute, printing only Ray's own warnings), and a stop signal that arrives
+while a local Ray instance starts leaves its processes running. So before joining a cluster:
+
+1. a ``host:port`` address is tried with one TCP connection (:data:`TCP_TIMEOUT` s): nothing listening
+   is :class:`ClusterUnreachable` at once;
+2. a separate process joins the cluster and leaves it again (what answers at the address may not be Ray,
+   or ``auto`` may name a stale cluster): if it has not within ``timeout`` seconds
+   (:data:`CONNECT_TIMEOUT`), it is stopped and :class:`ClusterUnreachable` says so, with Ray's last line.
+
+Starting a local instance logs a line when it takes longer than :data:`SLOW_START` s (a busy machine).
+If the start is interrupted (Ctrl-C, SIGTERM), the processes it had started are stopped before the
+interrupt goes on.
+
+>>> tcp_target("10.0.0.5:6379"), tcp_target("ray://head:10001"), tcp_target("auto")
+(('10.0.0.5', 6379), ('head', 10001), None)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from .resources import ResourceError
+
+log = logging.getLogger(__name__)
+CONNECT_TIMEOUT = 30.0  # seconds for a separate process to join the cluster
+TCP_TIMEOUT = 5.0
+SLOW_START = 30.0
+_PROBE = ("import logging, sys, ray; ray.init(address=sys.argv[1], include_dashboard=False,"
+          " logging_level=logging.ERROR, log_to_driver=False); ray.shutdown()")
+
+
+class ClusterUnreachable(ResourceError):
+    """No Ray cluster answers at the configured address (within the time allowed); says what to check."""
+
+
+def tcp_target(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of an address that names them (``host:port``, ``ray://host:port``), else None."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    return (host.strip("[]"), int(port)) if sep and host and port.isdigit() else None
+
+
+def init_ray(address: str | None, timeout: float = CONNECT_TIMEOUT, key: str = "address", **kwargs: Any) -> bool:
+    """``ray.init`` of a Ray instance of this process's own (``address`` None or ``"local"``) or of the
+    cluster at ``address``, bounded as the module docstring says (``key`` names the setting in messages);
+    returns False when Ray was already initialised (nothing done).
+
+    >>> init_ray("127.0.0.1:1", timeout=5)
+    Traceback (most recent call last):
+    ...
+    pbt_evo.parallel.connect.ClusterUnreachable: address=127.0.0.1:1: nothing answers at 127.0.0.1:1 (Connection refused): start the cluster there (ray start --head), or set address to its address (null: a Ray instance of the run's own)
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    local = address in (None, "local")
+    if not local:
+        _probe(address, timeout, key)
+    before = _descendants()
+    done = threading.Event()
+    if local:
+        threading.Thread(target=_slow_start, args=(done,), daemon=True).start()
+    try:
+        ray.init(address=address or "local", **kwargs)
+    except BaseException:
+        _stop_started(before)
+        raise
+    finally:
+        done.set()
+    return True
+
+
+def _probe(address: str, timeout: float, key: str) -> None:
+    fix = (f"start the cluster there (ray start --head), or set {key} to its address (null: a Ray instance of the"
+           " run's own)")
+    target = tcp_target(address)
+    if target is not None:
+        try:
+            socket.create_connection(target, timeout=min(TCP_TIMEOUT, timeout)).close()
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            raise ClusterUnreachable(f"{key}={address}: nothing answers at {target[0]}:{target[1]} ({why}): {fix}") from None
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PROBE, address], capture_output=True, text=True,
+                              timeout=timeout, env={**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")})
+    except subprocess.TimeoutExpired:
+        raise ClusterUnreachable(f"{key}={address}: no Ray cluster answered there within {timeout:g} s: {fix}") from None
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        why = lines[-1] if lines else f"exit code {proc.returncode}"
+        raise ClusterUnreachable(f"{key}={address}: joining the Ray cluster failed ({why}): {fix}")
+
+
+def _slow_start(done: threading.Event) -> None:
+    if not done.wait(SLOW_START):
+        log.warning("starting Ray takes longer than %g s (a busy machine?); still waiting", SLOW_START)
+
+
+def _descendants() -> set[int]:
+    """The processes this one started, directly or not (Linux's /proc; elsewhere none are known)."""
+    children: dict[int, list[int]] = {}
+    try:
+        pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(pid)
+    found, todo = set(), [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _stop_started(before: set[int]) -> None:
+    """Stop the processes this process started since ``before`` (an interrupted Ray start's): SIGTERM,
+    then SIGKILL for those still there after 3 s."""
+    try:
+        import ray
+
+        ray.shutdown()
+    except Exception:  # an interrupted start may leave Ray half set up; what it started is stopped below
+        pass
+    started = _descendants() - before
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in started:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 3
+        while started and time.monotonic() < deadline:
+            started = {pid for pid in started if _alive(pid)}
+            time.sleep(0.05)
+        if not started:
+            return
+
+
+def _alive(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # a child of this process: reaped
+            return False
+    except ChildProcessError:
+        pass  # not a direct child
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
