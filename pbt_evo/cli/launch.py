@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     with signals.handled():
         try:
             cfg, run_dir, resume = resolve_run(args)
-            from .run import start  # torch and Ray: only once the config is known to be good
+            with signals.deferred():  # an import interrupted half way could fail later, at exit
+                from .run import start  # torch and Ray: only once the config is known to be good
         except (ConfigError, UntrustedTask) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

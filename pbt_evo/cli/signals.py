@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
-_state = {"installed": False, "received": 0}
+_state = {"installed": False, "received": 0, "defer": False, "pending": 0}
 STOPPED_AT_ONCE = b"\nsecond signal: stopped at once; a run continues from its last complete checkpoint, if it has" \
                   b" one: run the same command again\n"
 
@@ -54,6 +54,9 @@ def report(advice: str, stream: TextIO | None = None) -> int:
 
 
 def _handle(signum: int, frame: Any) -> None:
+    if _state["defer"] and not _state["pending"]:
+        _state["pending"] = signum
+        return
     if _state["received"]:
         os.write(2, STOPPED_AT_ONCE)
         os._exit(128 + _state["received"])
@@ -77,6 +80,21 @@ def handled() -> Iterator[None]:
         _state.update(installed=False, received=0)
         for s, handler in previous.items():
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)  # None: set outside Python
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Inside :func:`handled`: a stop signal received while the block runs (a long import, which an
+    exception would leave half done) is raised when the block ends."""
+    _state["defer"] = True
+    try:
+        yield
+    finally:
+        _state["defer"] = False
+    if _state["pending"]:
+        signum, _state["pending"] = _state["pending"], 0
+        _state["received"] = 0
+        _handle(signum, None)
 
 
 def reinstall() -> None:

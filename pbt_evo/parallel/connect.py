@@ -11,8 +11,11 @@ while a local Ray instance starts leaves its processes running. So before joinin
    (:data:`CONNECT_TIMEOUT`), it is stopped and :class:`ClusterUnreachable` says so, with Ray's last line.
 
 Starting a local instance logs a line when it takes longer than :data:`SLOW_START` s (a busy machine).
-If the start is interrupted (Ctrl-C, SIGTERM), the processes it had started are stopped before the
-interrupt goes on.
+If the start fails or is interrupted, the processes it had started are stopped. ``ray.init`` installs
+its own SIGTERM handlers (they end the process with exit code 15 or 1, and Ray's C++ core's aborts it
+with a stack dump); a caller who has Python handlers of its own (the command line's stop a run as Ctrl-C
+does, :mod:`pbt_evo.cli.signals`) gets them back, and a SIGTERM that Ray's handler took while Ray
+started is handed to the caller's.
 
 >>> tcp_target("10.0.0.5:6379"), tcp_target("ray://head:10001"), tcp_target("auto")
 (('10.0.0.5', 6379), ('head', 10001), None)
@@ -36,6 +39,10 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 30.0  # seconds for a separate process to join the cluster
 TCP_TIMEOUT = 5.0
 SLOW_START = 30.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# what ray.init's own SIGTERM handlers end the process with while it starts: sys.exit(15), or, once the local
+# node runs, its processes stopped and sys.exit(1)
+RAY_SIGTERM_EXITS = (signal.SIGTERM, 1)
 _PROBE = ("import logging, sys, ray; ray.init(address=sys.argv[1], include_dashboard=False,"
           " logging_level=logging.ERROR, log_to_driver=False); ray.shutdown()")
 
@@ -68,17 +75,31 @@ def init_ray(address: str | None, timeout: float = CONNECT_TIMEOUT, key: str = "
     if not local:
         _probe(address, timeout, key)
     before = _descendants()
+    handlers = _own_handlers()
     done = threading.Event()
     if local:
         threading.Thread(target=_slow_start, args=(done,), daemon=True).start()
     try:
         ray.init(address=address or "local", **kwargs)
-    except BaseException:
+    except BaseException as exc:
         _stop_started(before)
+        if isinstance(exc, SystemExit) and exc.code in RAY_SIGTERM_EXITS and signal.SIGTERM in handlers:
+            handlers[signal.SIGTERM](signal.SIGTERM, None)  # the SIGTERM Ray's handler took: the caller's now
         raise
     finally:
         done.set()
+        for sig, handler in handlers.items():  # ray.init replaced them; the caller's own come back
+            signal.signal(sig, handler)
     return True
+
+
+def _own_handlers() -> dict[int, Any]:
+    """The caller's Python handlers of SIGTERM and SIGINT, which ``ray.init`` replaces (a stop signal
+    would then end the process with exit code 15, whatever the caller arranged); main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    own = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    return {s: h for s, h in own.items() if callable(h) and h is not signal.default_int_handler}
 
 
 def _probe(address: str, timeout: float, key: str) -> None:
