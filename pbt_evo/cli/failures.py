@@ -87,12 +87,17 @@ class FailureLog:
         nonfinite = nonfinite_members(trained)
         words = []
         if failed:
-            words.append(f"{len(failed)} failed (member {', '.join(str(trained[j].id) for j in sorted(failed))};"
-                         f" tracebacks in {self.path})")
+            ids = ", ".join(str(trained[j].id) for j in sorted(failed))
+            words.append(f"{_members(len(failed))} failed ({ids}; the tracebacks are in {self.path}), keeping their"
+                         " previous state")
         if nonfinite:
             values = ", ".join(f"{ind.id}: {ind.metrics['fitness_raw']}" for ind in nonfinite)
-            words.append(f"{len(nonfinite)} with a fitness that is not finite (member {values}), counted as the worst")
-        return "; ".join(words)
+            words.append(f"{_members(len(nonfinite))} with a fitness that is not a finite number ({values})")
+        return "; ".join(words) + ": counted as the worst" if words else ""
+
+
+def _members(n: int) -> str:
+    return f"{n} member{'s' if n != 1 else ''}"
 
 
 def nonfinite_members(trained: list[Any]) -> list[Any]:

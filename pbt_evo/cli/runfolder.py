@@ -136,12 +136,14 @@ class RunFolder:
     """Writes one run's files; resumable (rows past the checkpoint are dropped on resume)."""
 
     def __init__(self, path: str | Path, space: SearchSpace, tensorboard: bool = True,
-                 objectives: Objectives | None = None, reference: Sequence[float] | None = None):
+                 objectives: Objectives | None = None, reference: Sequence[float] | None = None,
+                 extra_fields: Sequence[str] = ()):
         self.path = Path(path)
         self.space = space
         self.objectives = objectives if objectives is not None and not objectives.single else None
         self.reference = reference
-        self.fields = LOG_FIELDS + FRONT_FIELDS * (self.objectives is not None)
+        # log.csv's columns (log.jsonl keeps every key of a row)
+        self.fields = LOG_FIELDS + FRONT_FIELDS * (self.objectives is not None) + list(extra_fields)
         self.path.mkdir(parents=True, exist_ok=True)
         self._tb = None
         if tensorboard:
@@ -187,7 +189,7 @@ class RunFolder:
         self._append("log.jsonl", [row])
         new_csv = not (self.path / "log.csv").exists()
         with open(self.path / "log.csv", "a", newline="") as f:
-            writer = csv.DictWriter(f, self.fields)
+            writer = csv.DictWriter(f, self.fields, extrasaction="ignore")
             if new_csv:
                 writer.writeheader()
             writer.writerow(row)

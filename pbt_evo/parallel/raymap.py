@@ -206,6 +206,10 @@ class RayMap(MapBase):
         try:
             res, kept = ray.get(ref)
         except (RayTaskError, RayActorError) as exc:
+            try:  # its state holds the same error: read, or Ray prints it when the reference goes
+                ray.get(call.state)
+            except (RayTaskError, RayActorError):
+                pass
             died = isinstance(exc, RayActorError)
             if died and self.actors[w] is call.actor:
                 log.warning("worker %d died; starting a new one", w)
