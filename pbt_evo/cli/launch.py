@@ -19,7 +19,7 @@ from typing import Any
 
 from . import config, signals
 from .config import ConfigError
-from .saved import load_saved
+from .saved import differences, load_saved
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -43,8 +43,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def resolve_run(args: argparse.Namespace) -> tuple[dict[str, Any], Path, bool]:
     """The config, the run folder and whether to resume, from the command line."""
-    from ..trusted import UntrustedTask
-
     if args.config is None:
         raise ConfigError("give a config file (e.g. spaces/digits.yaml) or a run folder to resume")
     path = Path(args.config)
@@ -62,10 +60,7 @@ def resolve_run(args: argparse.Namespace) -> tuple[dict[str, Any], Path, bool]:
     if args.overwrite:
         return cfg, run_dir, False  # emptied by Search.run once it holds the folder's lock
     if (run_dir / "config.yaml").is_file():
-        try:  # with the defaults of keys added since it was written
-            changed = config.diff(load_saved(run_dir, [cfg["task"]["target"]]), cfg)
-        except UntrustedTask:  # it names another task, one not registered: not this run
-            changed = ["task.target"]
+        changed = differences(run_dir, cfg)
         if changed:
             raise ConfigError(f"{run_dir} holds a run with a different config (differs in: {', '.join(changed)});"
                               f" resume it with `python -m pbt_evo.run {run_dir} --resume`, or start a new one"

@@ -49,6 +49,24 @@ def load_saved(run_dir: str | Path, trust: Iterable[str] = (), how: str = "run i
     return cfg
 
 
+def differences(run_dir: str | Path, cfg: Mapping[str, Any]) -> list[str]:
+    """The keys in which the run in ``run_dir`` differs from ``cfg`` (the config a user gives for it);
+    a folder that names another task, one no installed package registers, differs in ``task.target``
+    (and is not read further).
+
+    >>> import tempfile
+    >>> run = Path(tempfile.mkdtemp()); _ = (run / "config.yaml").write_text("task: {target: 'os:system'}")
+    >>> differences(run, {"task": {"target": "tasks.digits:DigitsTask"}})
+    ['task.target']
+    """
+    from ..trusted import UntrustedTask
+
+    try:
+        return diff(load_saved(run_dir, [cfg["task"]["target"]]), dict(cfg))  # defaults of keys added since filled in
+    except UntrustedTask:
+        return ["task.target"]
+
+
 def check_resume(cfg: Mapping[str, Any], stored: Mapping[str, Any] | None, checkpoint: Path, run_dir: Path) -> None:
     """Refuse (:class:`ConfigError`) to continue ``checkpoint`` under ``cfg`` when the config it was
     written with (``stored``; None: written before checkpoints stored it) differs in what the run searches.

@@ -36,6 +36,7 @@ from .config import ConfigError
 from .failures import NothingTrained
 from .run import Search
 from .runlock import RunFolderError
+from .saved import differences
 
 # suffix -> (config overrides it stands for, how to recognise it in a resolved config)
 SUFFIXES: dict[str, list[str]] = {
@@ -143,10 +144,10 @@ def run_sweep(config_path: str | Path, algorithms: list[str], seeds: list[int], 
             head = f"[{k}/{len(runs)}] {run_dir}"
             resume = False
             if (run_dir / "config.yaml").is_file():
-                saved = config.load(run_dir / "config.yaml")  # with defaults of keys added since it was written
-                if saved != cfg:
+                changed = differences(run_dir, cfg)
+                if changed:
                     log(f"{head}: skipped, the folder holds a run with a different config"
-                        f" (differs in: {', '.join(config.diff(saved, cfg))})")
+                        f" (differs in: {', '.join(changed)})")
                     outcome["failed"].append(run_dir)
                     continue
                 if is_finished(run_dir, cfg):
