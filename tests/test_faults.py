@@ -492,6 +492,7 @@ def test_an_interrupted_one_shot_run_resumes_to_the_uninterrupted_result(tmp_pat
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 143
     assert (run / "checkpoints" / "LATEST").read_text() < "gen_00006", "the run ended before the signal"
+    assert max(p.name for p in (run / "checkpoints").glob("gen_*")) == (run / "checkpoints" / "LATEST").read_text()
     assert not (run / "best").exists()
     proc = command(config, "--out", tmp_path / "runs", "--quiet")
     assert proc.returncode == 0, proc.stderr

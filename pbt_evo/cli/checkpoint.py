@@ -41,7 +41,7 @@ import numpy as np
 from .. import plain, statefile
 from ..handles import StoredState
 from ..individual import Individual
-from . import records
+from . import records, signals
 
 FORMAT = "pbt_evo.checkpoint/2"
 MANIFEST = "MANIFEST.json"
@@ -178,9 +178,18 @@ def save(run_dir: str | Path, generation: int, population: Iterable[Individual],
 
     ``payload`` holds the loop's other state (epochs, next_id, logbook, ...); ``rng`` the driver's random
     streams (``{"random": ..., "numpy": ...}``, default: their current states). Raises :class:`WriteError`.
+    A stop signal (Ctrl-C, SIGTERM) that arrives meanwhile takes effect once the checkpoint is complete
+    and named in ``LATEST`` (a second one at once: :mod:`.signals`).
 
     >>> # save("runs/digits", 3, population, list(hof), {"epochs": 3, "next_id": 12, "logbook": logbook})
     """
+    with signals.deferred():
+        return _write(run_dir, generation, population, halloffame, payload, keep, rng)
+
+
+def _write(run_dir: str | Path, generation: int, population: Iterable[Individual], halloffame: Iterable[Individual],
+           payload: Mapping[str, Any], keep: int, rng: Mapping[str, Any] | None) -> Path:
+    """:func:`save` itself."""
     root = Path(run_dir) / "checkpoints"
     name = f"gen_{generation:05d}"
     tmp = root / f".tmp-{name}"

@@ -84,17 +84,18 @@ def handled() -> Iterator[None]:
 
 @contextmanager
 def deferred() -> Iterator[None]:
-    """Inside :func:`handled`: a stop signal received while the block runs (a long import, which an
-    exception would leave half done) is raised when the block ends."""
+    """Inside :func:`handled`: a stop signal received while the block runs (a long import, a checkpoint
+    being written: what an exception would leave half done) is raised when the block ends; a second one at
+    once. Outside :func:`handled` nothing changes."""
     _state["defer"] = True
     try:
         yield
     finally:
         _state["defer"] = False
-    if _state["pending"]:
-        signum, _state["pending"] = _state["pending"], 0
+        pending, _state["pending"] = _state["pending"], 0
+    if pending:
         _state["received"] = 0
-        _handle(signum, None)
+        _handle(pending, None)
 
 
 def reinstall() -> None:

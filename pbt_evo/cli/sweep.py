@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pbt_evo.sweep", description=__doc__.splitlines()[0])
     p.add_argument("config", help="a config file, e.g. spaces/digits_hard.yaml")
     p.add_argument("--algorithms", required=True,
-                   help="comma-separated labels: pbt_nas, searl, random, no_mixing, random_sp, bohb, + _sp10 / _sp01 / _naswot / _wfresh")
+                   help=f"comma-separated labels: {', '.join(VARIANTS)}, each optionally + _{' / _'.join(SUFFIXES)}")
     p.add_argument("--seeds", required=True, help="comma-separated integers, e.g. 0,1,2")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--out", help="shorthand for --set output.dir=DIR")
