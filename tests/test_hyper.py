@@ -20,6 +20,7 @@ from pbt_evo.operators import cx_mix, mut_explore
 from pbt_evo.space import SearchSpace, SpaceError, Variable, linear_grid, log_grid
 from pbt_evo.variants import make_toolbox
 from pbt_evo.weights import optimizer_state_by_name
+from tasks.digits import DigitsTask
 from tasks.mnist1d import MNIST1DTask
 
 LR = log_grid(1e-4, 1e-1, 7)
@@ -300,3 +301,38 @@ def test_classic_pbt_run_lineage_plots_and_best(tmp_path):
     assert info["arch"]["adam.lr"] in log_grid(1e-3, 1e-1, 5)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in MNIST1DTask(channels=4).build_model(
         list(best["genome"][:9])).parameters())
+
+
+class AveragedDigits(DigitsTask):
+    """Digits whose first cell stands in for an averaged copy (an EMA generator, a target critic)."""
+
+    averaged_prefixes = ("cells.0.op",)
+    research_code_kept_apart = ("cells.1.op",)
+
+
+def test_wrapped_task_keeps_its_research_code_declarations():
+    """Bug (issue 26): Task's class defaults shadowed the wrapper's forwarding, so with task.hyperparameters the
+    EMA generator / target critic were shrink-perturbed under research_code_compat instead of copied."""
+    inner = AveragedDigits(channels=4)
+    wrapped = HyperparameterTask(inner, hyperparameters={"adam": {"lr": [1e-3, 1e-2]}})
+    assert wrapped.averaged_prefixes == ("cells.0.op",)
+    assert wrapped.research_code_kept_apart == ("cells.1.op",)
+
+
+def test_research_code_compat_copies_averaged_layers_through_the_wrapper():
+    from pbt_evo import exploit
+
+    task = HyperparameterTask(AveragedDigits(channels=4), hyperparameters={"adam": {"lr": [1e-3, 1e-2]}})
+    tb = make_toolbox("pbt_nas", task.space, 8, p=1.0, research_code_compat=True, task=task)
+    pop = tb.population()
+    for i, ind in enumerate(pop):
+        ind[0] = ind[1] = ind[2] = 1  # conv cells: every op variable owns weights
+        ind.handle = StoredState(capture(FreshState(ind.seed).materialise(task, ind)))
+        ind.fitness.values = (i / 8,)
+    (_, child), *_ = exploit(pop, tb, 8)[0]
+    donor = next(ind for ind in pop if ind.id == child.parents[1])
+    got, theirs = child.handle.materialise(task, child).model.state_dict(), donor.handle.load()["model"]
+    for key in [k for k in got if k.startswith("cells.0.op")]:
+        assert torch.equal(got[key], torch.as_tensor(theirs[key])), key  # copied, not shrink-perturbed
+    key = next(k for k in got if k.startswith("cells.2.op") and k.endswith("weight"))
+    assert not torch.equal(got[key], torch.as_tensor(theirs[key]))  # other taken layers are shrink-perturbed
