@@ -174,6 +174,16 @@ class Task(ABC):
     def build(self, genome: Sequence[int]) -> Member:
         """A member with freshly initialised weights (under the caller's torch seed)."""
 
+    def declarations(self) -> dict[str, Any]:
+        """The task's optional declarations (:data:`DECLARATIONS`) by name, e.g. for a task that wraps it.
+
+        >>> class T(Task):
+        ...     def build(self, genome): ...
+        >>> T().declarations()["epoch_unit"]
+        'epoch'
+        """
+        return {name: getattr(self, name) for name in DECLARATIONS}
+
     def set_hyperparameters(self, member: Member, genome: Sequence[int]) -> None:
         """Write the genome's hyperparameters into a member whose state was just loaded (the handles call it
         after every build, restore or mixing: a loaded optimizer state brings its parent's parameter
@@ -237,6 +247,11 @@ class Task(ABC):
         """
         batch = self.naswot_batch()
         return None if batch is None else batch[:1]
+
+
+# the optional declarations a task may set (class attributes of Task, with their defaults)
+DECLARATIONS = ("epoch_unit", "objective_names", "averaged_prefixes", "research_code_kept_apart",
+                "research_code_args", "reuse_members", "default_architecture")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from deap import tools
 
 import pbt_evo
 from pbt_evo.cli.compare import compare, main as compare_main
-from pbt_evo.generations import record
+from pbt_evo.parallel.generation import record
 from pbt_evo.handles import StoredState, TrainResult
 from pbt_evo.individual import Individual
 from pbt_evo.objectives import Objectives, count_flops, count_params, genome_cost

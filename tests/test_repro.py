@@ -383,9 +383,9 @@ def test_bohb_config_errors_are_one_line(tmp_path, capsys):
     code = main(["spaces/mnist1d_multiobj.yaml", "--set", "algorithm.name=bohb", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
-    assert "'algorithm.name' bohb optimises the fitness alone from BOHB's own samples" in err
+    assert "'algorithm.name' bohb optimises the fitness alone from its own samples" in err
     from pbt_evo.variants import make_toolbox as mk
     from tasks.digits import DigitsTask
 
-    with pytest.raises(ValueError, match="BOHB is Ray Tune's search, not a toolbox of the loop"):
+    with pytest.raises(ValueError, match="'bohb' is not a toolbox of the loop"):
         mk("bohb", DigitsTask(channels=4).space, 4)

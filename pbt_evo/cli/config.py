@@ -25,12 +25,11 @@ import yaml
 
 from ..hyper import HyperparameterError, optimizer_variables, task_spec
 from ..objectives import Objectives
-from ..oneshot import ONESHOT
 from ..oneshot.budget import Budget, BudgetError
 from ..operators import n_selected
 from ..task import Task, TaskSpec
-from ..variants import VARIANTS
-from ..weights import WIDTH_POLICIES
+from ..variants import INITS, VARIANTS, Variant, variant
+from ..weights import OPTIMIZER_POLICIES, SHRINK_PERTURB, WIDTH_POLICIES
 from ..widths import UnitAxisError, check_task_widths
 
 REQUIRED = object()
@@ -102,23 +101,23 @@ SCHEMA: dict[str, Any] = {
                                " (e.g. adam: {lr: {log: [1.0e-4, 1.0e-2, 5]}}; pbt_evo.hyper)"),
     },
     "algorithm": {
-        "name": Key("pbt_nas", "choice", "which variant of the loop, or a one-shot search (bnao, nao)", choices=VARIANTS),
+        "name": Key("pbt_nas", "choice", "the algorithm: a variant of the loop, BOHB or a one-shot search (the"
+                    " registry pbt_evo.variants.VARIANTS; see --keys)", choices=VARIANTS),
         "population": Key(REQUIRED, "int", "population size N", check=lambda n: n >= 2, rule=">= 2"),
         "e_total": Key(REQUIRED, "int", "epochs each member trains in total", check=_positive, rule="> 0"),
         "e_step": Key(REQUIRED, "e_step", "epochs per generation: an int or {first epoch: step}"),
         "tau": Key(0.25, "float", "fraction replaced / used as parents", check=lambda t: 0 < t <= 0.5, rule="in (0, 0.5]"),
         "p": Key(0.25, "float", "probability of taking each variable from the donor", check=lambda p: 0 <= p <= 1,
                  rule="in [0, 1]"),
-        "shrink_perturb": Key([0.4, 0.1], "pair", "[lambda, gamma]: w = lambda * w_donor + gamma * w_fresh"),
+        "shrink_perturb": Key(list(SHRINK_PERTURB), "pair", "[lambda, gamma]: w = lambda * w_donor + gamma * w_fresh"),
         "init": Key("balanced", "choice", "initial population sampling (naswot: best N of k*N by the training-free"
                     " NASWOT score, see pbt_evo.naswot; size_proportional: N of k*N drawn in proportion to their"
-                    " parameter counts, Balanced NAO's sampling, see pbt_evo.oneshot)",
-                    choices=("balanced", "random", "naswot", "size_proportional")),
+                    " parameter counts, Balanced NAO's sampling, see pbt_evo.oneshot)", choices=INITS),
         "naswot_candidates_per_member": Key(10, "int", "k: init naswot / size_proportional draws from k*N candidate"
                                             " genomes",
                                            check=_positive, rule="> 0"),
         "optimizer_policy": Key("reset", "choice", "optimizer state of inherited layers (see pbt_evo.weights)",
-                                choices=("reset", "donor")),
+                                choices=OPTIMIZER_POLICIES),
         "width_policy": Key("adapt", "choice", "layers whose width a child changes (width variables, see"
                             " pbt_evo.widths): adapt (units duplicated / kept, then shrink-perturbed) or fresh",
                             choices=WIDTH_POLICIES),
@@ -275,16 +274,8 @@ def resolve(data: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
             log.warning("%s: '%s.%s' is no longer used and is ignored: %s", where, section, key, why)
     cfg = _merge(SCHEMA, data, where, "")
     alg = cfg["algorithm"]
-    k = n_selected(alg["population"], alg["tau"])
-    if alg["name"] in ("pbt_nas", "pbt_nas_hp") and k < 2:
-        raise ConfigError(f"{where}: 'algorithm.population' {alg['population']} with tau {alg['tau']} gives {k} parent;"
-                          " mixing needs at least 2 (use population >= 6 with tau 0.25)")
-    if alg["name"] == "bohb" and (len(alg["objectives"]) > 1 or alg["init"] == "naswot"):
-        raise ConfigError(f"{where}: 'algorithm.name' bohb optimises the fitness alone from BOHB's own samples:"
-                          " it takes neither several 'algorithm.objectives' nor 'algorithm.init' naswot")
-    if alg["name"] in ("searl", "no_mixing", "pbt") and k < 1:
-        raise ConfigError(f"{where}: 'algorithm.population' * 'algorithm.tau' rounds to 0; nothing would be replaced")
-    if alg["name"] in ONESHOT:
+    check_variant(variant(alg["name"]), alg, where)
+    if variant(alg["name"]).runner == "oneshot":
         one = alg["oneshot"]
         try:
             Budget(alg["population"], alg["e_total"], one["standalone"], one["standalone_epochs"] or alg["e_total"])
@@ -298,10 +289,24 @@ def resolve(data: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
         optimizer_variables(cfg["task"]["hyperparameters"])  # grids checked before anything is built
     except HyperparameterError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    if alg["name"] == "pbt" and alg["init"] == "naswot":
-        raise ConfigError(f"{where}: 'algorithm.init' naswot chooses architectures; algorithm pbt trains one"
-                          " (use balanced or random)")
     return cfg
+
+
+def check_variant(v: Variant, alg: Mapping[str, Any], where: str) -> None:
+    """What the chosen variant needs of the ``algorithm`` section (its registry entry says)."""
+    k = n_selected(alg["population"], alg["tau"])
+    if v.parents >= 2 and k < v.parents:
+        raise ConfigError(f"{where}: 'algorithm.population' {alg['population']} with tau {alg['tau']} gives {k} parent;"
+                          f" mixing needs at least {v.parents} (use population >= 6 with tau 0.25)")
+    if v.parents == 1 and k < 1:
+        raise ConfigError(f"{where}: 'algorithm.population' * 'algorithm.tau' rounds to 0; nothing would be replaced")
+    if not v.multi_objective and (len(alg["objectives"]) > 1 or alg["init"] not in v.inits):
+        raise ConfigError(f"{where}: 'algorithm.name' {v.name} optimises the fitness alone from its own samples"
+                          f" ({v.summary}): it takes neither several 'algorithm.objectives' nor 'algorithm.init'"
+                          f" {alg['init']}")
+    if alg["init"] not in v.inits:
+        raise ConfigError(f"{where}: 'algorithm.init' {alg['init']} is not for algorithm {v.name}"
+                          f" ({v.summary}); use {' or '.join(v.inits)}")
 
 
 def research_code_args(target: str, where: str = "config") -> dict[str, Any]:

@@ -22,8 +22,5 @@ from .sampling import (
 )
 from .supernet import Supernet
 
-ONESHOT = ("bnao", "nao")  # the one-shot algorithms' names (bnao: size-proportional sampling, nao: uniform)
-SAMPLING_OF = {"bnao": "proportional", "nao": "uniform"}
-
-__all__ = ["ONESHOT", "SAMPLINGS", "SAMPLING_OF", "Supernet", "WeightBank", "init_population_size_proportional",
+__all__ = ["SAMPLINGS", "Supernet", "WeightBank", "init_population_size_proportional",
            "model_size", "sampling_probabilities"]
