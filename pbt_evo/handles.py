@@ -164,7 +164,7 @@ class Step:
         return model
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Inherit(Step):
     """Algorithm 2, lines 5-14: the layers of ``variables`` from the donor, ``shrink * donor + perturb *
     fresh`` (keys under a ``copied`` prefix copied exactly); their optimizer moments reset or the donor's
