@@ -131,7 +131,7 @@ def main() -> None:
     t_workers = time.perf_counter() - t0 - t_init
     tb = make_toolbox("pbt_nas", task.space, args.population)
     if args.barrier:
-        tb.unregister("survivors")  # every generation waits for its slowest member
+        tb.register("survivors", pbt_evo.no_survivors)  # every generation waits for its slowest member
     tb.map = rmap
     random.seed(0)
     rows = []
