@@ -56,7 +56,7 @@ from .train import train_member
 from .weights import OPTIMIZER_POLICIES, SHRINK_PERTURB, WIDTH_POLICIES
 
 INITS = ("balanced", "random", "naswot", "size_proportional")
-RUNNERS = ("loop", "bohb", "oneshot")
+RUNNERS = ("loop", "tune", "oneshot")  # the PBT loop, a Ray Tune search (BOHB), a one-shot search
 
 
 class VariantError(ValueError):
@@ -87,7 +87,7 @@ class Variant:
     """One algorithm: ``build`` registers its operators on a toolbox (loop variants); the rest says what it
     is and needs, for configs, sweeps and messages.
 
-    - ``runner``: ``loop`` (:func:`~pbt_evo.algorithms.ea_pbt`), ``bohb`` or ``oneshot``;
+    - ``runner``: ``loop`` (:func:`~pbt_evo.algorithms.ea_pbt`), ``tune`` (a Ray Tune search) or ``oneshot``;
     - ``parents``: the parents its selection must yield (``round(population * tau)`` at least this);
     - ``shrink_perturbs``: layers are shrink-perturbed, so ``shrink_perturb`` is part of its sweep label;
     - ``hyperparameters``: it searches hyperparameter variables, so the space must have some;
@@ -207,7 +207,7 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("random_sp", "random search, each network shrink-perturbed every generation (Table 3)", perturb_every,
             shrink_perturbs=True, reads=("shrink_perturb", "optimizer_policy"), research_code=keep_moments),
     Variant("bohb", "BOHB through Ray Tune (Table 6): a trial per architecture, N x e_total epochs",
-            runner="bohb", inits=("balanced", "random"), multi_objective=False),
+            runner="tune", inits=("balanced", "random"), multi_objective=False),
     Variant("pbt", "classic PBT: one architecture; exploit copies a top member, explore its hyperparameters", pbt,
             parents=1, hyperparameters=True, one_architecture=True, inits=("balanced", "random"),
             reads=("tau", "architecture") + EXPLORE_KEYS),

@@ -88,9 +88,9 @@ class Search:
         ``overwrite`` first empties the folder."""
         runner = variant(self.cfg["algorithm"]["name"]).runner
         with RunLock(self.run_dir):
-            if overwrite or (resume and runner == "bohb"):
+            if overwrite or (resume and runner == "tune"):
                 runfolder.clear(self.run_dir, keep=(LOCK,))  # a BOHB run does not resume: it starts again
-            if runner == "bohb":
+            if runner == "tune":
                 from .bohb import run_bohb_search  # not a toolbox of the loop: Ray Tune's BOHB
 
                 return run_bohb_search(self.cfg, self.run_dir, self._say)
