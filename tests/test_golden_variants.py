@@ -86,13 +86,12 @@ def golden_run(name: str) -> dict:
 
     random.seed(0)
     np.random.seed(0)
-    try:
+    with tb.map:  # closed on the way out
         pop, log = pbt_evo.ea_pbt(tb.population(), tb, e_total=3, e_step=1, halloffame=hof, hook=hook)
-    finally:
-        tb.map.close()
         torch.set_num_threads(threads)
-    return {"generations": generations, "final": [{"id": ind.id, "genome": list(ind)} for ind in pop],
-            "halloffame": sorted([ind.id, ind.epochs, list(ind.fitness.values)] for ind in hof),
+    final = [{"id": ind.id, "genome": list(ind)} for ind in pop]
+    fame = sorted([ind.id, ind.epochs, list(ind.fitness.values)] for ind in hof)
+    return {"generations": generations, "final": final, "halloffame": fame,
             "logbook": [[r["gen"], r["epochs"], r["nevals"], r["failed"]] for r in log]}
 
 
@@ -126,13 +125,9 @@ def assert_same(run: dict, want: dict, where: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden_variant_run(name):
-    want = json.loads(GOLDEN.read_text())[name]
-    assert_same(golden_run(name), want, name)
+    assert_same(golden_run(name), json.loads(GOLDEN.read_text())[name], name)
 
 
-if __name__ == "__main__":
-    if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python tests/test_golden_variants.py --write   (regenerates the golden file)")
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:  # regenerate (say why in the commit)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     GOLDEN.write_text(json.dumps({name: golden_run(name) for name in CASES}, indent=1) + "\n")
-    print(f"written: {GOLDEN}")
