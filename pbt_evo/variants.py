@@ -56,7 +56,7 @@ from .train import train_member
 from .weights import OPTIMIZER_POLICIES, SHRINK_PERTURB, WIDTH_POLICIES
 
 INITS = ("balanced", "random", "naswot", "size_proportional")
-RUNNERS = ("loop", "tune", "oneshot")  # the PBT loop, a Ray Tune search (BOHB), a one-shot search
+RUNNER_WORDS = {"loop": "variant of the PBT loop", "tune": "Ray Tune search", "oneshot": "one-shot search"}
 
 
 class VariantError(ValueError):
@@ -278,8 +278,8 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
     """
     v = variant(algorithm)
     if v.runner != "loop":
-        raise VariantError(f"algorithm {algorithm!r} is not a toolbox of the loop ({v.summary}): run it with"
-                           f" python -m pbt_evo.run (its runner: {v.runner})")
+        raise VariantError(f"algorithm {algorithm!r} is a {RUNNER_WORDS[v.runner]}, not a toolbox of the loop"
+                           f" ({v.summary}): run it with python -m pbt_evo.run")
     try:
         check_space(v, space)
     except VariantError as exc:

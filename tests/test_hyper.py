@@ -3,7 +3,6 @@ mixing, Adam's moments across a learning-rate change, bad grids, the variants, l
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 from pathlib import Path

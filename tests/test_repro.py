@@ -387,5 +387,5 @@ def test_bohb_config_errors_are_one_line(tmp_path, capsys):
     from pbt_evo.variants import make_toolbox as mk
     from tasks.digits import DigitsTask
 
-    with pytest.raises(ValueError, match="'bohb' is not a toolbox of the loop"):
+    with pytest.raises(ValueError, match="'bohb' is a Ray Tune search, not a toolbox of the loop"):
         mk("bohb", DigitsTask(channels=4).space, 4)

@@ -296,7 +296,7 @@ def test_tiny_train_and_evaluate(obs, request):
 
 # -- mixing (pbt_evo.weights.inherit_model via the core's child recipe) --------------------------------
 def test_mixing_two_agents_with_different_encoders(pixel_task):
-    from pbt_evo.handles import MixedState, StoredState, capture
+    from pbt_evo.handles import Inherit, MixedState, StoredState, capture
     from pbt_evo.rng import seed_everything
 
     task, space = pixel_task, pixel_task.space
