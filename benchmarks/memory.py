@@ -106,11 +106,14 @@ def run_one(hidden: int, generations: int, reuse: bool, early: bool, max_early: 
     tb = base.Toolbox()
     tb.register("train", train_w1)
     tb.register("select", pbt_evo.sel_truncation, tau=0.25)
+    tb.register("survivors", pbt_evo.no_survivors)
     if early:  # a survivor's next state may exist before its generation ends: up to 2 states for it
         tb.register("survivors", pbt_evo.sure_survivors, tau=0.25)
     tb.register("pair", pbt_evo.pair_random)
     tb.register("mate", pbt_evo.cx_mix, p=0.0)
+    tb.register("mutate", pbt_evo.mut_none)
     tb.map = rmap
+    rmap.max_early, rmap.progress = max_early, progress
     sizes: list[int] = []
 
     def hook(g: pbt_evo.Generation) -> None:
@@ -120,8 +123,7 @@ def run_one(hidden: int, generations: int, reuse: bool, early: bool, max_early: 
         live.append(float(sum(ray.get([a.live_bytes.remote() for a in rmap.actors]))))
 
     random.seed(0)
-    pop, _ = pbt_evo.ea_pbt(w1_population(), tb, e_total=generations, e_step=1, hook=hook, max_early=max_early,
-                            progress=progress)
+    pop, _ = pbt_evo.ea_pbt(w1_population(), tb, e_total=generations, e_step=1, hook=hook)
     (params, size), _ = ray.get(rmap.actors[0].run.options(num_returns=2).remote(_count_params, None))[0]
     sizes.append(size)
     rmap.close()
@@ -131,15 +133,14 @@ def run_one(hidden: int, generations: int, reuse: bool, early: bool, max_early: 
             "plasma_boundary_max": max(boundary), "plasma_during_max": max(during), "live_max": max(live)}
 
 
-def _count_params(_: object) -> tuple[int, int]:
+def _count_params(context: object, _: object) -> tuple[int, int]:
     """Runs in a worker: the parameter count of the task's network, and the bytes of one member's state
     (model + Adam moments after a step) as Ray serializes it."""
     import ray
 
     from pbt_evo.handles import capture
-    from pbt_evo.train import current_task
 
-    member = current_task().build([0])
+    member = context.task.build([0])
     member.train(1)
     state = ray.cloudpickle.dumps(capture(member), protocol=5)
     return sum(p.numel() for p in member.model.parameters()), len(state)
@@ -155,7 +156,7 @@ def main() -> None:
                         help="start sure survivors early (the default of make_toolbox): their next state can"
                              " arrive before their generation ends, and both are held until it does")
     parser.add_argument("--max-early", type=int, default=None,
-                        help="with --early: at most this many early starts per generation (ea_pbt(max_early=K))")
+                        help="with --early: at most this many early starts per generation (RayMap(max_early=K))")
     args = parser.parse_args()
     if args.one:
         print(MARK + json.dumps(run_one(args.one, args.generations, bool(args.reuse), args.early,

@@ -131,7 +131,7 @@ def main() -> None:
     t_workers = time.perf_counter() - t0 - t_init
     tb = make_toolbox("pbt_nas", task.space, args.population)
     if args.barrier:
-        tb.unregister("survivors")  # every generation waits for its slowest member
+        tb.register("survivors", pbt_evo.no_survivors)  # every generation waits for its slowest member
     tb.map = rmap
     random.seed(0)
     rows = []
@@ -140,8 +140,8 @@ def main() -> None:
     def hook(g: pbt_evo.Generation) -> None:
         per_member = [ind.metrics["train_seconds"] for ind in g.trained]
         worker_fw = sum(ind.metrics.get("worker_framework_s", 0.0) for ind in g.trained)
-        rows.append((g.generation, g.wall_seconds, g.train_seconds, worker_fw,
-                     best_packing(per_member, args.workers), g.busy_seconds, g.started_early))
+        rows.append((g.generation, g.wall_seconds, g.outcome.train_seconds, worker_fw,
+                     best_packing(per_member, args.workers), g.outcome.busy_seconds, g.outcome.started_early))
         gen_ends.append(time.time())
 
     profiler = None

@@ -23,14 +23,12 @@ TASK_ARGS = {"domain": "cartpole", "task": "swingup", "obs": "states", "hidden_d
              "batch_size": 128, "frames_per_epoch": 2000, "num_seed_frames": 1000, "eval_episodes": 1}
 
 
-def update_rate(n_updates: int, obs: str) -> float:
+def update_rate(task: object, n_updates: int) -> float:
     """Fill a replay buffer with 1,000 agent steps, then time ``n_updates`` agent updates."""
     import torch
 
     from pbt_evo.rng import seed_everything
-    from pbt_evo.train import current_task
 
-    task = current_task()
     seed_everything(0)
     member = task.build([0] * len(task.space))
     member.train(1)  # 2,000 frames: fills the buffer (and runs a few updates: warm-up)
@@ -42,6 +40,11 @@ def update_rate(n_updates: int, obs: str) -> float:
         member.agent.update(batch, step)
     torch.cuda.synchronize() if torch.cuda.is_available() else None
     return n_updates / (time.perf_counter() - start)
+
+
+def in_worker(context: object, n_updates: int) -> float:
+    """:func:`update_rate` as a call through a map: on the worker's own task."""
+    return update_rate(context.task, n_updates)
 
 
 def main() -> None:
@@ -56,25 +59,22 @@ def main() -> None:
     import torch
 
     import pbt_evo
-    from pbt_evo.train import set_task
+    from pbt_evo.parallel import Call, map_calls
 
     task_args = {**TASK_ARGS, "obs": args.obs}
     if args.obs == "pixels":
         task_args.update(hidden_dim=256, batch_size=32)
     torch.set_num_threads(1)
-    set_task(pbt_evo.TaskSpec("tasks.rl:RLTask", task_args).build())
+    task = pbt_evo.TaskSpec("tasks.rl:RLTask", task_args).build()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     rmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.rl:RLTask", task_args), workers=1, cpus_per_worker=1)
-    from functools import partial
-
-    func = partial(update_rate, obs=args.obs)
 
     def report(r: int, got: dict) -> None:
         print(f"repeat {r}: plain {got['plain']:.1f} updates/s, pbt_evo worker {got['worker']:.1f} updates/s,"
               f" ratio {got['worker'] / got['plain']:.3f}", flush=True)
 
-    rounds = interleave({"plain": lambda: func(args.updates), "worker": lambda: rmap(func, [args.updates])[0]},
-                        args.repeats, report)
+    rounds = interleave({"plain": lambda: update_rate(task, args.updates),
+                         "worker": lambda: map_calls(rmap, [Call(in_worker, args.updates)])[0]}, args.repeats, report)
     rmap.close()
     ray.shutdown()
     p, w = (statistics.median(r[k] for r in rounds) for k in ("plain", "worker"))

@@ -160,7 +160,7 @@ def run_pbt_evo() -> dict:
 
     def hook(g: pbt_evo.Generation) -> None:
         slot_hook(g)
-        gens.append((g.wall_seconds, g.train_seconds))
+        gens.append((g.wall_seconds, g.outcome.train_seconds))
 
     t0 = time.perf_counter()
     pop, _ = pbt_evo.ea_pbt(w1_population(), tb, e_total=GENERATIONS, e_step=1, hook=hook)

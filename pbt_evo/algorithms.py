@@ -1,14 +1,16 @@
-"""The PBT loop (Algorithm 1 of the paper), in the style of DEAP's ``eaSimple``.
-
-Every variant of the paper is a toolbox configuration of this one loop (:mod:`pbt_evo.variants`):
+"""The PBT loop (Algorithm 1 of the paper), in the style of DEAP's ``eaSimple``: it calls the toolbox's
+required entries, ``train``, ``select``, ``pair``, ``mate`` and ``mutate`` (and ``survivors`` through the
+map's early starts), and never looks for optional ones: "nothing" is an operator that does nothing.
+Every variant is a toolbox of this one loop (:mod:`pbt_evo.variants`):
 
 =================  ==============================================================================
-pbt_nas            ``select=sel_truncation``, ``pair=pair_random``, ``mate=cx_mix``
+pbt_nas            ``select=sel_truncation``, ``pair=pair_random``, ``mate=cx_mix``, ``mutate=mut_none``
 no mixing          ``pair=pair_self`` (a parent mixed with itself; its layers still shrink-perturbed)
 shrink-perturb     ``mate=partial(cx_mix, shrink_perturb=(1, 0))`` copies, ``(0, 1)`` re-initialises
-SEARL-like         ``select=sel_truncation``, ``mutate=mut_searl`` and no ``mate``
-random search      no ``select``: N random networks trained for the whole budget, no exchange
-random + s-p       no ``select``, ``perturb=mut_shrink_perturb``: each network shrink-perturbed every generation
+SEARL-like         ``pair=pair_one``, ``mate=cx_none``, ``mutate=mut_searl``
+random search      ``select=sel_none``: N random networks trained for the whole budget, no exchange
+random + s-p       ``select=sel_all``, ``pair=pair_itself``, ``mutate=mut_shrink_perturb``: each network
+                   shrink-perturbed every generation
 =================  ==============================================================================
 """
 
@@ -16,15 +18,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Union
 
 from deap import base, tools
 
-from .generations import GenerationRunner
 from .individual import Individual
-from .parallel.protocol import Progress
+from .parallel.generation import GenerationRunner, Outcome
 
 EStep = Union[int, Mapping[int, int], Callable[[int], int]]
 
@@ -60,7 +61,7 @@ def steps(e_step: EStep, epochs: int, e_total: int) -> int:
     return min(step_at(e_step, epochs), e_total - epochs) if epochs < e_total else 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class Generation:
     """What one generation did, handed to the hook after the population is ready for the next one."""
 
@@ -73,12 +74,12 @@ class Generation:
     halloffame: tools.HallOfFame | None
     next_id: int
     wall_seconds: float      # wall time since the previous generation's hook began (or the loop started)
-    train_seconds: float     # sum of in-worker training+evaluation seconds of this generation's members
-    failed: int = 0
+    outcome: Outcome         # training: failures, in-worker seconds, early starts
     done: bool = False
-    started_early: int = 0   # members of the next generation already training when this one ended
-    busy_seconds: float = 0.0  # in-worker training+evaluation of all results that arrived in this generation's
-    #                            wall time, each counted in full (with early starts some are the next generation's)
+
+    @property
+    def failed(self) -> int:
+        return self.outcome.failed
 
 
 @dataclass
@@ -88,7 +89,6 @@ class LoopState:
     generation: int = 0
     epochs: int = 0
     next_id: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def exploit(population: list[Individual], toolbox: base.Toolbox,
@@ -96,48 +96,39 @@ def exploit(population: list[Individual], toolbox: base.Toolbox,
     """Replace each of the worst by a child of the best (Algorithm 1, lines 8-13), in place.
 
     Returns the (index, child) pairs and the next free id. Children are not evaluated: they train next.
+    A member whose parent is itself (``pair_itself``: random search with shrink-perturb) is varied but
+    stays the same member (id, seed): it is not a child.
     """
-    if not hasattr(toolbox, "select"):
-        if hasattr(toolbox, "perturb"):  # random search with shrink-perturb (Table 3): every member, same id
-            population[:] = [toolbox.perturb(toolbox.clone(ind))[0] for ind in population]
-        return [], next_id  # random search: no exchange
     best, worst = toolbox.select(population)
     if not best:
-        return [], next_id
+        return [], next_id  # no member has a finite fitness: nothing to breed from
     index = {id(ind): j for j, ind in enumerate(population)}
     replaced = []
     for loser in worst:
-        child = make_child(list(best), toolbox)
-        child.id, child.seed = next_id, random.getrandbits(31)
-        child.origin = [next_id if o is None else o for o in child.origin]
+        parents = toolbox.pair(best, loser)
+        if parents[0] is loser:
+            population[index[id(loser)]] = vary(toolbox.clone(loser), parents, toolbox)
+            continue
+        child = vary(parents[0].spawn(next_id), parents, toolbox)
+        child.seed = random.getrandbits(31)  # drawn after variation: the driver's stream as it always was
         next_id += 1
         population[index[id(loser)]] = child
         replaced.append((index[id(loser)], child))
     return replaced, next_id
 
 
-def make_child(best: list[Individual], toolbox: base.Toolbox) -> Individual:
-    """Algorithm 2 (``pair`` + ``mate``: two parents mixed) or one parent's copy, then ``mutate`` if any;
-    ``child.changed`` says which genes differ from the base parent's (old and new option)."""
-    if hasattr(toolbox, "mate"):
-        pair = toolbox.pair(best) if hasattr(toolbox, "pair") else random.sample(best, 2)
-        child, = toolbox.mate(toolbox.clone(pair[0]), toolbox.clone(pair[1]))
-    else:
-        pair = (toolbox.parent(best) if hasattr(toolbox, "parent") else random.choice(best),)
-        child = toolbox.clone(pair[0])
-        child.parents, child.taken = (pair[0].id,), ()
-    if hasattr(toolbox, "mutate"):
-        child, = toolbox.mutate(child)
-    base = next(p for p in pair if p.id == child.parents[0])
-    child.changed = tuple((i, int(old), int(new)) for i, (old, new) in enumerate(zip(base, child)) if old != new)
+def vary(child: Individual, parents: Sequence[Individual], toolbox: base.Toolbox) -> Individual:
+    """Algorithm 2 on a spawned child: ``mate`` with the other parents (none for one-parent variants),
+    then ``mutate``."""
+    child, = toolbox.mate(child, *parents[1:])
+    child, = toolbox.mutate(child)
     return child
 
 
 def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_step: EStep,
            stats: tools.Statistics | None = None, halloffame: tools.HallOfFame | None = None,
            logbook: tools.Logbook | None = None, hook: Callable[[Generation], Any] | None = None,
-           start: LoopState | None = None, verbose: bool = False, max_early: int | None = None,
-           progress: Progress | None = None) -> tuple[list[Individual], tools.Logbook]:
+           start: LoopState | None = None, verbose: bool = False) -> tuple[list[Individual], tools.Logbook]:
     """PBT-NAS: train all members ``e_step`` epochs, then replace the worst by children of the best,
     until every member has trained ``e_total`` epochs. No mixing after the last generation::
 
@@ -148,14 +139,15 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
             if epochs < e_total:
                 best, worst = toolbox.select(population)
                 for each loser in worst:
-                    population[loser] = toolbox.mutate(toolbox.mate(*clone(toolbox.pair(best))))
+                    parents = toolbox.pair(best, loser)
+                    population[loser] = toolbox.mutate(toolbox.mate(spawn(parents[0]), *parents[1:]))
             hook(generation)
 
-    ``toolbox.map`` is any DEAP map; a stream (:class:`~pbt_evo.parallel.RayMap`, ``SerialMap``) with
-    ``toolbox.survivors`` also starts sure survivors early, with the same results
-    (:mod:`pbt_evo.generations`; ``max_early`` caps how many a generation). ``progress(index, result)``
-    is called as each result arrives. Non-finite fitness (a diverged or failed member) counts as the
-    worst and is never a parent.
+    ``toolbox.map`` is a :class:`~pbt_evo.parallel.MapBase` (``RayMap``, ``SerialMap``, or any DEAP map
+    wrapped in ``BatchMap(map, task)``); a stream starts ``toolbox.survivors`` early, with the same results
+    (:mod:`pbt_evo.parallel.generation`; the map's ``max_early`` caps how many, its ``progress`` is called
+    as each result arrives). Non-finite fitness (a diverged or failed member) counts as the worst and is
+    never a parent.
 
     >>> # pop, log = ea_pbt(toolbox.population(), toolbox, e_total=12, e_step=2, halloffame=hof)
     """
@@ -165,7 +157,7 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
     if logbook is None:
         logbook = tools.Logbook()
         logbook.header = ["gen", "epochs", "nevals", "failed"] + (stats.fields if stats else [])
-    runner = GenerationRunner(toolbox, max_early, progress)
+    runner = GenerationRunner(toolbox.map, toolbox.train, toolbox.survivors)
     t0 = time.perf_counter()
     try:
         while epochs < e_total:
@@ -184,9 +176,9 @@ def ea_pbt(population: list[Individual], toolbox: base.Toolbox, e_total: int, e_
             replaced, next_id = ([], next_id) if done else exploit(population, toolbox, next_id)
             if hook is not None:
                 now = time.perf_counter()
-                hook(Generation(generation, epochs, trained, replaced, population, logbook, halloffame, next_id,
-                                now - t0, run.train_seconds, run.failed, done, run.started_early,
-                                run.busy_seconds))
+                hook(Generation(generation=generation, epochs=epochs, trained=trained, replaced=replaced,
+                                population=population, logbook=logbook, halloffame=halloffame, next_id=next_id,
+                                wall_seconds=now - t0, outcome=run, done=done))
                 t0 = now
             del trained  # the losers' states can go while the next generation trains
     except BaseException:

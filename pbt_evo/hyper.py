@@ -138,9 +138,9 @@ class HyperparameterTask(Task):
         self.optimizer_names = [v.name for v in added]
         self.space = SearchSpace(list(self.inner.space) + added)
         self.n_inner = len(self.inner.space)
-        self.epoch_unit, self.objective_names = self.inner.epoch_unit, self.inner.objective_names
-        self.reuse_members = self.inner.reuse_members
-        self.default_architecture = self.inner.default_architecture
+        # every declaration, set here: Task's class defaults would shadow __getattr__'s forwarding
+        for name, value in self.inner.declarations().items():
+            setattr(self, name, value)
         with kept_rng(), skip_init():
             check_names(self.inner.build([0] * self.n_inner), self.optimizer_names)
 

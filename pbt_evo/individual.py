@@ -14,7 +14,7 @@ from typing import Any
 
 from deap import base
 
-from .handles import WeightHandle
+from .handles import WeightHandle, as_recipe
 
 
 class FitnessMax(base.Fitness):
@@ -49,9 +49,8 @@ class Individual(list):
     Attributes: ``fitness``; ``id`` (stable, unique in a run); ``parents`` (ids); ``origin`` (per
     variable, the id of the initial network the gene descends from); ``handle`` (weights);
     ``seed`` (training randomness); ``epochs`` (epochs its weights have been trained);
-    ``taken`` (variables taken from the donor when it was made); ``changed`` ((variable, old option, new
-    option) of each gene in which it differs from its base parent, by mixing or explore, for the lineage);
-    ``metrics`` (last training metrics).
+    ``taken`` (variables taken from the donor when it was made); ``base_genome`` (its base parent's genome
+    when it was spawned: :attr:`changed` is the difference); ``metrics`` (last training metrics).
 
     Two individuals are equal when they are the same network at the same training age (same id,
     epochs and genome), so ``tools.HallOfFame`` keeps the best *trained state* rather than refusing a
@@ -82,7 +81,7 @@ class Individual(list):
         self.seed = seed
         self.epochs = epochs
         self.taken: tuple[int, ...] = ()
-        self.changed: tuple[tuple[int, int, int], ...] = ()
+        self.base_genome: tuple[int, ...] | None = None
         self.metrics: dict[str, Any] = {}
 
     def __deepcopy__(self, memo: dict) -> "Individual":
@@ -92,6 +91,36 @@ class Individual(list):
         new.origin = list(self.origin)
         new.metrics = dict(self.metrics)
         return new
+
+    def spawn(self, id: int) -> "Individual":
+        """A child of this (trained) individual as its base parent: a copy of its genome, origins and
+        state, with id ``id`` and no fitness, whose recipe operators then extend (Algorithm 2's child
+        before mixing). Its seed is set by the loop.
+
+        >>> from pbt_evo.handles import StoredState
+        >>> child = Individual([1, 0], id=3, handle=StoredState({})).spawn(8)
+        >>> child.id, child.parents, child.origin, type(child.handle).__name__, child.fitness.valid
+        (8, (3,), [3, 3], 'MixedState', False)
+        """
+        child = copy.deepcopy(self)
+        child.id, child.parents, child.taken = id, (self.id,), ()
+        child.base_genome = tuple(self)
+        child.handle = as_recipe(self.handle)
+        del child.fitness.values
+        return child
+
+    @property
+    def changed(self) -> tuple[tuple[int, int, int], ...]:
+        """``(variable, old option, new option)`` of each gene in which it differs from its base parent (by
+        mixing, resampling or explore), for the lineage; empty for a member of the initial population.
+
+        >>> ind = Individual([1, 0], id=3)
+        >>> ind.base_genome = (1, 1); ind.changed
+        ((1, 1, 0),)
+        """
+        if self.base_genome is None:
+            return ()
+        return tuple((i, int(old), int(new)) for i, (old, new) in enumerate(zip(self.base_genome, self)) if old != new)
 
     def __reduce__(self):
         return (self.__class__, (list(self),), self.__dict__)

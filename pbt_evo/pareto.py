@@ -6,7 +6,7 @@ front of trained states, the hypervolume.
 - :func:`sel_nsga2`: the best and the worst ``round(tau * N)`` in that order; the best are exactly
   ``tools.selNSGA2(population, k)``, the worst exactly those ``tools.selNSGA2(population, N - k)``
   leaves out. A member with a non-finite value has the worst value in every objective (see
-  :func:`pbt_evo.generations.record`): it ranks last and is never a parent.
+  :func:`pbt_evo.parallel.generation.record`): it ranks last and is never a parent.
 - :func:`sure_survivors_nsga2`: members that :func:`sel_nsga2` cannot replace whatever the members still
   training score (the loop's early starts stay correct).
 - :class:`TrainedFront`: DEAP's ``ParetoFront`` of trained states (non-finite members never enter).

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,62 +90,6 @@ def _one_shot_missing(member: Member) -> str:
             " one-shot search (bnao, nao) needs; tasks/mnist1d.py shows both")
 
 
-def minibatches(n: int, batch_size: int, epochs: int | None = None, steps: int | None = None) -> Iterator[torch.Tensor]:
-    """Index minibatches of a training split of ``n`` samples: ``epochs`` passes, each over a new
-    permutation (drawn from torch's generator as its pass starts), or the first ``steps`` minibatches of
-    such passes; what :meth:`Member.train` and :meth:`Member.train_steps` of the bundled tasks iterate.
-
-    >>> _ = torch.manual_seed(0); [b.tolist() for b in minibatches(4, 3, epochs=1)]
-    [[0, 1, 3], [2]]
-    >>> len(list(minibatches(10, 3, steps=7)))
-    7
-    """
-    if (epochs is None) == (steps is None):
-        raise ValueError("give either epochs or steps")
-    done, passes = 0, 0
-    while (epochs is None or passes < epochs) and (steps is None or done < steps):
-        perm = torch.randperm(n)
-        passes += 1
-        for start in range(0, n, batch_size):
-            if steps is not None and done == steps:
-                return
-            done += 1
-            yield perm[start:start + batch_size]
-
-
-class MinibatchMember(Member):
-    """A member trained by minibatches of cross-entropy on ``self.data["train"]`` (inputs, labels) with
-    ``self.optimizers["adam"]``, ``self.batch_size`` samples a minibatch: :meth:`train`, :meth:`train_steps`
-    and :meth:`steps_per_epoch` of the bundled classification tasks (digits, MNIST-1D). Subclasses set
-    ``model``, ``data``, ``batch_size``, ``optimizers`` and implement :meth:`evaluate`."""
-
-    data: Mapping[str, tuple[torch.Tensor, torch.Tensor]]
-    batch_size: int
-
-    def train(self, epochs: int) -> dict[str, float]:
-        return self._fit(minibatches(len(self.data["train"][1]), self.batch_size, epochs=epochs))
-
-    def train_steps(self, steps: int) -> dict[str, float]:
-        """Train ``steps`` minibatches (one-shot search); each call starts a new permutation of the data."""
-        return self._fit(minibatches(len(self.data["train"][1]), self.batch_size, steps=steps))
-
-    def steps_per_epoch(self) -> int:
-        return -(-len(self.data["train"][1]) // self.batch_size)
-
-    def _fit(self, batches: Iterator[torch.Tensor]) -> dict[str, float]:
-        x, y = self.data["train"]
-        opt = self.optimizers["adam"]
-        self.model.train()
-        total, count = 0.0, 0
-        for idx in batches:
-            loss = torch.nn.functional.cross_entropy(self.model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, count = total + loss.item() * len(idx), count + len(idx)
-        return {"train_loss": total / max(count, 1)}
-
-
 class Task(ABC):
     """A search problem: the space and how to build a member for a genome.
 
@@ -173,6 +117,16 @@ class Task(ABC):
     @abstractmethod
     def build(self, genome: Sequence[int]) -> Member:
         """A member with freshly initialised weights (under the caller's torch seed)."""
+
+    def declarations(self) -> dict[str, Any]:
+        """The task's optional declarations (:data:`DECLARATIONS`) by name, e.g. for a task that wraps it.
+
+        >>> class T(Task):
+        ...     def build(self, genome): ...
+        >>> T().declarations()["epoch_unit"]
+        'epoch'
+        """
+        return {name: getattr(self, name) for name in DECLARATIONS}
 
     def set_hyperparameters(self, member: Member, genome: Sequence[int]) -> None:
         """Write the genome's hyperparameters into a member whose state was just loaded (the handles call it
@@ -237,6 +191,11 @@ class Task(ABC):
         """
         batch = self.naswot_batch()
         return None if batch is None else batch[:1]
+
+
+# the optional declarations a task may set (class attributes of Task, with their defaults)
+DECLARATIONS = ("epoch_unit", "objective_names", "averaged_prefixes", "research_code_kept_apart",
+                "research_code_args", "reuse_members", "default_architecture")
 
 
 @dataclass(frozen=True)

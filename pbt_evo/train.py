@@ -1,14 +1,15 @@
 """What runs inside a worker for one member: materialise, train ``epochs``, evaluate, capture.
 
-Workers (and the serial map) hold one task, built once; :func:`train_member` uses it through
-:func:`current_task`. Register it in a toolbox as ``toolbox.register("train", train_member)``.
+Maps run :func:`train_member` as a declared call with a :class:`~pbt_evo.parallel.protocol.Context`
+(the task that process holds, and a live member to continue, if any). Register it in a toolbox as
+``toolbox.register("train", train_member)``.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,16 +17,16 @@ from .handles import TrainResult, capture
 from .individual import Individual
 from .objectives import Objectives
 from .rng import seed_everything
-from .task import Task
 
-_TASK: Task | None = None
+if TYPE_CHECKING:
+    from .parallel.protocol import Context
+
 _SCOPE = "default"
 
 
-def set_task(task: Task | None, scope: str | None = None) -> None:
-    """Install the task this process trains (done by the maps), and the map's ``scope``."""
-    global _TASK, _SCOPE
-    _TASK = task
+def set_scope(scope: str | None) -> None:
+    """Name the map this process trains for (done by the maps before they run calls)."""
+    global _SCOPE
     _SCOPE = scope or "default"
 
 
@@ -33,18 +34,10 @@ def current_scope() -> str:
     """A name shared by all workers of one map (one run), e.g. to find a per-node service such as a
     shared replay buffer: two runs in one Ray session never share one.
 
-    >>> set_task(None, scope="run-1"); current_scope()
+    >>> set_scope("run-1"); current_scope()
     'run-1'
     """
     return _SCOPE
-
-
-def current_task() -> Task:
-    """The task this process trains (set by the maps)."""
-    if _TASK is None:
-        raise RuntimeError("no task in this process: use pbt_evo.SerialMap(task) or pbt_evo.RayMap(task_spec)"
-                           " as toolbox.map, or call pbt_evo.train.set_task(task) first")
-    return _TASK
 
 
 def train_seed(individual: Individual) -> int:
@@ -53,17 +46,19 @@ def train_seed(individual: Individual) -> int:
     return int(np.random.SeedSequence([individual.seed, individual.epochs]).generate_state(1)[0])
 
 
-def train_member(individual: Individual, epochs: int, objectives: Objectives | None = None) -> TrainResult:
-    """Train ``individual`` for ``epochs`` from the state its handle describes, then evaluate it; with
-    ``objectives``, also every objective's value (``TrainResult.values``, :mod:`pbt_evo.objectives`).
+def train_member(context: Context, individual: Individual, epochs: int,
+                 objectives: Objectives | None = None) -> TrainResult:
+    """Train ``individual`` for ``epochs`` from the state its handle describes (or the live member the
+    ``context`` holds for it), then evaluate it; with ``objectives``, also every objective's value
+    (``TrainResult.values``, :mod:`pbt_evo.objectives`).
 
     Returns a :class:`TrainResult` whose ``state`` the map turns into a handle.
 
-    >>> # toolbox.register("train", train_member); the loop calls toolbox.train(individual, epochs=step)
+    >>> # toolbox.register("train", train_member); the loop submits Call(partial(toolbox.train, epochs=step), ind)
     """
-    task = current_task()
+    task = context.task
     t0 = time.perf_counter()
-    member = individual.handle.materialise(task, individual)
+    member = context.member(individual.handle, individual)
     seed = train_seed(individual)
     seed_everything(seed)
     t1 = time.perf_counter()

@@ -27,17 +27,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from .names import WIDTH_POLICIES
 from .space import SearchSpace
 from .widths import Axes, adapt_tensor, axes_by_key
 
 NamedOptimState = dict[str, Any]
 OPTIMIZER_POLICIES = ("reset", "donor")
+WIDTH_POLICIES = ("adapt", "fresh")
+SHRINK_PERTURB = (0.4, 0.1)  # the paper's default (lambda, gamma): written once, read everywhere
 
 # SEARL's weight-mutation constants (Franke et al. 2021), as used by the PBT-NAS research code.
 SEARL_MAX_FRACTION = 0.1
@@ -73,7 +75,8 @@ def to_numpy(t: Any) -> Any:
     return t
 
 
-def shrink_perturb(donor: torch.Tensor, fresh: torch.Tensor, shrink: float = 0.4, perturb: float = 0.1) -> torch.Tensor:
+def shrink_perturb(donor: torch.Tensor, fresh: torch.Tensor, shrink: float = SHRINK_PERTURB[0],
+                   perturb: float = SHRINK_PERTURB[1]) -> torch.Tensor:
     """``shrink * donor + perturb * fresh`` for floating tensors; integer tensors are copied from the donor.
 
     >>> shrink_perturb(torch.tensor([1.0, 2.0]), torch.tensor([10.0, 0.0]))
@@ -89,8 +92,8 @@ def shrink_perturb(donor: torch.Tensor, fresh: torch.Tensor, shrink: float = 0.4
     return shrink * donor + perturb * fresh.to(donor.dtype)
 
 
-def shrink_perturb_state(state: Mapping[str, Any], fresh: Mapping[str, Any], shrink: float = 0.4,
-                         perturb: float = 0.1, copied: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+def shrink_perturb_state(state: Mapping[str, Any], fresh: Mapping[str, Any], shrink: float = SHRINK_PERTURB[0],
+                         perturb: float = SHRINK_PERTURB[1], copied: Sequence[str] = ()) -> dict[str, torch.Tensor]:
     """Every tensor of a model state shrink-perturbed against a fresh initialisation of the same
     architecture (integer tensors, and keys under a ``copied`` prefix, copied): the research code's random
     search with shrink-perturb (the paper's Table 3), applied to each whole network at every generation
@@ -107,6 +110,17 @@ def shrink_perturb_state(state: Mapping[str, Any], fresh: Mapping[str, Any], shr
             shrink_perturb(state[k], fresh[k], shrink, perturb) for k in fresh}
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where one variable's layers come from in a child: a donor's model state, shrink-perturbed with
+    ``coefs`` (keys under a ``copied`` prefix copied exactly), or, with ``model=None``, a fresh
+    initialisation."""
+
+    model: Mapping[str, Any] | None = None
+    coefs: tuple[float, float] = SHRINK_PERTURB
+    copied: tuple[str, ...] = ()
+
+
 def inherit_model(
     base: Mapping[str, Any],
     donor: Mapping[str, Any] | None,
@@ -114,7 +128,7 @@ def inherit_model(
     space: SearchSpace,
     taken: Iterable[int] = (),
     reinit: Iterable[int] = (),
-    shrink_perturb_coefs: Sequence[float] = (0.4, 0.1),
+    shrink_perturb_coefs: Sequence[float] = SHRINK_PERTURB,
     axes: Axes | None = None,
     width_policy: str = "adapt",
     seed: int = 0,
@@ -144,10 +158,37 @@ def inherit_model(
     >>> round(child["l0.w"].item(), 6), child["head.w"].item()
     (1.8, 1.0)
     """
-    shrink, perturb = shrink_perturb_coefs
-    taken, reinit = set(taken), set(reinit)
+    taken = set(taken)
     if taken and donor is None:
         raise InheritanceError("variables are taken from a donor but no donor state was given")
+    coefs = (float(shrink_perturb_coefs[0]), float(shrink_perturb_coefs[1]))
+    sources = {i: Source(donor, coefs, tuple(copied)) for i in taken}
+    sources.update({i: Source() for i in reinit})
+    return assemble_model(base, fresh, space, sources, axes, width_policy, seed, coefs)
+
+
+def assemble_model(
+    base: Mapping[str, Any],
+    fresh: Mapping[str, Any],
+    space: SearchSpace,
+    sources: Mapping[int, Source],
+    axes: Axes | None = None,
+    width_policy: str = "adapt",
+    seed: int = 0,
+    adapt_coefs: Sequence[float] = SHRINK_PERTURB,
+) -> dict[str, torch.Tensor]:
+    """The child's model state from its base parent and, per variable, a :class:`Source` (what
+    :func:`inherit_model` does for one donor; a child's recipe may name several sources). Keys of other
+    variables are the base parent's; a key whose source has another width than the child is adapted and
+    shrink-perturbed with its source's coefficients (``adapt_coefs`` for the base parent's keys).
+
+    >>> from pbt_evo.space import Variable
+    >>> space = SearchSpace([Variable("a", (0, 1), owns=("a",)), Variable("b", (0, 1), owns=("b",))])
+    >>> t = lambda v: {"a.w": torch.tensor([v]), "b.w": torch.tensor([v])}
+    >>> child = assemble_model(t(1.0), t(10.0), space, {0: Source(t(2.0), (1.0, 0.0)), 1: Source()})
+    >>> child["a.w"].item(), child["b.w"].item()
+    (2.0, 10.0)
+    """
     if width_policy not in WIDTH_POLICIES:
         raise ValueError(f"width_policy {width_policy!r}: allowed values are {', '.join(WIDTH_POLICIES)}")
     units = axes_by_key(axes or {})
@@ -155,10 +196,11 @@ def inherit_model(
     for key, fresh_value in fresh.items():
         owner = space.owner(key)
         fresh_t = as_tensor(fresh_value)
-        if owner in reinit:
+        src = sources.get(owner) if owner is not None else None
+        if src is not None and src.model is None:
             child[key] = fresh_t.clone()
             continue
-        source, name = (donor, "donor") if owner in taken else (base, "base parent")
+        source, name = (src.model, "donor") if src is not None else (base, "base parent")
         where = f"owned by variable {space[owner].name!r}" if owner is not None else "owned by no variable"
         if key not in source:
             raise InheritanceError(
@@ -174,11 +216,12 @@ def inherit_model(
                 f"state key {key!r} ({where}) has shape {tuple(as_tensor(source[key]).shape)} in the {name}"
                 f" but {tuple(fresh_t.shape)} in the child{declared}: a variable that changes this shape must"
                 f" own the key, or be a width variable whose unit axes declare the dims it changes")
+        shrink, perturb = src.coefs if src is not None else adapt_coefs
         if adapted and width_policy == "fresh":
             child[key] = fresh_t.clone()
-        elif owner in taken and not adapted and key.startswith(tuple(copied)):
+        elif src is not None and not adapted and key.startswith(src.copied):
             child[key] = value.clone()
-        elif adapted or owner in taken:
+        elif adapted or src is not None:
             child[key] = shrink_perturb(value, fresh_t, shrink, perturb)
         else:
             child[key] = value.clone()

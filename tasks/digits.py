@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from pbt_evo.space import SearchSpace, Variable
-from pbt_evo.task import MinibatchMember, Task
+from pbt_evo.task import Task
+from tasks.minibatch import MinibatchMember
 
 OPS = ("identity", "conv3x3", "conv5x5", "sepconv3x3", "resblock3x3")
 ACTS = ("relu", "tanh", "swish", "identity")

@@ -51,7 +51,8 @@ from torch import nn
 
 from pbt_evo.rng import kept_rng
 from pbt_evo.space import SearchSpace, Variable
-from pbt_evo.task import MinibatchMember, Task
+from pbt_evo.task import Task
+from tasks.minibatch import MinibatchMember
 
 OPS = ("identity", "conv3", "conv5", "conv7", "dilconv3_d2", "dilconv3_d4", "sepconv5", "resblock3",
        "maxpool3", "avgpool3")

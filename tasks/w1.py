@@ -35,7 +35,8 @@ from pbt_evo.handles import FreshState, TrainResult
 from pbt_evo.individual import Individual
 from pbt_evo.space import SearchSpace, Variable
 from pbt_evo.task import Member, Task
-from pbt_evo.train import current_task, train_member
+from pbt_evo.parallel import Context
+from pbt_evo.train import train_member
 
 N_MEMBERS = 8
 GENERATIONS = 12
@@ -131,10 +132,10 @@ class W1Task(Task):
         return W1Member(self)
 
 
-def train_w1(individual: Individual, epochs: int) -> TrainResult:
+def train_w1(context: Context, individual: Individual, epochs: int) -> TrainResult:
     """``toolbox.train`` for W1: tell the task the member's generation and slot, then train as usual."""
-    current_task().position = (individual.epochs, individual.slot)  # type: ignore[attr-defined]
-    return train_member(individual, epochs)
+    context.task.position = (individual.epochs, individual.slot)  # type: ignore[attr-defined]
+    return train_member(context, individual, epochs)
 
 
 def w1_population(n: int = N_MEMBERS) -> list[Individual]:
@@ -163,6 +164,7 @@ def w1_toolbox(pmap: Any, tau: float = 0.25) -> base.Toolbox:
     tb.register("survivors", pbt_evo.sure_survivors, tau=tau)  # no barrier for sure survivors
     tb.register("pair", pbt_evo.pair_random)
     tb.register("mate", pbt_evo.cx_mix, p=0.0)  # a child is an exact copy of its fitter parent
+    tb.register("mutate", pbt_evo.mut_none)
     tb.map = pmap
     return tb
 

@@ -67,6 +67,7 @@ def search() -> dict:
     tb.register("survivors", pbt_evo.sure_survivors, tau=0.5)
     tb.register("pair", pbt_evo.pair_random)
     tb.register("mate", pbt_evo.cx_mix, p=0.5)
+    tb.register("mutate", pbt_evo.mut_none)
     tb.map = rmap
 
     state_node: dict[int, str] = {}   # member id -> node holding its current trained state
@@ -88,7 +89,7 @@ def search() -> dict:
         for _, child in g.replaced:
             h = child.handle
             assert isinstance(h, MixedState)
-            for s in (h.base, h.donor):
+            for s in (h.base, h.steps[0].donor):  # the base parent's state, and the donor's (Algorithm 2)
                 assert isinstance(s, StoredState)
                 if isinstance(s.ref, (str, PurePath)):
                     paths.append(str(s.ref))

@@ -20,7 +20,6 @@ import torch
 import yaml
 
 import pbt_evo
-from pbt_evo.cli import soup
 from pbt_evo.cli.config import load
 from pbt_evo.run import main
 from pbt_evo.trusted import GROUP, UntrustedTask, registered, trusted_record

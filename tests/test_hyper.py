@@ -3,7 +3,6 @@ mixing, Adam's moments across a learning-rate change, bad grids, the variants, l
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 from pathlib import Path
@@ -16,10 +15,11 @@ from pbt_evo.cli import launch as run_cli
 from pbt_evo.handles import FreshState, MixedState, StoredState, capture
 from pbt_evo.hyper import HyperparameterError, HyperparameterTask
 from pbt_evo.individual import Individual
-from pbt_evo.operators import cx_mix, mut_explore
+from pbt_evo.operators import cx_mix, cx_none, mut_explore
 from pbt_evo.space import SearchSpace, SpaceError, Variable, linear_grid, log_grid
 from pbt_evo.variants import make_toolbox
 from pbt_evo.weights import optimizer_state_by_name
+from tasks.digits import DigitsTask
 from tasks.mnist1d import MNIST1DTask
 
 LR = log_grid(1e-4, 1e-1, 7)
@@ -157,7 +157,7 @@ def test_param_groups_after_build_restore_and_mixing(task):
     donor = Individual(g_b, id=2, handle=StoredState(state))
     base.fitness.values, donor.fitness.values = (0.9,), (0.5,)
     random.seed(0)
-    child, = cx_mix(copy.deepcopy(base), copy.deepcopy(donor), p=1.0)
+    child, = cx_mix(base.spawn(3), donor, p=1.0)
     mixed = child.handle.materialise(task, list(child))
     assert list(child) == g_b
     assert groups(mixed) == [{"lr": 0.0316227766, "weight_decay": 0.001, "betas": (0.9, 0.999)}]
@@ -171,9 +171,9 @@ def test_adam_moments_bit_identical_across_a_learning_rate_change(task):
     parent = Individual(parent_genome, id=4, handle=StoredState(capture(member)))
     parent.fitness.values = (0.5,)
     random.seed(2)
-    child, = mut_explore(copy.deepcopy(parent), task.space, resample_probability=0.0)
+    child, = mut_explore(parent.spawn(5), task.space, resample_probability=0.0)
     assert child[task.space.index("adam.lr")] != 2  # the learning rate moved
-    assert isinstance(child.handle, MixedState) and child.handle.taken == () and child.handle.reinit == ()
+    assert isinstance(child.handle, MixedState) and child.handle.steps == ()  # no weight changes
     made = child.handle.materialise(task, list(child))
     after = optimizer_state_by_name(made.optimizers["adam"], made.model)
     assert sorted(after["state"]) == sorted(before["state"])
@@ -252,7 +252,7 @@ def test_pbt_keeps_one_architecture_and_explores(task):
     default = [task.space[i].options.index(MNIST1DTask.default_architecture[task.space[i].name]) for i in arch]
     assert all([ind[i] for i in arch] == default for ind in pop)
     assert sorted(ind[task.space.index("adam.lr")] for ind in pop) == [0, 1, 2, 3, 4, 5, 6, 6]
-    assert tb.mutate.func is mut_explore and not hasattr(tb, "mate")
+    assert tb.mutate.func is mut_explore and tb.mate.func is cx_none
     tb_named = make_toolbox("pbt", task.space, population=4, task=task, architecture={"op0": "resblock3"})
     assert all(ind[0] == 7 and ind[1] == 2 for ind in tb_named.population())
     for name in ("pbt_nas_hp", "random_hp"):
@@ -300,3 +300,38 @@ def test_classic_pbt_run_lineage_plots_and_best(tmp_path):
     assert info["arch"]["adam.lr"] in log_grid(1e-3, 1e-1, 5)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in MNIST1DTask(channels=4).build_model(
         list(best["genome"][:9])).parameters())
+
+
+class AveragedDigits(DigitsTask):
+    """Digits whose first cell stands in for an averaged copy (an EMA generator, a target critic)."""
+
+    averaged_prefixes = ("cells.0.op",)
+    research_code_kept_apart = ("cells.1.op",)
+
+
+def test_wrapped_task_keeps_its_research_code_declarations():
+    """Bug (issue 26): Task's class defaults shadowed the wrapper's forwarding, so with task.hyperparameters the
+    EMA generator / target critic were shrink-perturbed under research_code_compat instead of copied."""
+    inner = AveragedDigits(channels=4)
+    wrapped = HyperparameterTask(inner, hyperparameters={"adam": {"lr": [1e-3, 1e-2]}})
+    assert wrapped.averaged_prefixes == ("cells.0.op",)
+    assert wrapped.research_code_kept_apart == ("cells.1.op",)
+
+
+def test_research_code_compat_copies_averaged_layers_through_the_wrapper():
+    from pbt_evo import exploit
+
+    task = HyperparameterTask(AveragedDigits(channels=4), hyperparameters={"adam": {"lr": [1e-3, 1e-2]}})
+    tb = make_toolbox("pbt_nas", task.space, 8, p=1.0, research_code_compat=True, task=task)
+    pop = tb.population()
+    for i, ind in enumerate(pop):
+        ind[0] = ind[1] = ind[2] = 1  # conv cells: every op variable owns weights
+        ind.handle = StoredState(capture(FreshState(ind.seed).materialise(task, ind)))
+        ind.fitness.values = (i / 8,)
+    (_, child), *_ = exploit(pop, tb, 8)[0]
+    donor = next(ind for ind in pop if ind.id == child.parents[1])
+    got, theirs = child.handle.materialise(task, child).model.state_dict(), donor.handle.load()["model"]
+    for key in [k for k in got if k.startswith("cells.0.op")]:
+        assert torch.equal(got[key], torch.as_tensor(theirs[key])), key  # copied, not shrink-perturbed
+    key = next(k for k in got if k.startswith("cells.2.op") and k.endswith("weight"))
+    assert not torch.equal(got[key], torch.as_tensor(theirs[key]))  # other taken layers are shrink-perturbed

@@ -12,7 +12,8 @@ from deap import base, tools
 
 import pbt_evo
 from pbt_evo.handles import StoredState
-from pbt_evo.parallel import map_by_stream
+from pbt_evo.parallel import Call, map_calls
+from pbt_evo.parallel.generation import GenerationRunner
 from pbt_evo.rng import kept_rng
 from tasks.digits import DigitsTask, accuracy
 
@@ -20,17 +21,29 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers get F
 
 
 def make_toolbox(task, n=8, variant="pbt_nas", tau=None):
+    """Every entry the loop calls, registered by hand ("nothing" is an operator that does nothing)."""
     tb = base.Toolbox()
     tb.register("population", pbt_evo.init_population, task.space, n)
     tb.register("train", pbt_evo.train_member)
-    if variant != "random":
-        tb.register("select", pbt_evo.sel_truncation, tau=tau or (0.25 if n >= 8 else 0.5))
+    tb.register("survivors", pbt_evo.no_survivors)
+    tb.register("select", pbt_evo.sel_truncation, tau=tau or (0.25 if n >= 8 else 0.5))
+    tb.register("pair", pbt_evo.pair_one)
+    tb.register("mate", pbt_evo.cx_none)
+    tb.register("mutate", pbt_evo.mut_none)
+    if variant == "random":
+        tb.register("select", pbt_evo.sel_none)
     if variant in ("pbt_nas", "no_mixing"):
         tb.register("pair", pbt_evo.pair_random if variant == "pbt_nas" else pbt_evo.pair_self)
         tb.register("mate", pbt_evo.cx_mix, p=0.25)
     if variant == "searl":
         tb.register("mutate", pbt_evo.mut_searl, space=task.space)
     return tb
+
+
+def train_all(pmap, individuals, epochs=1):
+    """Train each individual ``epochs`` on a map (declared calls), results in order."""
+    train = partial(pbt_evo.train_member, epochs=epochs)
+    return map_calls(pmap, [Call(train, ind, state=ind.handle, genome=ind) for ind in individuals])
 
 
 def run(tb, e_total=3, e_step=1, seed=0, hof=None):
@@ -120,9 +133,9 @@ def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, dig
     the slowest member ends; the run equals the synchronous one (DEAP's plain ``map``: one call per
     generation), and hooks see each generation's own states only."""
     runs, threads = [], torch.get_num_threads()
-    for make_map, early in ((lambda: map, False), (lambda: pbt_evo.SerialMap(digits_task, num_threads=1), True),
+    for make_map, early in ((lambda: pbt_evo.BatchMap(map, digits_task), False),
+                            (lambda: pbt_evo.SerialMap(digits_task, num_threads=1), True),
                             (lambda: pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2), True)):
-        pbt_evo.train.set_task(digits_task)  # for the builtin map, which runs in this process
         torch.set_num_threads(1)  # as the other maps' workers: same arithmetic
         tb = make_toolbox(digits_task, n=8)
         if early:
@@ -133,7 +146,7 @@ def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, dig
         def hook(g):
             # the population handed to a hook (and to checkpoints) holds this generation's states
             assert all(ind.epochs == g.epochs for ind in g.trained)
-            seen.append((g.started_early, [ind.handle for ind in g.trained]))
+            seen.append((g.outcome.started_early, [ind.handle for ind in g.trained]))
 
         random.seed(3)
         pop, log = pbt_evo.ea_pbt(tb.population(), tb, 3, 1, hook=hook)
@@ -149,9 +162,8 @@ def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, dig
             # interrupted with early starts in flight: the map forgets them and can be used again
             with pytest.raises(KeyboardInterrupt):
                 pbt_evo.ea_pbt(tb.population(), tb, 3, 1, hook=interrupt)
-            assert len(tb.map(partial(pbt_evo.train_member, epochs=1), pop[:3])) == 3
-        if hasattr(tb.map, "close"):
-            tb.map.close()
+            assert len(train_all(tb.map, pop[:3])) == 3
+        tb.map.close()
     (sync, _, sync_early), (serial, _, serial_early), (ray_run, ray_log, ray_early) = runs
     # survivors continued in memory where they trained before; superseded live members are dropped with
     # a worker's next call after the loop's `retain`: at the end, the population's 8 plus at most the 2
@@ -165,18 +177,17 @@ def test_sure_survivors_start_early_with_the_synchronous_result(ray_session, dig
 
 
 def test_max_early_caps_early_starts_with_the_synchronous_result(digits_task):
-    """``ea_pbt(max_early=K)`` starts at most K members early a generation (each holds a second state until
+    """A map's ``max_early=K`` starts at most K members early a generation (each holds a second state until
     its generation begins); ``0`` is the synchronous loop. The results are the same whatever K."""
     threads = torch.get_num_threads()
     runs, early = [], []
     for max_early in (None, 2, 0):
         tb = make_toolbox(digits_task, n=8)
         tb.register("survivors", pbt_evo.sure_survivors, tau=0.25)
-        tb.map = pbt_evo.SerialMap(digits_task, num_threads=1)
+        tb.map = pbt_evo.SerialMap(digits_task, num_threads=1, max_early=max_early)
         started: list[int] = []
         random.seed(3)
-        pop, _ = pbt_evo.ea_pbt(tb.population(), tb, 3, 1, hook=lambda g: started.append(g.started_early),
-                                max_early=max_early)
+        pop, _ = pbt_evo.ea_pbt(tb.population(), tb, 3, 1, hook=lambda g: started.append(g.outcome.started_early))
         runs.append([(ind.id, list(ind), ind.fitness.values, ind.epochs) for ind in pop])
         early.append(started)
     torch.set_num_threads(threads)
@@ -184,7 +195,7 @@ def test_max_early_caps_early_starts_with_the_synchronous_result(digits_task):
     assert runs[0] == runs[1] == runs[2]
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="max_early must be an int >= 0"):
-            pbt_evo.ea_pbt(tb.population(), tb, 3, 1, max_early=bad)
+            pbt_evo.SerialMap(digits_task, max_early=bad)
 
 
 @pytest.mark.parametrize("backend", ["serial", "ray"])
@@ -193,7 +204,6 @@ def test_early_starts_survive_hooks_that_change_the_population(backend, digits_t
     assumed: early starts whose member moved or was replaced are dropped, so the run still equals the
     synchronous loop (DEAP's plain map) with the same hook."""
     def run_with(make_map, early):
-        pbt_evo.train.set_task(digits_task)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         tb = make_toolbox(digits_task, n=8, tau=0.5)        # 4 replaced a generation...
@@ -205,14 +215,13 @@ def test_early_starts_survive_hooks_that_change_the_population(backend, digits_t
         def hook(g):
             g.population.reverse()
             with kept_rng():  # the builtin map trains in this process
-                res = list(tb.map(partial(pbt_evo.train_member, epochs=1), [tb.clone(g.trained[0])]))
+                res = train_all(tb.map, [tb.clone(g.trained[0])])
             extra.append(res[0].fitness)
 
         random.seed(5)
         pop, _ = pbt_evo.ea_pbt(tb.population(), tb, 3, 1, hook=hook)
         torch.set_num_threads(threads)
-        if hasattr(tb.map, "close"):
-            tb.map.close()
+        tb.map.close()
         return [(ind.id, list(ind), ind.fitness.values, ind.epochs) for ind in pop], extra
 
     if backend == "ray":
@@ -220,7 +229,7 @@ def test_early_starts_survive_hooks_that_change_the_population(backend, digits_t
         make = lambda: pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2)  # noqa: E731
     else:
         make = lambda: pbt_evo.SerialMap(digits_task, num_threads=1)  # noqa: E731
-    assert run_with(make, True) == run_with(lambda: map, False)
+    assert run_with(make, True) == run_with(lambda: pbt_evo.BatchMap(map, digits_task), False)
 
 
 def test_population_with_one_object_twice_is_refused(digits_task):
@@ -302,7 +311,7 @@ def test_ray_retries_on_another_worker(ray_session, digits_task, tmp_path):
     spec = pbt_evo.TaskSpec(FlakyDigits, {"marker_dir": str(tmp_path)})
     rmap = pbt_evo.RayMap(spec, workers=2, max_retries=1)
     pop = pbt_evo.init_population(digits_task.space, 3)
-    results = rmap(partial(pbt_evo.train_member, epochs=1), pop)
+    results = train_all(rmap, pop)
     rmap.close()
     for ind, res in zip(pop, results):
         assert not res.failed and 0 < res.fitness <= 1
@@ -333,19 +342,22 @@ def test_failed_member_is_worst_and_run_continues(digits_task, tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["serial", "ray"])
-def test_map_hands_each_member_its_new_state_as_it_arrives(backend, digits_task, request):
+def test_each_member_gets_its_new_state_as_it_arrives(backend, digits_task, request):
     """So the previous state is freed during the generation (about one state per member in the store,
-    not two); a repeated item keeps its old state (its second call may not have been sent yet)."""
+    not two). The map writes nothing into items: the generation runner records each result."""
     if backend == "ray":
         request.getfixturevalue("ray_session")
         tmap = pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.digits:DigitsTask"), workers=2)
     else:
         tmap = pbt_evo.SerialMap(digits_task)
     pop = pbt_evo.init_population(digits_task.space, 4)
-    items = pop + [pop[3]]
     seen = []
-    results = map_by_stream(tmap, partial(pbt_evo.train_member, epochs=1), items,
-                            progress=lambda i, res: seen.append((i, items[i].handle is res.state)))
+    tmap.progress = lambda i, res: seen.append((i, pop[i].handle is res.state))
+    outcome = GenerationRunner(tmap, pbt_evo.train_member, pbt_evo.no_survivors).run(pop, 1, 0, 0)
+    items = pop + [pop[3]]
+    before = [ind.handle for ind in items]
+    results = train_all(tmap, items)
     tmap.close()
-    assert sorted(seen) == [(0, True), (1, True), (2, True), (3, False), (4, False)]
-    assert all(not r.failed for r in results) and isinstance(pop[3].handle, pbt_evo.FreshState)
+    assert sorted(seen) == [(0, True), (1, True), (2, True), (3, True)] and outcome.failed == 0
+    assert [ind.handle for ind in items] == before  # declared calls: the items are not written to
+    assert all(not r.failed for r in results) and results[3].state is not results[4].state

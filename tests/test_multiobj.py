@@ -19,7 +19,7 @@ from deap import tools
 
 import pbt_evo
 from pbt_evo.cli.compare import compare, main as compare_main
-from pbt_evo.generations import record
+from pbt_evo.parallel.generation import record
 from pbt_evo.handles import StoredState, TrainResult
 from pbt_evo.individual import Individual
 from pbt_evo.objectives import Objectives, count_flops, count_params, genome_cost
@@ -163,10 +163,9 @@ def test_pair_ranked_and_the_donor_is_the_parent_that_ranks_lower():
     pairs = [tuple(ind.id for ind in pbt_evo.pair_ranked(best)) for _ in range(30)]
     assert set(pairs) == {(0, 1), (0, 2), (1, 2)}
     a, b = best[0], best[1]
-    child, = pbt_evo.cx_mix(copy.deepcopy(a), copy.deepcopy(b), p=1.0, base_first=True)
-    assert child.parents == (0, 1) and child.handle.base is a.handle and child.handle.donor is b.handle
-    child, = pbt_evo.cx_mix(copy.deepcopy(a), copy.deepcopy(b), p=1.0)  # by score: the base is the fitter
-    assert child.parents == (1, 0)
+    child, = pbt_evo.cx_mix(a.spawn(9), b, p=1.0)  # the pairing's order: base parent, then donor
+    assert child.parents == (0, 1) and child.handle.base is a.handle and child.handle.steps[0].donor is b.handle
+    assert [ind.id for ind in pbt_evo.pair_random([a, b])] in ([1, 0],)  # by score: the base is the fitter
 
 
 def test_params_and_flops_of_a_known_network_are_exact():
@@ -264,11 +263,11 @@ def test_early_starts_give_the_synchronous_multi_objective_run():
     runs, early = [], []
     for max_early in (None, 0):
         tb = make_toolbox("pbt_nas", digits_task.space, 8, objectives=objectives)
-        tb.map = pbt_evo.SerialMap(digits_task, num_threads=1)
+        tb.map = pbt_evo.SerialMap(digits_task, num_threads=1, max_early=max_early)
         front, started = TrainedFront(), []
         random.seed(3)
-        pop, _ = pbt_evo.ea_pbt(tb.population(), tb, 3, 1, halloffame=front, max_early=max_early,
-                                hook=lambda g: started.append(g.started_early))
+        pop, _ = pbt_evo.ea_pbt(tb.population(), tb, 3, 1, halloffame=front,
+                                hook=lambda g: started.append(g.outcome.started_early))
         runs.append(([(ind.id, list(ind), ind.fitness.values, ind.epochs) for ind in pop],
                      [(ind.id, ind.epochs, ind.fitness.values) for ind in front]))
         early.append(started)

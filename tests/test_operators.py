@@ -7,7 +7,7 @@ import random
 import pytest
 from deap import tools
 
-from pbt_evo.handles import FreshState, MixedState, StoredState
+from pbt_evo.handles import FreshState, MixedState, MutateWeights, Reinit, StoredState
 from pbt_evo.individual import Individual
 from pbt_evo.operators import (cx_mix, init_population, mut_searl, n_selected, pair_random, pair_self,
                                sel_truncation, sure_survivors)
@@ -73,27 +73,31 @@ def test_cx_mix_takes_from_donor_with_probability_p():
         a = Individual([0] * n_vars, id=1, handle=StoredState({}))
         b = Individual([1] * n_vars, id=2, handle=StoredState({}))
         a.fitness.values, b.fitness.values = (0.2,), (0.8,)  # b is fitter: base
-        child, = cx_mix(copy.deepcopy(a), copy.deepcopy(b), p=0.25)
-        assert child.parents == (2, 1) and not child.fitness.valid
+        base, donor = pair_random([a, b])
+        assert (base, donor) == (b, a)
+        child, = cx_mix(base.spawn(7), donor, p=0.25)
+        assert child.id == 7 and child.parents == (2, 1) and not child.fitness.valid
         assert [i for i, g in enumerate(child) if g == 0] == list(child.taken)
         assert child.origin == [1 if i in child.taken else 2 for i in range(n_vars)]
+        step, = child.handle.steps
         assert isinstance(child.handle, MixedState) and child.handle.base is b.handle
-        assert child.handle.donor is a.handle and child.handle.shrink_perturb == (0.4, 0.1)
+        assert step.donor is a.handle and step.variables == child.taken and step.shrink_perturb == (0.4, 0.1)
         taken_total += len(child.taken)
     assert abs(taken_total / (trials * n_vars) - 0.25) < 0.02
 
 
 def test_cx_mix_p0_and_ablation_coefficients():
     a, b = population([0.9, 0.1])
-    child, = cx_mix(copy.deepcopy(a), copy.deepcopy(b), p=0.0, shrink_perturb=(1, 0))
-    assert list(child) == list(a) and child.handle.taken == () and child.handle.shrink_perturb == (1.0, 0.0)
+    child, = cx_mix(a.spawn(9), b, p=0.0, shrink_perturb=(1, 0))
+    step, = child.handle.steps
+    assert list(child) == list(a) and step.variables == () and step.shrink_perturb == (1.0, 0.0)
 
 
 def test_pairs():
     pop = population([0.1, 0.2, 0.3])
     for _ in range(20):
         x, y = pair_random(pop)
-        assert x is not y
+        assert x is not y and x.score >= y.score  # the fitter first: base parent, then donor
         x, y = pair_self(pop)
         assert x is y
     with pytest.raises(ValueError, match="at least 2 parents"):
@@ -111,12 +115,12 @@ def test_mut_searl_thirds():
         if isinstance(out.handle, StoredState):
             kinds["none"] += 1
             assert out.fitness.valid
-        elif out.handle.reinit:
+        elif isinstance(out.handle.steps[0], Reinit):
             kinds["resample"] += 1
-            assert out[0] != 0 and out.handle.reinit == (0,) and out.origin[0] is None
+            assert out[0] != 0 and out.handle.steps == (Reinit((0,)),) and out.origin[0] == 5
         else:
             kinds["weights"] += 1
-            assert out.handle.searl_seed is not None and list(out) == [0, 0]
+            assert isinstance(out.handle.steps[0], MutateWeights) and list(out) == [0, 0]
     assert all(170 < c < 230 for c in kinds.values()), kinds
 
 

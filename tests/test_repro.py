@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from pbt_evo.algorithms import ea_pbt
-from pbt_evo.handles import FreshState, MixedState, StoredState, capture
+from pbt_evo.algorithms import ea_pbt, vary
+from pbt_evo.handles import FreshState, MixedState, MutateWeights, PerturbAll, StoredState, capture
 from pbt_evo.parallel import SerialMap
 from pbt_evo.variants import make_toolbox
 
@@ -19,7 +19,7 @@ def test_random_sp_shrink_perturbs_every_tensor_exactly(digits_task):
     member = FreshState(1).materialise(digits_task, genome)
     member.train(1)  # trained weights and Adam moments, unlike the fresh initialisation
     state = capture(member)
-    child = MixedState(base=StoredState(state), perturb_all=True, shrink_perturb=(0.4, 0.1), seed=7)
+    child = MixedState(StoredState(state), (PerturbAll((0.4, 0.1)),), seed=7)
     got = child.materialise(digits_task, genome)
     fresh = FreshState(7).materialise(digits_task, genome).model.state_dict()
     trained = member.model.state_dict()
@@ -42,10 +42,10 @@ def test_random_sp_in_the_loop_perturbs_every_member_at_each_boundary_but_the_la
     pop = tb.population()
     genomes = [list(ind) for ind in pop]
     ea_pbt(pop, tb, e_total=3, e_step=1, hook=lambda g: seen.append(
-        [(ind.id, type(ind.handle).__name__, getattr(ind.handle, "perturb_all", None),
-          getattr(ind.handle, "shrink_perturb", None)) for ind in g.population]))
-    assert seen[0] == seen[1] == [(i, "MixedState", True, (0.4, 0.1)) for i in range(4)]
-    assert seen[2] == [(i, "StoredState", None, None) for i in range(4)]
+        [(ind.id, type(ind.handle).__name__, ind.handle.steps if isinstance(ind.handle, MixedState) else None)
+         for ind in g.population]))
+    assert seen[0] == seen[1] == [(i, "MixedState", (PerturbAll((0.4, 0.1)),)) for i in range(4)]
+    assert seen[2] == [(i, "StoredState", None) for i in range(4)]
     assert [list(ind) for ind in pop] == genomes  # architectures never change
 
 
@@ -198,7 +198,7 @@ def test_compat_mixing_copies_the_donors_ema_generator_bit_for_bit(compat):
     task = gan_task()
     a, b = trained_parents(task, [[0] * len(task.space), [1] * len(task.space)])
     tb = make_toolbox("pbt_nas", task.space, 8, p=1.0, task=task, research_code_compat=compat)
-    child, = tb.mate(tb.clone(a), tb.clone(b))  # p=1: every variable from the donor, b
+    child, = tb.mate(a.spawn(9), b)  # p=1: every variable from the donor, b
     got = child.handle.materialise(task, child).model.state_dict()
     donor = b.handle.load()["model"]
     fresh = FreshState(child.handle.seed).materialise(task, child).model.state_dict()
@@ -226,7 +226,7 @@ def test_compat_mixing_copies_the_donors_critic_target_bit_for_bit():
         ind.fitness.values = ((0.9, 0.5)[i],)
         parents.append(ind)
     tb = make_toolbox("pbt_nas", task.space, 8, p=1.0, task=task, research_code_compat=True)
-    child, = tb.mate(tb.clone(parents[0]), tb.clone(parents[1]))
+    child, = tb.mate(parents[0].spawn(9), parents[1])
     got = child.handle.materialise(task, child).model.state_dict()
     donor = parents[1].handle.load()["model"]
     fresh = FreshState(child.handle.seed).materialise(task, child).model.state_dict()
@@ -242,7 +242,6 @@ def test_compat_mixing_copies_the_donors_critic_target_bit_for_bit():
 def _parent_counts(compat, n_children=600):
     import random
 
-    from pbt_evo.algorithms import make_child
     from pbt_evo.individual import Individual
     from pbt_evo.operators import sel_truncation
     from pbt_evo.space import SearchSpace, Variable
@@ -256,7 +255,8 @@ def _parent_counts(compat, n_children=600):
     random.seed(0)
     counts = {11: 0, 10: 0, 9: 0}
     for _ in range(n_children):
-        counts[make_child(best, tb).parents[0]] += 1
+        parents = tb.pair(best, None)
+        counts[vary(parents[0].spawn(99), parents, tb).parents[0]] += 1
     return counts
 
 
@@ -266,13 +266,13 @@ def test_compat_searl_parent_is_the_fitter_of_two_draws():
     assert _parent_counts(True) == {11: 407, 10: 193, 9: 0}  # ~2/3, ~1/3, never the worst of three
     assert _parent_counts(False) == {11: 198, 10: 212, 9: 190}  # uniform
     from pbt_evo.individual import Individual
-    from pbt_evo.operators import sel_fitter_of_two
+    from pbt_evo.operators import pair_fitter_of_two
 
     pop = [Individual([0], id=i) for i in range(3)]
     for ind, f in zip(pop, [0.5, 0.9, 0.1]):
         ind.fitness.values = (f,)
     random.seed(3)
-    draws = [sel_fitter_of_two(pop).id for _ in range(50)]
+    draws = [pair_fitter_of_two(pop)[0].id for _ in range(50)]
     random.seed(3)
     want = []
     for _ in range(50):  # the same two draws, then the fitter
@@ -286,7 +286,7 @@ def test_compat_searl_weight_mutation_leaves_the_ema_generator_alone(compat):
     task = gan_task()
     base, = trained_parents(task, [[0] * len(task.space)], fitness=(0.5,))
     skip = task.research_code_kept_apart if compat else ()
-    recipe = MixedState(base=base.handle, searl_seed=11, seed=5, searl_skip=tuple(skip))
+    recipe = MixedState(base.handle, (MutateWeights(11, tuple(skip)),), seed=5)
     got = recipe.materialise(task, base).model.state_dict()
     before = base.handle.load()["model"]
     changed = {k for k in got if not torch.equal(got[k], torch.as_tensor(before[k]))}
@@ -298,7 +298,7 @@ def test_compat_random_sp_keeps_the_ema_generator_and_the_moments():
     task = gan_task()
     ind, = trained_parents(task, [[0] * len(task.space)], fitness=(0.5,))
     tb = make_toolbox("random_sp", task.space, 4, task=task, research_code_compat=True)
-    child, = tb.perturb(tb.clone(ind))
+    child, = tb.mutate(tb.clone(ind))
     member = child.handle.materialise(task, child)
     got, before = member.model.state_dict(), ind.handle.load()["model"]
     fresh = FreshState(child.handle.seed).materialise(task, child).model.state_dict()
@@ -383,9 +383,9 @@ def test_bohb_config_errors_are_one_line(tmp_path, capsys):
     code = main(["spaces/mnist1d_multiobj.yaml", "--set", "algorithm.name=bohb", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
-    assert "'algorithm.name' bohb optimises the fitness alone from BOHB's own samples" in err
+    assert "'algorithm.name' bohb optimises the fitness alone from its own samples" in err
     from pbt_evo.variants import make_toolbox as mk
     from tasks.digits import DigitsTask
 
-    with pytest.raises(ValueError, match="BOHB is Ray Tune's search, not a toolbox of the loop"):
+    with pytest.raises(ValueError, match="'bohb' is a Ray Tune search, not a toolbox of the loop"):
         mk("bohb", DigitsTask(channels=4).space, 4)

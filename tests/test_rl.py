@@ -296,7 +296,7 @@ def test_tiny_train_and_evaluate(obs, request):
 
 # -- mixing (pbt_evo.weights.inherit_model via the core's child recipe) --------------------------------
 def test_mixing_two_agents_with_different_encoders(pixel_task):
-    from pbt_evo.handles import MixedState, StoredState, capture
+    from pbt_evo.handles import Inherit, MixedState, StoredState, capture
     from pbt_evo.rng import seed_everything
 
     task, space = pixel_task, pixel_task.space
@@ -313,7 +313,7 @@ def test_mixing_two_agents_with_different_encoders(pixel_task):
     child_g = list(base_g)
     for i in taken:
         child_g[i] = donor_g[i]
-    recipe = MixedState(base=StoredState(capture(base)), donor=StoredState(capture(donor)), taken=taken, seed=7)
+    recipe = MixedState(StoredState(capture(base)), (Inherit(StoredState(capture(donor)), taken),), seed=7)
     child = recipe.materialise(task, child_g)
     seed_everything(7)
     fresh = task.build(child_g).model.state_dict()
@@ -402,15 +402,14 @@ def test_shared_replay_is_one_buffer_for_the_agents_of_a_process():
 def test_shared_replay_is_one_ray_actor_per_node(ray_session):
     import ray
 
-    from pbt_evo import RayMap, TaskSpec
+    from pbt_evo import Call, RayMap, TaskSpec
+    from pbt_evo.parallel import map_calls
 
     args = {"domain": "cartpole", "task": "swingup", "obs": "states", **TINY, "time_limit": 0.6,
             "shared_replay": True}
 
-    def collect(i: int):
-        from pbt_evo.train import current_task
-
-        task = current_task()
+    def collect(context, i: int):
+        task = context.task  # the worker's task: its shared replay buffer is this map's
         np.random.seed(i)
         member = task.build(task.space.sample(random.Random(i)))
         member.train(epochs=1)
@@ -421,7 +420,7 @@ def test_shared_replay_is_one_ray_actor_per_node(ray_session):
         (node,) = set(rmap.nodes())
         # started by the driver with the map (so it outlives any one worker), empty until agents write
         assert ray.get(ray.get_actor(f"pbt_evo.replay.{rmap.scope}.{node}").size.remote()) == 0
-        out = rmap(collect, range(4))
+        out = map_calls(rmap, [Call(collect, i) for i in range(4)])
         assert len({o[2] for o in out}) == 2  # both workers collected
         assert {o[0] for o in out} == {node}
         buffer = ray.get_actor(f"pbt_evo.replay.{rmap.scope}.{node}")
@@ -429,7 +428,7 @@ def test_shared_replay_is_one_ray_actor_per_node(ray_session):
         assert all(o[1] == ["global_step"] for o in out)
         # the buffer dies (e.g. with the worker that made it): agents go on with a new, empty one
         ray.kill(buffer)
-        rmap(collect, range(4, 6))
+        map_calls(rmap, [Call(collect, i) for i in range(4, 6)])
         buffer = ray.get_actor(f"pbt_evo.replay.{rmap.scope}.{node}")
         assert ray.get(buffer.size.remote()) == 2 * 104
         segments = ray.get(buffer.segments.remote())

@@ -394,8 +394,15 @@ def test_an_old_pickle_run_folder_converts_once_and_resumes(reference, tmp_path,
 
     for ind in data["population"] + data["halloffame"]:
         h = ind.handle
-        ind.handle = pickled(h) if isinstance(h, pbt_evo.StoredState) else h.with_(base=pickled(h.base),
-                                                                                   donor=pickled(h.donor))
+        if isinstance(h, pbt_evo.StoredState):
+            ind.handle = pickled(h)
+        else:  # pbt_evo 0.2's recipes were flat: base, donor, taken, ... (read into steps on conversion)
+            inherit = next((s for s in h.steps if isinstance(s, pbt_evo.Inherit)), None)
+            ind.handle = object.__new__(pbt_evo.MixedState)
+            vars(ind.handle).update(base=pickled(h.base), donor=pickled(inherit.donor) if inherit else None,
+                                    taken=inherit.variables if inherit else (), reinit=(), seed=h.seed,
+                                    shrink_perturb=inherit.shrink_perturb if inherit else (0.4, 0.1),
+                                    optimizer_policy="reset", width_policy=h.width_policy)
     (old / "loop.pkl").write_bytes(pickle.dumps({**data, "version": 1}))
     torch.save(pbt_evo.export.load_weights(run / "best" / "model.safetensors"), run / "best" / "model.pt")
     (run / "best" / "model.safetensors").unlink()

@@ -12,7 +12,7 @@ from deap import tools
 
 from pbt_evo import plain, statefile
 from pbt_evo.cli import checkpoint, records
-from pbt_evo.handles import FreshState, MixedState, StoredState, capture
+from pbt_evo.handles import FreshState, Inherit, MixedState, MutateWeights, Reinit, StoredState, capture
 from pbt_evo.individual import Individual
 from tasks.digits import DigitsTask
 
@@ -84,9 +84,9 @@ def test_state_file_refuses_other_files(tmp_path):
 
 def test_records_of_individuals_handles_and_logbooks():
     base, donor = StoredState({"model": {}}), StoredState({"model": {}})
+    steps = (Inherit(donor, (1,), (1.0, 0.0), "donor"), Reinit((2,)), MutateWeights(5))
     ind = Individual([1, 0, 2], id=9, parents=(3, 4), origin=[3, 4, 3], seed=123, epochs=4,
-                     handle=MixedState(base=base, donor=donor, taken=(1,), reinit=(2,), shrink_perturb=(1.0, 0.0),
-                                       searl_seed=5, optimizer_policy="donor", seed=77))
+                     handle=MixedState(base, steps, seed=77, width_policy="fresh"))
     ind.taken, ind.metrics = (1,), {"train_seconds": 0.5, "fitness_raw": math.nan}
     ind.fitness.values = (0.75,)
     names = {id(base): "states/00000.safetensors", id(donor): "states/00001.safetensors"}
@@ -96,9 +96,10 @@ def test_records_of_individuals_handles_and_logbooks():
     assert (back, back.parents, back.origin, back.seed, back.taken) == (ind, (3, 4), [3, 4, 3], 123, (1,))
     assert back.fitness.values == (0.75,) and math.isnan(back.metrics["fitness_raw"])
     h = back.handle
-    assert (h.taken, h.reinit, h.shrink_perturb, h.searl_seed, h.optimizer_policy, h.seed) == (
-        (1,), (2,), (1.0, 0.0), 5, "donor", 77)
-    assert (h.base.ref, h.donor.ref) == ("states/00000.safetensors", "states/00001.safetensors")
+    inherit, reinit, mutate = h.steps
+    assert (inherit.variables, inherit.shrink_perturb, inherit.optimizer_policy, reinit, mutate, h.seed,
+            h.width_policy) == ((1,), (1.0, 0.0), "donor", Reinit((2,)), MutateWeights(5), 77, "fresh")
+    assert (h.base.ref, inherit.donor.ref) == ("states/00000.safetensors", "states/00001.safetensors")
     fresh = records.individual_from_record(records.individual_record(Individual([0], id=1, handle=FreshState(8)),
                                                                      None), None)
     assert fresh.handle == FreshState(8) and not fresh.fitness.valid
@@ -113,10 +114,30 @@ def test_records_of_individuals_handles_and_logbooks():
 
 def test_a_record_naming_any_other_class_is_refused():
     rec = {"handle": "system", "fields": {"command": "touch /tmp/pwned"}}
-    with pytest.raises(records.RecordError, match=r"unknown weight handle 'system' \(known: FreshState, MixedState,"):
+    with pytest.raises(records.RecordError, match=r"unknown weight handle 'system' \(known: FreshState, Inherit,"):
         records.handle_from_record(rec, None)
     with pytest.raises(records.RecordError, match="FreshState has no field '__class__'"):
         records.handle_from_record({"handle": "FreshState", "fields": {"__class__": 1}}, None)
+
+
+def test_a_checkpoint_of_pbt_evo_0_2_resumes_with_the_same_recipe():
+    """Flat recipes and stored lineage diffs of earlier checkpoints are read as steps and base genomes."""
+    old = {"handle": "MixedState", "fields": {
+        "base": {"$handle": {"handle": "StoredState", "file": "s0"}},
+        "donor": {"$handle": {"handle": "StoredState", "file": "s1"}},
+        "taken": [0, 1], "reinit": [1], "shrink_perturb": [1.0, 0.0], "searl_seed": None,
+        "optimizer_policy": "donor", "seed": 3, "width_policy": "adapt", "perturb_all": False, "copied": ["ema."],
+        "searl_skip": []}}
+    old["fields"] = {k: v if isinstance(v, dict) else json.loads(json.dumps(plain.encode(tuple(v) if isinstance(v, list)
+                                                                                         else v)))
+                     for k, v in old["fields"].items()}
+    h = records.handle_from_record(old, StoredState)
+    assert h.steps == (Inherit(h.steps[0].donor, (0, 1), (1.0, 0.0), "donor", ("ema.",)), Reinit((1,)))
+    assert (h.base.ref, h.steps[0].donor.ref, h.seed) == ("s0", "s1", 3)
+    rec = records.individual_record(Individual([2, 1], id=5), None)
+    rec["attrs"] = plain.encode({**plain.decode(rec["attrs"]), "changed": ((0, 0, 2),)})
+    back = records.individual_from_record(rec, None)
+    assert back.base_genome == (0, 1) and back.changed == ((0, 0, 2),)
 
 
 def population(n=3):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pbt_evo.handles import MixedState, StoredState, capture, restore
+from pbt_evo.handles import Inherit, MixedState, StoredState, capture, restore
 from pbt_evo.space import SearchSpace, Variable
 from pbt_evo.weights import (InheritanceError, inherit_model, inherit_optimizer, load_optimizer_state_by_name,
                              optimizer_state_by_name, searl_candidates, searl_weight_mutation, shrink_perturb)
@@ -64,7 +64,7 @@ def test_taken_layers_are_shrink_perturbed_rest_is_base(parents):
 def test_p0_child_equals_base_bit_for_bit(parents):
     task, base, donor = parents
     state = capture(base)
-    recipe = MixedState(base=StoredState(state), donor=StoredState(capture(donor)), taken=(), seed=5)
+    recipe = MixedState(StoredState(state), (Inherit(StoredState(capture(donor)), ()),), seed=5)
     child = recipe.materialise(task, [1, 2, 3, 0, 1, 2, 0, 1])
     for key, value in base.model.state_dict().items():
         assert torch.equal(child.model.state_dict()[key], value)
@@ -153,8 +153,7 @@ def test_capture_restore_roundtrip(parents):
 def test_ablation_coefficients_through_the_child_recipe(parents, coefs):
     task, base, donor = parents
     genome = [4, 2, 0, 0, 1, 2, 0, 1]  # op0 and op2 from the donor
-    recipe = MixedState(base=StoredState(capture(base)), donor=StoredState(capture(donor)), taken=(0, 2),
-                        shrink_perturb=coefs, seed=11)
+    recipe = MixedState(StoredState(capture(base)), (Inherit(StoredState(capture(donor)), (0, 2), coefs),), seed=11)
     child = recipe.materialise(task, genome).model.state_dict()
     torch.manual_seed(11)
     fresh = task.build(genome).model.state_dict()

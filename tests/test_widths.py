@@ -13,7 +13,7 @@ import yaml
 from torch import nn
 
 from pbt_evo.cli.sweep import algorithm_label, algorithm_overrides
-from pbt_evo.handles import MixedState, StoredState, capture
+from pbt_evo.handles import Inherit, MixedState, Reinit, StoredState, capture
 from pbt_evo.operators import mut_resample
 from pbt_evo.individual import Individual
 from pbt_evo.rng import seed_everything
@@ -52,9 +52,15 @@ def trained(task, genome, seed=0, steps=5):
     return member
 
 
-def resampled(parent_state, reinit, seed=11, **recipe):
-    """A child recipe of one parent with some variables changed (the resample mutation's recipe)."""
-    return MixedState(base=StoredState(parent_state), reinit=tuple(reinit), seed=seed, **recipe)
+def resampled(parent_state, reinit, seed=11, width_policy="adapt", optimizer_policy="reset",
+              shrink_perturb=(0.4, 0.1)):
+    """A child recipe of one parent with some variables changed (the resample mutation's recipe). Other
+    coefficients or the donor policy for the layers adapted to the new widths are those of an inheriting
+    step that takes no variable (as when a mixed child's width changed)."""
+    steps = (Reinit(tuple(reinit)),)
+    if optimizer_policy == "donor" or tuple(shrink_perturb) != (0.4, 0.1):
+        steps = (Inherit(StoredState(parent_state), (), tuple(shrink_perturb), optimizer_policy),) + steps
+    return MixedState(StoredState(parent_state), steps, seed=seed, width_policy=width_policy)
 
 
 def outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -215,8 +221,8 @@ def test_random_pairs_of_the_width_space_build_the_child_and_train_a_step(task):
             states.append(capture(task.build(g)))
         taken = tuple(i for i in range(len(a)) if rng.random() < 0.5)
         child_genome = [b[i] if i in taken else a[i] for i in range(len(a))]
-        recipe = MixedState(StoredState(states[0]), StoredState(states[1]), taken=taken, seed=trial,
-                            width_policy=("adapt", "fresh")[trial % 2], optimizer_policy=("reset", "donor")[trial % 3 == 0])
+        step = Inherit(StoredState(states[1]), taken, optimizer_policy=("reset", "donor")[trial % 3 == 0])
+        recipe = MixedState(StoredState(states[0]), (step,), seed=trial, width_policy=("adapt", "fresh")[trial % 2])
         child = recipe.materialise(task, child_genome)
         want = {k: v.shape for k, v in task.build_model(child_genome).state_dict().items()}
         assert {k: v.shape for k, v in child.model.state_dict().items()} == want
@@ -238,7 +244,7 @@ def test_mut_resample_of_a_width_variable_builds_the_new_width(task):
                                for v in task.space])  # only a width variable can be resampled in it
     random.seed(3)
     child, = mut_resample(ind, widths_only, width_policy="adapt")
-    i = child.handle.reinit[0]
+    i, = child.handle.steps[0].variables
     assert task.space[i].name.startswith("width") and child[i] != genome[i]
     member = child.handle.materialise(task, list(child))
     want = {k: v.shape for k, v in task.build_model(list(child)).state_dict().items()}

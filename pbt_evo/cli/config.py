@@ -16,21 +16,19 @@ import copy
 import difflib
 import importlib
 import logging
-import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..names import ONESHOT, VARIANTS, WIDTH_POLICIES
+from .keys import EXPECTED, REQUIRED, Key, Library, choice_error, type_ok
 
 if TYPE_CHECKING:  # the library (torch) is imported where it is used: a bad config fails before it loads
     from ..objectives import Objectives
     from ..task import Task, TaskSpec
+    from ..variants import Variant
 
-REQUIRED = object()
 # keys of earlier versions, accepted and ignored with a one-line notice, so old configs and run folders still load
 RETIRED = {("parallel", "hold_states"): "every state is kept in Ray's object store (held states were removed:"
                                         " their gain was within the noise, see docs/PERFORMANCE.md)"}
@@ -78,17 +76,6 @@ def build_task(cfg: Mapping[str, Any], where: str = "config") -> Task:
     return task
 
 
-@dataclass(frozen=True)
-class Key:
-    default: Any
-    kind: str  # int, float, str, bool, map, e_step, pair, str_or_none, int_or_none, float_or_none, choice,
-    #            objectives, numbers_or_none
-    doc: str
-    choices: tuple = ()
-    check: Callable[[Any], bool] | None = None
-    rule: str = ""
-
-
 def _positive(x: Any) -> bool:
     return x > 0
 
@@ -104,26 +91,26 @@ SCHEMA: dict[str, Any] = {
                                " (e.g. adam: {lr: {log: [1.0e-4, 1.0e-2, 5]}}; pbt_evo.hyper)"),
     },
     "algorithm": {
-        "name": Key("pbt_nas", "choice", "which variant of the loop, or a one-shot search (bnao, nao)", choices=VARIANTS),
+        "name": Key("pbt_nas", "choice", "the algorithm: a variant of the loop, BOHB or a one-shot search (the"
+                    " registry pbt_evo.variants.VARIANTS; see --keys)", choices=Library("variants", "VARIANTS")),
         "population": Key(REQUIRED, "int", "population size N", check=lambda n: n >= 2, rule=">= 2"),
         "e_total": Key(REQUIRED, "int", "epochs each member trains in total", check=_positive, rule="> 0"),
         "e_step": Key(REQUIRED, "e_step", "epochs per generation: an int or {first epoch: step}"),
         "tau": Key(0.25, "float", "fraction replaced / used as parents", check=lambda t: 0 < t <= 0.5, rule="in (0, 0.5]"),
         "p": Key(0.25, "float", "probability of taking each variable from the donor", check=lambda p: 0 <= p <= 1,
                  rule="in [0, 1]"),
-        "shrink_perturb": Key([0.4, 0.1], "pair", "[lambda, gamma]: w = lambda * w_donor + gamma * w_fresh"),
+        "shrink_perturb": Key(Library("weights", "SHRINK_PERTURB"), "pair", "[lambda, gamma]: w = lambda * w_donor + gamma * w_fresh"),
         "init": Key("balanced", "choice", "initial population sampling (naswot: best N of k*N by the training-free"
                     " NASWOT score, see pbt_evo.naswot; size_proportional: N of k*N drawn in proportion to their"
-                    " parameter counts, Balanced NAO's sampling, see pbt_evo.oneshot)",
-                    choices=("balanced", "random", "naswot", "size_proportional")),
+                    " parameter counts, Balanced NAO's sampling, see pbt_evo.oneshot)", choices=Library("variants", "INITS")),
         "naswot_candidates_per_member": Key(10, "int", "k: init naswot / size_proportional draws from k*N candidate"
                                             " genomes",
                                            check=_positive, rule="> 0"),
         "optimizer_policy": Key("reset", "choice", "optimizer state of inherited layers (see pbt_evo.weights)",
-                                choices=("reset", "donor")),
+                                choices=Library("weights", "OPTIMIZER_POLICIES")),
         "width_policy": Key("adapt", "choice", "layers whose width a child changes (width variables, see"
                             " pbt_evo.widths): adapt (units duplicated / kept, then shrink-perturbed) or fresh",
-                            choices=WIDTH_POLICIES),
+                            choices=Library("weights", "WIDTH_POLICIES")),
         "research_code_compat": Key(False, "bool", "the research code's choices instead of pbt_evo's"
                                     " (docs/REPRODUCING.md): SEARL-like parent the fitter of two, averaged layers"
                                     " copied unperturbed, the task's research_code_args (GAN: Adam eps 1e-4,"
@@ -193,53 +180,10 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-def _type_ok(key: Key, value: Any) -> bool:
-    kind = key.kind
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if kind == "str":
-        return isinstance(value, str) and value != ""
-    if kind == "float_or_none":
-        return value is None or _type_ok(Key(None, "float", ""), value)
-    if kind == "int_or_none":
-        return value is None or (isinstance(value, int) and not isinstance(value, bool))
-    if kind == "str_or_none":
-        return value is None or (isinstance(value, str) and value != "")
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "map":
-        return isinstance(value, Mapping)
-    if kind == "choice":
-        return value in key.choices
-    if kind == "pair":
-        return (isinstance(value, (list, tuple)) and len(value) == 2
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
-    if kind == "objectives":
-        return isinstance(value, list) and len(value) > 0
-    if kind == "numbers_or_none":
-        return value is None or (isinstance(value, list) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
-    if kind == "e_step":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value > 0
-        return (isinstance(value, Mapping) and 0 in value and all(
-            isinstance(k, int) and k >= 0 and isinstance(v, int) and not isinstance(v, bool) and v > 0
-            for k, v in value.items()))
-    raise AssertionError(kind)
-
-
-_EXPECTED = {"int": "an integer", "float": "a number", "str": "a non-empty string", "bool": "true or false",
-             "str_or_none": "a string or null", "int_or_none": "an integer or null", "map": "a mapping",
-             "float_or_none": "a number or null",
-             "pair": "a list of two numbers", "objectives": "a list such as [{fitness: max}, {params: min}]",
-             "numbers_or_none": "a list of numbers or null",
-             "e_step": "a positive integer or a schedule {0: step, epoch: step, ...}"}
-
-
-def _merge(schema: Mapping[str, Any], data: Mapping[str, Any], where: str, path: str,
-           origin: Mapping[str, str]) -> dict[str, Any]:
+def _merge(schema: Mapping[str, Any], data: Mapping[str, Any], where: str, path: str, origin: Mapping[str, str],
+           later: list[Callable[[], None]]) -> dict[str, Any]:
+    """The section ``data`` checked against ``schema`` with defaults filled in; what needs the library
+    (:class:`Library`) is appended to ``later``, to run once the rest has passed."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: '{path or 'the file'}' must be a mapping of keys, got {type(data).__name__}")
     unknown = [k for k in data if k not in schema]
@@ -251,24 +195,37 @@ def _merge(schema: Mapping[str, Any], data: Mapping[str, Any], where: str, path:
     for name, spec in schema.items():
         dotted = f"{path}.{name}" if path else name
         if isinstance(spec, dict):
-            out[name] = _merge(spec, data.get(name, {}) or {}, where, dotted, origin)
+            out[name] = _merge(spec, data.get(name, {}) or {}, where, dotted, origin, later)
             continue
         at = origin.get(dotted, where)  # a value given by --set is not the file's
         if name not in data:
             if spec.default is REQUIRED:
                 raise ConfigError(f"{where}: missing key '{dotted}' ({spec.doc})")
-            out[name] = copy.deepcopy(spec.default)
+            if isinstance(spec.default, Library):
+                later.append(lambda out=out, name=name, spec=spec: out.__setitem__(name, spec.default_value()))
+            else:
+                out[name] = spec.default_value()
             continue
         value = data[name]
         if spec.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not _type_ok(spec, value):
-            allowed = "one of " + ", ".join(map(str, spec.choices)) if spec.kind == "choice" else _EXPECTED[spec.kind]
-            raise ConfigError(f"{at}: '{dotted}' is {value!r}; expected {allowed} ({spec.doc})")
+        if isinstance(spec.choices, Library):
+            later.append(lambda at=at, dotted=dotted, value=value, spec=spec: _check_choice(at, dotted, value, spec))
+            out[name] = value
+            continue
+        if not type_ok(spec, value):
+            _check_choice(at, dotted, value, spec)
+            raise ConfigError(f"{at}: '{dotted}' is {value!r}; expected {EXPECTED[spec.kind]} ({spec.doc})")
         if spec.check is not None and not spec.check(value):
             raise ConfigError(f"{at}: '{dotted}' is {data[name]!r}; it must be {spec.rule}")
         out[name] = list(value) if spec.kind == "pair" else value
     return out
+
+
+def _check_choice(at: str, dotted: str, value: Any, spec: Key) -> None:
+    error = choice_error(at, dotted, value, spec)
+    if error:
+        raise ConfigError(error)
 
 
 def resolve(data: Mapping[str, Any], where: str = "config", origin: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -279,23 +236,18 @@ def resolve(data: Mapping[str, Any], where: str = "config", origin: Mapping[str,
         if isinstance(data.get(section), dict) and key in data[section]:
             del data[section][key]
             log.warning("%s: '%s.%s' is no longer used and is ignored: %s", where, section, key, why)
-    cfg = _merge(SCHEMA, data, where, "", origin or {})
+    later: list[Callable[[], None]] = []
+    cfg = _merge(SCHEMA, data, where, "", origin or {}, later)
     # the checks below need the library (torch): a config that fails the schema stops before it loads
+    for step in later:
+        step()
     from ..hyper import HyperparameterError, optimizer_variables
     from ..oneshot.budget import Budget, BudgetError
-    from ..operators import n_selected
+    from ..variants import variant
 
     alg = cfg["algorithm"]
-    k = n_selected(alg["population"], alg["tau"])
-    if alg["name"] in ("pbt_nas", "pbt_nas_hp") and k < 2:
-        raise ConfigError(f"{where}: 'algorithm.population' {alg['population']} with tau {alg['tau']} gives {k} parent;"
-                          " mixing needs at least 2 (use population >= 6 with tau 0.25)")
-    if alg["name"] == "bohb" and (len(alg["objectives"]) > 1 or alg["init"] == "naswot"):
-        raise ConfigError(f"{where}: 'algorithm.name' bohb optimises the fitness alone from BOHB's own samples:"
-                          " it takes neither several 'algorithm.objectives' nor 'algorithm.init' naswot")
-    if alg["name"] in ("searl", "no_mixing", "pbt") and k < 1:
-        raise ConfigError(f"{where}: 'algorithm.population' * 'algorithm.tau' rounds to 0; nothing would be replaced")
-    if alg["name"] in ONESHOT:
+    check_variant(variant(alg["name"]), alg, where)
+    if variant(alg["name"]).runner == "oneshot":
         one = alg["oneshot"]
         try:
             Budget(alg["population"], alg["e_total"], one["standalone"], one["standalone_epochs"] or alg["e_total"])
@@ -309,10 +261,26 @@ def resolve(data: Mapping[str, Any], where: str = "config", origin: Mapping[str,
         optimizer_variables(cfg["task"]["hyperparameters"])  # grids checked before anything is built
     except HyperparameterError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    if alg["name"] == "pbt" and alg["init"] == "naswot":
-        raise ConfigError(f"{where}: 'algorithm.init' naswot chooses architectures; algorithm pbt trains one"
-                          " (use balanced or random)")
     return cfg
+
+
+def check_variant(v: Variant, alg: Mapping[str, Any], where: str) -> None:
+    """What the chosen variant needs of the ``algorithm`` section (its registry entry says)."""
+    from ..operators import n_selected
+
+    k = n_selected(alg["population"], alg["tau"])
+    if v.parents >= 2 and k < v.parents:
+        raise ConfigError(f"{where}: 'algorithm.population' {alg['population']} with tau {alg['tau']} gives {k} parent;"
+                          f" mixing needs at least {v.parents} (use population >= 6 with tau 0.25)")
+    if v.parents == 1 and k < 1:
+        raise ConfigError(f"{where}: 'algorithm.population' * 'algorithm.tau' rounds to 0; nothing would be replaced")
+    if not v.multi_objective and (len(alg["objectives"]) > 1 or alg["init"] not in v.inits):
+        raise ConfigError(f"{where}: 'algorithm.name' {v.name} optimises the fitness alone from its own samples"
+                          f" ({v.summary}): it takes neither several 'algorithm.objectives' nor 'algorithm.init'"
+                          f" {alg['init']}")
+    if alg["init"] not in v.inits:
+        raise ConfigError(f"{where}: 'algorithm.init' {alg['init']} is not for algorithm {v.name}"
+                          f" ({v.summary}); use {' or '.join(v.inits)}")
 
 
 def research_code_args(target: str, where: str = "config") -> dict[str, Any]:
@@ -459,8 +427,8 @@ def describe() -> str:
                 walk(spec, dotted + ".")
             else:
                 default = ("(required)" if spec.default is REQUIRED else "null" if spec.default is None
-                           else repr(spec.default))
-                choices = f" [{' | '.join(map(str, spec.choices))}]" if spec.choices else ""
+                           else repr(spec.default_value()))
+                choices = f" [{' | '.join(map(str, spec.options()))}]" if spec.options() else ""
                 lines.append(f"{dotted:30s} {default:12s} {spec.doc}{choices}")
 
     walk(SCHEMA, "")

@@ -12,14 +12,16 @@ from __future__ import annotations
 import argparse
 import pickle
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from ..export import WEIGHTS, save_weights
-from ..handles import MixedState, StoredState
+from ..handles import Inherit, MixedState, StoredState
 from . import checkpoint
+from .records import legacy_recipe
 from .runlock import RunFolderBusy, RunLock
 
 LOOP_KEYS = ("version", "generation", "population", "halloffame", "random", "numpy")
@@ -33,8 +35,12 @@ def load_pickle_checkpoint(folder: str | Path) -> dict[str, Any]:
     states: dict[str, StoredState] = {}
 
     def handle_of(h: Any) -> Any:
+        if isinstance(h, MixedState) and "steps" not in vars(h):  # pbt_evo 0.2's flat recipe
+            fields = dict(vars(h))
+            return handle_of(legacy_recipe({**fields, "donor": fields.get("donor")}))
         if isinstance(h, MixedState):
-            return h.with_(base=handle_of(h.base), donor=handle_of(h.donor))
+            steps = tuple(replace(s, donor=handle_of(s.donor)) if isinstance(s, Inherit) else s for s in h.steps)
+            return replace(h, base=handle_of(h.base), steps=steps)
         if isinstance(h, StoredState) and isinstance(h.ref, str):
             if h.ref not in states:
                 with open(folder / h.ref, "rb") as f:

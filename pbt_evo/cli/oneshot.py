@@ -33,16 +33,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..generations import record
 from ..handles import FreshState, StoredState
 from ..individual import Individual
-from ..oneshot import SAMPLING_OF, model_size
+from ..oneshot import SAMPLINGS, model_size
 from ..oneshot.budget import Budget
 from ..oneshot.nao import NAOResult, NAOSettings, nao_state, nao_ws
 from ..oneshot.ranking import rank_experiment
+from ..parallel import Call, map_calls
+from ..parallel.generation import record
 from ..rng import kept_rng, seed_everything, skip_init
 from ..task import Task
 from ..train import train_member
+from ..variants import variant
 from . import checkpoint, config, runfolder, saved
 from .config import TaskError, build_task
 from .failures import FailureLog
@@ -73,7 +75,7 @@ def settings_of(cfg: dict[str, Any]) -> NAOSettings:
     """Algorithm 1's settings from a resolved config."""
     alg = cfg["algorithm"]
     one = alg["oneshot"]
-    return NAOSettings(sampling=SAMPLING_OF[alg["name"]], candidates=one["candidates"], seeds=one["seeds"],
+    return NAOSettings(sampling=variant(alg["name"]).options["sampling"], candidates=one["candidates"], seeds=one["seeds"],
                        rounds=one["rounds"], eta=one["eta"], steps_per_sample=one["steps_per_sample"],
                        controller_epochs=one["controller_epochs"], trade_off=one["trade_off"], cell=one["cell"])
 
@@ -170,7 +172,9 @@ def train_standalone(cfg: dict[str, Any], folder: RunFolder, task: Task, pmap: A
     top = result.ranked()[:budget.standalone]
     seeds = [rng.getrandbits(31) for _ in top]
     members = [Individual(g, id=i, handle=FreshState(s), seed=s) for i, (g, s) in enumerate(zip(top, seeds))]
-    trained = pmap(partial(train_member, epochs=budget.standalone_epochs), members)
+    train = partial(train_member, epochs=budget.standalone_epochs)
+    trained = map_calls(pmap, [Call(train, ind, state=ind.handle, genome=ind, label=f"candidate {ind.id}")
+                               for ind in members])
     run_dir = folder.path
     failures = FailureLog(run_dir)
     rows, best, so_far = [], None, -math.inf
@@ -284,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config.load(args.config, args.set)
         lengths = _ints(args.supernet_epochs, "supernet-epochs")
         samplings = [s.strip() for s in args.samplings.split(",") if s.strip()]
-        bad = [s for s in samplings if s not in SAMPLING_OF.values()]
+        bad = [s for s in samplings if s not in SAMPLINGS]
         if bad or not samplings or args.archs < 2 or args.repeats < 1:
             raise config.ConfigError(f"--samplings must name uniform and/or proportional (got {args.samplings!r}),"
                                      f" --archs >= 2 and --repeats >= 1")

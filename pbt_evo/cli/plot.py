@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from ..names import ONESHOT  # noqa: E402
+from ..variants import VARIANTS  # noqa: E402
 from .schedule import plot_schedules  # noqa: E402
 
 
@@ -63,7 +63,8 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     out = run / "plots"
     out.mkdir(exist_ok=True)
-    if cfg["algorithm"]["name"] in ONESHOT:  # no population: no origins, no front
+    known = VARIANTS.get(cfg["algorithm"]["name"])
+    if known is not None and known.runner == "oneshot":  # no population: no origins, no front
         return [plot_oneshot(log, out / "fitness.png", cfg)]
     paths = []
 

@@ -6,12 +6,17 @@ builds only the handle classes defined in this process (dataclass subclasses of 
 library's, and a user's own); a record naming any other is refused, so nothing is imported or called
 by name.
 
->>> from pbt_evo.handles import FreshState, MixedState, StoredState
->>> ind = Individual([0, 2], id=4, handle=MixedState(base=StoredState("s0"), taken=(1,), seed=9))
+A recipe's steps (:class:`~pbt_evo.handles.Step` dataclasses) are recorded the same way, by class name
+and fields. Checkpoints of pbt_evo 0.2, whose recipes were flat (``donor``, ``taken``, ``reinit``, ...),
+are read into steps.
+
+>>> from pbt_evo.handles import Inherit, MixedState, StoredState
+>>> recipe = MixedState(StoredState("s0"), (Inherit(StoredState("s1"), (1,)),), seed=9)
+>>> ind = Individual([0, 2], id=4, handle=recipe)
 >>> ind.fitness.values = (float("-inf"),)
 >>> back = individual_from_record(individual_record(ind, lambda h: h.ref), StoredState)
->>> back, back.handle.taken, back.handle.base.ref
-(Individual(id=4, genome=[0, 2], fitness=-inf, epochs=0), (1,), 's0')
+>>> back, back.handle.steps[0].variables, back.handle.steps[0].donor.ref, back.handle.base.ref
+(Individual(id=4, genome=[0, 2], fitness=-inf, epochs=0), (1,), 's1', 's0')
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 from deap import tools
 
 from .. import plain
-from ..handles import StoredState, WeightHandle
+from ..handles import Inherit, MutateWeights, PerturbAll, Reinit, Step, StoredState, WeightHandle
 from ..individual import Individual
 
 
@@ -32,9 +37,9 @@ class RecordError(ValueError):
 
 
 def handle_classes() -> dict[str, type]:
-    """The handle classes a record may name: dataclass subclasses of ``WeightHandle`` defined so far."""
+    """The classes a record may name: dataclass subclasses of ``WeightHandle`` and of ``Step`` defined so far."""
     found: dict[str, type] = {}
-    todo = [WeightHandle]
+    todo = [WeightHandle, Step]
     while todo:
         cls = todo.pop()
         for sub in cls.__subclasses__():
@@ -55,8 +60,12 @@ def handle_record(handle: WeightHandle | None, store: Callable[[StoredState], st
     fields = {}
     for f in dataclasses.fields(handle):
         value = getattr(handle, f.name)
-        fields[f.name] = ({"$handle": handle_record(value, store)} if isinstance(value, WeightHandle)
-                          else plain.encode(value, path=f"{type(handle).__name__}.{f.name}"))
+        if isinstance(value, WeightHandle):
+            fields[f.name] = {"$handle": handle_record(value, store)}
+        elif isinstance(value, tuple) and value and all(isinstance(v, Step) for v in value):
+            fields[f.name] = {"$steps": [handle_record(v, store) for v in value]}
+        else:
+            fields[f.name] = plain.encode(value, path=f"{type(handle).__name__}.{f.name}")
     return {"handle": type(handle).__name__, "fields": fields}
 
 
@@ -74,11 +83,38 @@ def handle_from_record(record: Any, stored: Callable[[str], StoredState]) -> Wei
     known = {f.name for f in dataclasses.fields(cls)}
     fields = {}
     for key, value in dict(record.get("fields", {})).items():
-        if key not in known:
-            raise RecordError(f"{name} has no field {key!r}")
-        is_handle = isinstance(value, dict) and set(value) == {"$handle"}
-        fields[key] = handle_from_record(value["$handle"], stored) if is_handle else plain.decode(value)
+        tag = next(iter(value)) if isinstance(value, dict) and len(value) == 1 else None
+        if tag == "$handle":
+            fields[key] = handle_from_record(value["$handle"], stored)
+        elif tag == "$steps":
+            fields[key] = tuple(handle_from_record(v, stored) for v in value["$steps"])
+        else:
+            fields[key] = plain.decode(value)
+    if name == "MixedState" and set(fields) - known:
+        return legacy_recipe(fields)
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise RecordError(f"{name} has no field {unknown[0]!r}")
     return cls(**fields)
+
+
+def legacy_recipe(fields: dict[str, Any]) -> WeightHandle:
+    """A child recipe of pbt_evo 0.2 (flat fields) as steps, so its checkpoints resume unchanged."""
+    from ..handles import MixedState
+
+    steps: list[Step] = []
+    if fields.get("perturb_all"):
+        steps.append(PerturbAll(tuple(fields.get("shrink_perturb", (0.4, 0.1))), fields.get("optimizer_policy", "reset"),
+                                tuple(fields.get("copied", ()))))
+    else:
+        if fields.get("taken"):
+            steps.append(Inherit(fields["donor"], tuple(fields["taken"]), tuple(fields.get("shrink_perturb", (0.4, 0.1))),
+                                 fields.get("optimizer_policy", "reset"), tuple(fields.get("copied", ()))))
+        if fields.get("reinit"):
+            steps.append(Reinit(tuple(fields["reinit"])))
+        if fields.get("searl_seed") is not None:
+            steps.append(MutateWeights(int(fields["searl_seed"]), tuple(fields.get("searl_skip", ()))))
+    return MixedState(fields["base"], tuple(steps), int(fields.get("seed", 0)), fields.get("width_policy", "adapt"))
 
 
 def individual_record(ind: Individual, store: Callable[[StoredState], str]) -> dict[str, Any]:
@@ -101,6 +137,11 @@ def individual_from_record(record: Any, stored: Callable[[str], StoredState]) ->
         for key, value in plain.decode(record["attrs"]).items():
             if not isinstance(key, str) or key in ("fitness", "handle"):
                 raise RecordError(f"bad attribute {key!r}")
+            if key == "changed":  # pbt_evo 0.2 stored the lineage diff; it is now derived from the base genome
+                base = list(ind)
+                for i, old, _ in value:
+                    base[i] = old
+                key, value = "base_genome", tuple(base) if value else None
             setattr(ind, key, value)
         handle = record["handle"]
     except (KeyError, TypeError, AttributeError, ValueError) as exc:

@@ -19,13 +19,12 @@ from deap import tools
 
 from ..algorithms import Generation, LoopState, ea_pbt
 from ..hyper import HyperparameterError, fixed_architecture
-from ..oneshot import ONESHOT
 from ..parallel import RayMap, SerialMap
 from ..parallel.resources import ResourceError
 from ..pareto import TrainedFront
 from ..task import Task
 from ..trusted import UntrustedTask
-from ..variants import HP_VARIANTS, make_toolbox
+from ..variants import VariantError, check_space, make_toolbox, variant
 from . import checkpoint, config, runfolder, saved, signals
 from .checkpoint import CheckpointError, WriteError
 from .config import ConfigError, TaskError, build_task
@@ -76,29 +75,31 @@ class Search:
 
     # -- the run ---------------------------------------------------------------------------------
     def make_map(self, task: Task):
-        par = self.cfg["parallel"]
+        par, max_early = self.cfg["parallel"], self.cfg["algorithm"]["max_early"]
         if par["backend"] == "serial":
-            return SerialMap(task, num_threads=max(1, int(par["cpus_per_worker"])), max_retries=par["max_retries"])
+            return SerialMap(task, num_threads=max(1, int(par["cpus_per_worker"])), max_retries=par["max_retries"],
+                             max_early=max_early, progress=self._progress)
         spec = config.spec_of(self.cfg)
         return RayMap(spec, workers=par["workers"], cpus_per_worker=par["cpus_per_worker"],
                       gpus_per_worker=par["gpus_per_worker"], max_retries=par["max_retries"],
                       address=par["address"], local_task=task, wait_timeout=par["wait_timeout"],
-                      key_prefix="parallel.")
+                      key_prefix="parallel.", max_early=max_early, progress=self._progress)
 
     def run(self, resume: bool, overwrite: bool = False) -> int:
         """Run (or continue) the search in the run folder, which it locks for its life (:mod:`.runlock`);
         ``overwrite`` first empties the folder."""
+        runner = variant(self.cfg["algorithm"]["name"]).runner
         with RunLock(self.run_dir):
-            if overwrite or (resume and self.cfg["algorithm"]["name"] == "bohb"):
+            if overwrite or (resume and runner == "tune"):
                 runfolder.clear(self.run_dir, keep=(LOCK,))  # a BOHB run does not resume: it starts again
-            if self.cfg["algorithm"]["name"] == "bohb":
+            if runner == "tune":
                 from .bohb import run_bohb_search  # not a toolbox of the loop: Ray Tune's BOHB
 
                 return run_bohb_search(self.cfg, self.run_dir, self._say)
             with self.failures.kept():  # a member's failed attempts: their tracebacks in errors.log
-                return self._search(resume)
+                return self._search(resume, runner)
 
-    def _search(self, resume: bool) -> int:
+    def _search(self, resume: bool, runner: str) -> int:
         cfg, alg = self.cfg, self.cfg["algorithm"]
         task = build_task(cfg, self.source)
         check_hyperparameters(cfg, task, self.source)
@@ -109,7 +110,7 @@ class Search:
             raise ConfigError(f"{self.source}: 'algorithm.objectives': {exc}") from None
         pmap = self.make_map(task)  # before anything is written: an impossible request stops here
         signals.reinstall()  # ray.init replaced the SIGTERM and SIGINT handlers
-        if alg["name"] in ONESHOT:  # one-shot search (bnao, nao): a supernet, no population loop
+        if runner == "oneshot":  # one-shot search (bnao, nao): a supernet, no population loop
             try:
                 return run_oneshot(cfg, self.run_dir, task, pmap, resume, say=self._say)
             finally:
@@ -118,13 +119,16 @@ class Search:
         try:
             folder = RunFolder(self.run_dir, task.space, tensorboard=cfg["output"]["tensorboard"],
                                objectives=objectives, reference=alg["reference_point"])
-            toolbox = make_toolbox(alg["name"], task.space, alg["population"], alg["tau"], alg["p"],
-                                   alg["shrink_perturb"], alg["init"], alg["optimizer_policy"], task=task,
-                                   naswot_candidates=alg["naswot_candidates_per_member"], objectives=objectives,
-                                   width_policy=alg["width_policy"],
-                                   research_code_compat=alg["research_code_compat"],
-                                   resample_probability=alg["resample_probability"],
-                                   explore_probability=alg["explore_probability"], architecture=alg["architecture"])
+            try:
+                toolbox = make_toolbox(alg["name"], task.space, alg["population"], alg["tau"], alg["p"],
+                                       alg["shrink_perturb"], alg["init"], alg["optimizer_policy"], task=task,
+                                       naswot_candidates=alg["naswot_candidates_per_member"], objectives=objectives,
+                                       width_policy=alg["width_policy"],
+                                       research_code_compat=alg["research_code_compat"],
+                                       resample_probability=alg["resample_probability"],
+                                       explore_probability=alg["explore_probability"], architecture=alg["architecture"])
+            except VariantError as exc:
+                raise ConfigError(f"{self.source}: 'algorithm.name': {exc}") from None
             toolbox.map = pmap
             hof = tools.HallOfFame(alg["hall_of_fame"]) if objectives.single else TrainedFront()
             found = checkpoint.load_latest(self.run_dir, put=self._put(pmap)) if resume else None
@@ -160,8 +164,7 @@ class Search:
                           f"{alg['e_total']} x {task.epoch_unit}")
             self._gen = start.generation
             ea_pbt(population, toolbox, alg["e_total"], alg["e_step"], stats=_fitness_stats(), halloffame=hof,
-                   logbook=logbook, hook=self._hook(folder, hof), start=start, max_early=alg["max_early"],
-                   progress=self._progress)
+                   logbook=logbook, hook=self._hook(folder, hof), start=start)
             self._close_bar()
             with checkpoint.writing(self.run_dir):
                 if len(hof):
@@ -222,13 +225,14 @@ class Search:
 
 
 def check_hyperparameters(cfg: dict[str, Any], task: Task, where: str) -> None:
-    """A variant that searches hyperparameters needs some in the space; classic PBT's architecture must exist."""
+    """A variant that searches hyperparameters needs some in the space; classic PBT's architecture must exist
+    (before anything starts)."""
     alg = cfg["algorithm"]
-    if alg["name"] in HP_VARIANTS and not task.space.hyperparameters:
-        raise ConfigError(f"{where}: 'algorithm.name' {alg['name']} searches hyperparameters, but the space has none:"
-                          " name some in task.hyperparameters, e.g. adam: {lr: {log: [1.0e-4, 1.0e-2, 5]}}")
     try:
+        check_space(variant(alg["name"]), task.space)
         fixed_architecture(task.space, alg["architecture"], task.default_architecture)
+    except VariantError as exc:
+        raise ConfigError(f"{where}: 'algorithm.name' {alg['name']} {exc}") from None
     except HyperparameterError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 

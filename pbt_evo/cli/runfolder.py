@@ -77,13 +77,13 @@ def generation_row(g: Generation, workers: int, wall: float) -> dict[str, Any]:
     next generation's member counts here), so one generation's share is approximate, a run's exact."""
     fits = np.array([ind.score for ind in g.trained])
     finite = fits[np.isfinite(fits)]
-    framework = max(wall - g.busy_seconds / workers, 0.0)
+    framework = max(wall - g.outcome.busy_seconds / workers, 0.0)
     return {"gen": g.generation, "epochs": g.epochs,
             "best": float(finite.max()) if finite.size else None,
             "median": float(np.median(finite)) if finite.size else None,
             "worst": float(finite.min()) if finite.size else None,
-            "failed": g.failed, "nonfinite": len(nonfinite_members(g.trained)), "replaced": len(g.replaced), "wall_s": round(wall, 4),
-            "train_s": round(g.train_seconds, 4), "framework_s": round(framework, 4),
+            "failed": g.failed, "nonfinite": len(nonfinite_members(g.trained)), "replaced": len(g.replaced),
+            "wall_s": round(wall, 4), "train_s": round(g.outcome.train_seconds, 4), "framework_s": round(framework, 4),
             "framework_share": round(framework / wall, 5) if wall > 0 else 0.0}
 
 

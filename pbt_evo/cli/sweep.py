@@ -29,7 +29,8 @@ from typing import Any
 from ..parallel.connect import init_ray
 from ..parallel.resources import ResourceError
 from ..trusted import UntrustedTask
-from ..variants import VARIANTS
+from ..variants import VARIANTS, variant
+from ..weights import SHRINK_PERTURB
 from . import config, signals
 from .checkpoint import CheckpointError, WriteError
 from .config import ConfigError
@@ -46,7 +47,6 @@ SUFFIXES: dict[str, list[str]] = {
     "wfresh": ["algorithm.width_policy=fresh"],
     "rc": ["algorithm.research_code_compat=true"],
 }
-DEFAULT_SHRINK_PERTURB = [0.4, 0.1]
 
 
 def algorithm_overrides(label: str) -> list[str]:
@@ -79,9 +79,9 @@ def algorithm_label(cfg: dict[str, Any]) -> str:
     """
     alg = cfg["algorithm"]
     label = alg["name"]
-    sp = [float(v) for v in alg.get("shrink_perturb", DEFAULT_SHRINK_PERTURB)]
-    # shrink-perturb only acts where layers are mixed; for the other variants it is not part of the name
-    if alg["name"] in ("pbt_nas", "no_mixing", "random_sp") and sp != DEFAULT_SHRINK_PERTURB:
+    sp = tuple(float(v) for v in alg.get("shrink_perturb", SHRINK_PERTURB))
+    # shrink-perturb is part of the name only where it acts (the registry says)
+    if variant(alg["name"]).shrink_perturbs and sp != SHRINK_PERTURB:
         label += {(1.0, 0.0): "_sp10", (0.0, 1.0): "_sp01"}.get(tuple(sp), f"_sp{sp[0]:g}_{sp[1]:g}")
     if alg.get("init") == "naswot":
         label += "_naswot"

@@ -13,7 +13,6 @@
 The run folder and the ``rank`` command are in :mod:`pbt_evo.cli.oneshot`.
 """
 
-from ..names import ONESHOT
 from .bank import WeightBank
 from .sampling import (
            SAMPLINGS,
@@ -23,7 +22,5 @@ from .sampling import (
 )
 from .supernet import Supernet
 
-SAMPLING_OF = {"bnao": "proportional", "nao": "uniform"}
-
-__all__ = ["ONESHOT", "SAMPLINGS", "SAMPLING_OF", "Supernet", "WeightBank", "init_population_size_proportional",
+__all__ = ["SAMPLINGS", "Supernet", "WeightBank", "init_population_size_proportional",
            "model_size", "sampling_probabilities"]

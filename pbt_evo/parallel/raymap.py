@@ -19,8 +19,8 @@ from typing import Any
 
 from ..handles import StoredState, TrainResult
 from ..task import Task, TaskSpec
-from .protocol import MapBase, map_by_stream
 from .connect import init_ray
+from .protocol import Call, MapBase, check_max_early
 from .resources import ResourceError, WorkerRequest, check, room_now, timeout_message, waiting_line
 from .scheduler import Job, Scheduler
 from .serial import failed_result
@@ -35,12 +35,11 @@ WAIT_FIRST_REPORT, WAIT_REPORT_EVERY = 10.0, 30.0
 
 
 @dataclass(eq=False)
-class _Call(Job):
+class _Job(Job):
     """A submitted call, from ``submit`` until ``wait`` returns it."""
 
-    func: Callable[[Any], Any] | None = None
-    item: Any = None
-    key: bytes | None = None   # the item's stored state when submitted (what a live member must match)
+    call: Call | None = None
+    key: bytes | None = None   # the call's stored state (what a live member must match)
     use: int = 0               # token of the live member it would continue on ``home``
     failures: int = 0          # attempts that failed
     token: int = 0             # the live member it leaves on its worker
@@ -49,9 +48,11 @@ class _Call(Job):
 
 
 def _state_key(handle: Any) -> bytes | None:
-    """The object-store id of a stored state (what live members are keyed by)."""
+    """The object-store id of a stored state (what live members are keyed by); None for any other handle."""
+    import ray
+
     ref = handle.ref if isinstance(handle, StoredState) else None
-    return ref.binary() if hasattr(ref, "binary") else None
+    return ref.binary() if isinstance(ref, ray.ObjectRef) else None
 
 
 class RayMap(MapBase):
@@ -69,18 +70,20 @@ class RayMap(MapBase):
     busy are waited for with a line every so often; ``wait_timeout`` (seconds; None: forever) ends the
     wait with a ResourceError, and, when set, lets a request beyond the cluster as it is wait for nodes to
     be added (an autoscaling cluster). ``key_prefix`` prefixes setting names in messages (the CLI's
-    ``parallel.``).
+    ``parallel.``). ``max_early`` and ``progress``: see :class:`~pbt_evo.parallel.protocol.MapBase`.
 
     >>> # toolbox.map = RayMap(TaskSpec("tasks.digits:DigitsTask"), workers=2)
-    >>> # ticket = rmap.submit(partial(train_member, epochs=1), individual); ticket, result = rmap.wait()
+    >>> # ticket = rmap.submit(Call(partial(train_member, epochs=1), ind, state=ind.handle)); rmap.wait()
     """
 
     def __init__(self, spec: TaskSpec, workers: int = 2, cpus_per_worker: float = 1, gpus_per_worker: float = 0,
                  max_retries: int = 1, address: str | None = None, local_task: Task | None = None,
                  pipeline: int = 2, resources: dict[str, float] | None = None,
-                 reuse_members: bool | None = None, wait_timeout: float | None = None, key_prefix: str = ""):
+                 reuse_members: bool | None = None, wait_timeout: float | None = None, key_prefix: str = "",
+                 max_early: int | None = None, progress: Callable[[int, Any], None] | None = None):
         import ray
 
+        self.max_early, self.progress = check_max_early(max_early), progress
         self._scheduler = Scheduler(workers, pipeline)
         joined = address is not None or ray.is_initialized()  # a cluster that may grow, unlike one started here
         # None starts a Ray instance of this process's own ("local"); Ray's default would join any cluster
@@ -164,21 +167,18 @@ class RayMap(MapBase):
                 report = now + WAIT_REPORT_EVERY
 
     # -- the stream ------------------------------------------------------------------------------
-    def submit(self, func: Callable[[Any], Any], item: Any, cost: float | None = None, order: int = 0) -> int:
-        """Queue ``func(item)`` (``item`` is serialized when dispatched, in :meth:`wait`); ``cost``: its
-        expected training time, else the last measured one or the task's estimate."""
+    def submit(self, call: Call) -> int:
+        """Queue a call (its item is serialized when dispatched, in :meth:`wait`); without a ``cost``, the
+        local task's estimate for its ``genome`` (else 1) orders it."""
         self._tickets += 1
-        key = _state_key(getattr(item, "handle", None))
+        key = _state_key(call.state)
         home = self._homes.pop(key, None)  # one call continues a live member
-        self._scheduler.add(self._tickets, _Call(
-            self._costs([item])[0] if cost is None else float(cost), order, home[0] if home else -1,
-            func=func, item=item, key=key, use=home[1] if home else 0))
+        self._scheduler.add(self._tickets, _Job(self._cost(call), call.order, home[0] if home else -1,
+                                                call=call, key=key, use=home[1] if home else 0))
         return self._tickets
 
     def wait(self, among: Container[int] | None = None) -> tuple[int, Any]:
         """Dispatch what fits, then block until a call of ``among`` (default: any) returns."""
-        import ray
-
         while True:
             for ticket in self._done:
                 if among is None or ticket in among:
@@ -200,43 +200,42 @@ class RayMap(MapBase):
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
-        call = self._scheduler.jobs[ticket]
-        w = call.worker
+        job = self._scheduler.jobs[ticket]
+        w = job.worker
         self._scheduler.release(ticket)
         try:
             res, kept = ray.get(ref)
         except (RayTaskError, RayActorError) as exc:
             try:  # its state holds the same error: read, or Ray prints it when the reference goes
-                ray.get(call.state)
+                ray.get(job.state)
             except (RayTaskError, RayActorError):
                 pass
             died = isinstance(exc, RayActorError)
-            if died and self.actors[w] is call.actor:
+            if died and self.actors[w] is job.actor:
                 log.warning("worker %d died; starting a new one", w)
                 self._respawn(w)
-            call.failures += 1
-            if call.failures <= self.max_retries:
-                member = getattr(call.item, "id", ticket)
+            job.failures += 1
+            if job.failures <= self.max_retries:
                 self._scheduler.retry(ticket, w)
                 if died:
                     # the others may have died at the same moment (a lost node, a killed process group), unseen
                     # as yet: the call waits for the new worker rather than go to a worker that may be dead too
-                    self._scheduler.jobs[ticket].tried = set(range(len(self.actors))) - {w}
-                    log.warning("member %s was on worker %d, which died: it is retried on the new worker %d once"
-                                " that has started", member, w, w)
+                    job.tried = set(range(len(self.actors))) - {w}
+                    log.warning("%s was on worker %d, which died: it is retried on the new worker %d once that"
+                                " has started", job.call.label, w, w)
                 else:
-                    failures.warning("member %s failed on worker %d, retrying elsewhere: %s", member, w,
+                    failures.warning("%s failed on worker %d, retrying elsewhere: %s", job.call.label, w,
                                      str(exc).strip().splitlines()[-1], extra={"traceback": str(exc)})
                 return None
             self._scheduler.remove(ticket)
             return failed_result(str(exc))
         self._scheduler.remove(ticket)
         if isinstance(res, TrainResult) and not res.failed:
-            res.state = StoredState(call.state)
-            key = call.state.binary()
+            res.state = StoredState(job.state)
+            key = job.state.binary()
             self._trained_on[key] = w
             if kept:
-                self._homes[key] = (w, call.token)
+                self._homes[key] = (w, job.token)
         return res
 
     def _next_done(self) -> Any:
@@ -245,7 +244,8 @@ class RayMap(MapBase):
         import ray
 
         while True:
-            done, _ = ray.wait(list(self._pending), num_returns=1, timeout=WAIT_REPORT_EVERY if self._starting else None)
+            done, _ = ray.wait(list(self._pending), num_returns=1,
+                               timeout=WAIT_REPORT_EVERY if self._starting else None)
             if done:
                 return done[0]
             for w, (probe, since) in list(self._starting.items()):
@@ -263,29 +263,27 @@ class RayMap(MapBase):
         """Send queued calls to workers while they have room."""
         while (pick := self._scheduler.next()) is not None:
             ticket, w = pick
-            call = self._scheduler.jobs[ticket]
-            # continue a live member only if the item still has the state it was submitted with
-            same = _state_key(getattr(call.item, "handle", None)) == call.key
-            use = call.use if call.home == w and same else None
-            if call.home >= 0 and use is None:
-                self._prune[call.home] = True  # that live member is superseded: drop it with the next call
+            job = self._scheduler.jobs[ticket]
+            use = job.use if job.home == w else None
+            if job.home >= 0 and use is None:
+                self._prune[job.home] = True  # that live member is superseded: drop it with the next call
             live = None
             if self._prune[w]:
                 live, self._prune[w] = self._live_tokens(w), False
             self._token += 1
-            res_ref, call.state = self._run[w].remote(call.func, call.item, use, self._token, live)
-            call.token, call.actor = self._token, self.actors[w]
+            res_ref, job.state = self._run[w].remote(job.call.fn, job.call.item, use, self._token, live)
+            job.token, job.actor = self._token, self.actors[w]
             self._pending[res_ref] = ticket
 
     def _live_tokens(self, w: int) -> tuple[int, ...]:
         """The live members worker ``w`` must keep: those of current states, those queued calls will
         continue, and those its calls in flight will leave (they run before the call carrying this)."""
         tokens = {t for v, t in self._homes.values() if v == w}
-        for call in self._scheduler.jobs.values():
-            if call.home == w:
-                tokens.add(call.use)
-            if call.worker == w:
-                tokens.add(call.token)
+        for job in self._scheduler.jobs.values():
+            if job.home == w:
+                tokens.add(job.use)
+            if job.worker == w:
+                tokens.add(job.token)
         return tuple(sorted(tokens))
 
     def _respawn(self, w: int) -> None:
@@ -294,9 +292,9 @@ class RayMap(MapBase):
         self._run[w] = self.actors[w].run.options(num_returns=2)
         self._starting[w] = (self.actors[w].node.remote(), time.monotonic())
         self._homes = {k: h for k, h in self._homes.items() if h[0] != w}
-        for call in self._scheduler.jobs.values():
-            if call.home == w:
-                call.home = -1
+        for job in self._scheduler.jobs.values():
+            if job.home == w:
+                job.home = -1
         self._prune[w] = False
 
     def discard(self, tickets: Iterable[int] | None = None) -> None:
@@ -308,21 +306,13 @@ class RayMap(MapBase):
         self._done = {t: r for t, r in self._done.items() if t not in drop}
 
     # -- the rest of the map contract ------------------------------------------------------------
-    def __call__(self, func: Callable[[Any], Any], iterable: Iterable[Any]) -> list[Any]:
-        items = list(iterable)
-        self.retain(getattr(it, "handle", None) for it in items)
-        return map_by_stream(self, func, items, self._costs(items))
-
-    def _costs(self, items: list[Any]) -> list[float]:
-        """Expected cost per item: its last measured training time (children inherit their base
-        parent's), else the task's estimate, else equal."""
-        measured = [getattr(it, "metrics", {}).get("train_seconds") for it in items]
-        if all(m is not None for m in measured):
-            return [float(m) for m in measured]
-        task = self._local_task
-        if task is None or not all(isinstance(it, list) for it in items):
-            return [1.0] * len(items)
-        return [float(task.cost(list(it))) for it in items]
+    def _cost(self, call: Call) -> float:
+        """A call's expected cost: its own, else the local task's estimate for its genome, else 1."""
+        if call.cost is not None:
+            return float(call.cost)
+        if self._local_task is None or call.genome is None:
+            return 1.0
+        return float(self._local_task.cost(list(call.genome)))
 
     def retain(self, handles: Iterable[Any]) -> None:
         """Forget every live member whose state is not among ``handles`` (superseded); the workers drop

@@ -143,7 +143,3 @@ class Scheduler:
                 slot.queued = max(0.0, slot.queued - job.cost)
             out.append((ticket, job))
         return out
-
-    def running_on(self, w: int) -> list[tuple[int, Job]]:
-        """The calls dispatched to worker ``w`` and not released."""
-        return [(t, j) for t, j in self.jobs.items() if j.worker == w]

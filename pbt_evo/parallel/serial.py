@@ -14,8 +14,8 @@ import torch
 from ..handles import TrainResult
 from ..rng import kept_rng
 from ..task import Task
-from ..train import set_task
-from .protocol import MapBase, stored_locally
+from ..train import set_scope
+from .protocol import Call, Context, MapBase, check_max_early, stored_locally
 
 failures = logging.getLogger("pbt_evo.parallel.failures")  # each failed attempt, its traceback in `extra`
 
@@ -29,10 +29,11 @@ class SerialMap(MapBase):
     """Runs every call in this process, oldest first: a DEAP map and a stream (``submit``/``wait``).
 
     A call that raises is retried ``max_retries`` times, then returned as a failed result, so one
-    member's failure does not end the run. The driver's random streams are kept across calls.
-    Members train with ``num_threads`` torch threads, 1 by default as a Ray worker of 1 CPU does: small
-    networks run no faster on more, and on a busy machine many times slower (None: torch's own count);
-    :meth:`close` gives the process its previous count back.
+    member's failure does not end the run. The driver's random streams are kept across calls. Calls run
+    with a :class:`~pbt_evo.parallel.protocol.Context` holding ``task``; ``max_early`` and ``progress``:
+    see :class:`~pbt_evo.parallel.protocol.MapBase`. Members train with ``num_threads`` torch threads, 1
+    by default as a Ray worker of 1 CPU does: small networks run no faster on more, and on a busy machine
+    many times slower (None: torch's own count); :meth:`close` gives the process its previous count back.
 
     >>> from tasks.digits import DigitsTask
     >>> smap = SerialMap(DigitsTask(channels=4))
@@ -40,21 +41,22 @@ class SerialMap(MapBase):
     [2, 3]
     """
 
-    def __init__(self, task: Task, num_threads: int | None = 1, max_retries: int = 1):
+    def __init__(self, task: Task, num_threads: int | None = 1, max_retries: int = 1,
+                 max_early: int | None = None, progress: Callable[[int, Any], None] | None = None):
         self.task = task
         self.num_threads = num_threads
         self._threads_before: int | None = None
         self.max_retries = max_retries
+        self.max_early, self.progress = check_max_early(max_early), progress
         self.scope = uuid.uuid4().hex  # names this map's per-node services (pbt_evo.train.current_scope)
-        self._queue: deque = deque()       # (ticket, func, item) not yet run
+        self._queue: deque = deque()       # (ticket, call) not yet run
         self._done: dict[int, Any] = {}    # results that ran while ``wait`` looked for other tickets
         self._tickets = 0
-        set_task(task, self.scope)
 
-    def submit(self, func: Callable[[Any], Any], item: Any, cost: float | None = None, order: int = 0) -> int:
-        """Queue ``func(item)``; it runs in :meth:`wait` (``cost`` and ``order`` are ignored: queue order)."""
+    def submit(self, call: Call) -> int:
+        """Queue a call; it runs in :meth:`wait` (its ``cost`` and ``order`` are ignored: queue order)."""
         self._tickets += 1
-        self._queue.append((self._tickets, func, item))
+        self._queue.append((self._tickets, call))
         return self._tickets
 
     def wait(self, among: Container[int] | None = None) -> tuple[int, Any]:
@@ -62,14 +64,14 @@ class SerialMap(MapBase):
         for ticket in self._done:
             if among is None or ticket in among:
                 return ticket, self._done.pop(ticket)
-        set_task(self.task, self.scope)
+        set_scope(self.scope)  # several maps may share this process
         if self.num_threads and torch.get_num_threads() != self.num_threads:  # (setting it costs milliseconds)
             self._threads_before = self._threads_before or torch.get_num_threads()
             torch.set_num_threads(self.num_threads)
         while self._queue:
-            ticket, func, item = self._queue.popleft()
+            ticket, call = self._queue.popleft()
             with kept_rng():
-                res = self._run(func, item)
+                res = self._run(call)
             if among is None or ticket in among:
                 return ticket, res
             self._done[ticket] = res
@@ -80,19 +82,18 @@ class SerialMap(MapBase):
         self._queue = deque(q for q in self._queue if drop is not None and q[0] not in drop)
         self._done = {t: r for t, r in self._done.items() if drop is not None and t not in drop}
 
-    def _run(self, func: Callable[[Any], Any], item: Any) -> Any:
+    def _run(self, call: Call) -> Any:
         for attempt in range(self.max_retries + 1):
             try:
-                return stored_locally(func(item))
+                return stored_locally(call.run(Context(self.task, self.scope)))
             except Exception:  # a member's failure must not end the run
                 err = traceback.format_exc()
-                failures.warning("member %s failed (attempt %d): %s", getattr(item, "id", "?"), attempt + 1,
-                                 err.strip().splitlines()[-1], extra={"traceback": err})
+                failures.warning("%s failed (attempt %d): %s", call.label, attempt + 1, err.strip().splitlines()[-1],
+                                 extra={"traceback": err})
         return failed_result(err)
 
     def close(self) -> None:
         self.task.close()
-        set_task(None)
         if self._threads_before is not None:
             torch.set_num_threads(self._threads_before)
             self._threads_before = None

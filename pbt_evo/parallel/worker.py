@@ -13,28 +13,10 @@ from typing import Any
 
 import torch
 
-from ..handles import StoredState, TrainResult, WeightHandle, capture, restore
+from ..handles import TrainResult, capture, restore
 from ..task import Task, TaskSpec
-from ..train import set_task
-
-
-class _Continued(WeightHandle):
-    """Inside a worker: the item's handle, or the live member that already is its state; records the
-    member that ``func`` trains so the worker can keep it."""
-
-    def __init__(self, inner: WeightHandle, cached: Any, sink: list[Any]):
-        self.inner, self.cached, self.sink = inner, cached, sink
-
-    def materialise(self, task: Task, genome: Any) -> Any:
-        member = self.cached if self.cached is not None else self.inner.materialise(task, genome)
-        self.sink.append(member)
-        return member
-
-    def __getattr__(self, name: str) -> Any:  # code that inspects the handle sees the real one
-        inner = self.__dict__.get("inner")
-        if inner is None:
-            raise AttributeError(name)
-        return getattr(inner, name)
+from ..train import set_scope
+from .protocol import Context
 
 
 def nbytes(x: Any) -> int:
@@ -58,12 +40,13 @@ class Worker:
     (a second Ray return value, so the state goes to the object store without passing the driver).
 
     Live members: a task that sets ``reuse_members = True`` (its members carry nothing besides model,
-    optimizers and extras) lets the worker keep the members it trained; a call whose item's stored
-    state is exactly a kept member's continues that member instead of building one and loading the
-    state. The stored state stays the source of truth for children, retries and checkpoints.
+    optimizers and extras) lets the worker keep the members it trained (``self.live``); a call whose
+    stored state is exactly a kept member's is given that member in its context (``use``) instead of
+    building one and loading the state. The stored state stays the source of truth for children, retries
+    and checkpoints.
 
     >>> w = Worker(TaskSpec("tasks.digits:DigitsTask", {"channels": 4}), num_threads=1)
-    >>> (res, kept), state = w.run(lambda item: TrainResult(0.5, state={"model": {}}), None)
+    >>> (res, kept), state = w.run(lambda ctx, item: TrainResult(0.5, state={"model": {}}), None)
     >>> res.fitness, kept, state
     (0.5, False, {'model': {}})
     """
@@ -74,7 +57,7 @@ class Worker:
         self._spec, self._scope, self._reuse = spec, scope or "default", reuse_members
         self.task: Task | None = None
         self._keep_members = False
-        self._live: dict[int, Any] = {}  # token -> member trained here, state identical to a stored one
+        self.live: dict[int, Any] = {}  # token -> member trained here, state identical to a stored one
         self._continued = 0  # calls that continued a live member instead of building one
         self._timeline: deque = deque(maxlen=100_000)  # (start, end) wall clock of each call, for profiling
 
@@ -84,45 +67,35 @@ class Worker:
         before the first member, not in the first generation's wall time."""
         if self.task is None:
             task = self._spec.build()
-            set_task(task, self._scope)
+            set_scope(self._scope)
             self._keep_members = bool(task.reuse_members if self._reuse is None else self._reuse)
             member = task.build([0] * len(task.space))
             restore(member, capture(member))
             self.task = task
         return self.task
 
-    def run(self, func: Callable[[Any], Any], item: Any, use: int | None = None, keep: int | None = None,
+    def run(self, fn: Callable[[Context, Any], Any], item: Any, use: int | None = None, keep: int | None = None,
             live: tuple[int, ...] | None = None) -> tuple[tuple[Any, bool], Any]:
-        """``func(item)`` as ``((result, kept), state)``.
+        """``fn(context, item)`` as ``((result, kept), state)``.
 
-        ``use`` names a live member to continue (its state is the item's stored state); ``keep`` the
+        ``use`` names a live member to continue (its state is the call's stored state); ``keep`` the
         name to keep the member just trained under; ``live`` (sent after the driver's ``retain``) lists
         the names still worth keeping, so that a worker holds at most its share of the population.
         """
-        self._ready()
+        task = self._ready()
         start = time.time()
         if live is not None:
-            for token in [t for t in self._live if t not in live]:
-                del self._live[token]
-        cached = self._live.pop(use, None) if use is not None else None
-        self._continued += cached is not None
-        sink: list[Any] = []
-        handle = getattr(item, "handle", None)
-        if self._keep_members and isinstance(handle, WeightHandle):
-            # a continued member must be exactly the stored state: only for plain stored states (a
-            # child's recipe always materialises from its parents' states)
-            item.handle = _Continued(handle, cached if isinstance(handle, StoredState) else None, sink)
-        try:
-            res = func(item)
-        finally:
-            if isinstance(getattr(item, "handle", None), _Continued):
-                item.handle = handle  # a function that returns the item must not return the wrapper
+            for token in [t for t in self.live if t not in live]:
+                del self.live[token]
+        context = Context(task, self._scope, live=self.live.pop(use, None) if use is not None else None)
+        self._continued += context.live is not None
+        res = fn(context, item)
         state, kept = None, False
         if isinstance(res, TrainResult):
             state, res.state = res.state, None
-            kept = bool(self._keep_members and keep is not None and sink and not res.failed)
+            kept = bool(self._keep_members and keep is not None and context.built is not None and not res.failed)
             if kept:
-                self._live[keep] = sink[-1]
+                self.live[keep] = context.built
         self._timeline.append((start, time.time()))
         return (res, kept), state
 
@@ -130,11 +103,11 @@ class Worker:
         """Bytes of tensors held by the live members this worker keeps (model and optimizer state)."""
         return sum(nbytes([member.model.state_dict()] + [list(opt.state.values())
                                                          for opt in member.optimizers.values()])
-                   for member in self._live.values())
+                   for member in self.live.values())
 
     def live_stats(self) -> dict[str, int]:
         """Live members kept now, and calls so far that continued one instead of building a member."""
-        return {"held": len(self._live), "continued": self._continued}
+        return {"held": len(self.live), "continued": self._continued}
 
     def timeline(self) -> list[tuple[float, float]]:
         """``(start, end)`` wall-clock times of the calls so far (``time.time()``), then forgets them:
@@ -154,6 +127,6 @@ class Worker:
 
     def close(self) -> None:
         """Let the task release what it holds (before the actor is killed, which runs no cleanup)."""
-        self._live.clear()
+        self.live.clear()
         if self.task is not None:
             self.task.close()

@@ -1,9 +1,11 @@
-"""Training one generation of a population on a map, for :func:`~pbt_evo.algorithms.ea_pbt`.
+"""Training one generation of a population on a map, for :func:`~pbt_evo.algorithms.ea_pbt`: early starts
+live here, behind :class:`GenerationRunner`.
 
-:class:`GenerationRunner` submits every member, records each result as it arrives (so a member's old
-state is freed at once) and, when the toolbox has ``survivors`` and the map is a stream, starts the next
-generation of a member that truncation cannot replace whatever the members still training score, on a
-worker that would otherwise wait for the slowest member (no barrier for sure survivors).
+:class:`GenerationRunner` submits every member as a :class:`~pbt_evo.parallel.protocol.Call`, records
+each result as it arrives (so a member's old state is freed at once) and starts the next generation of a
+member that ``survivors`` says truncation cannot replace whatever the members still training score, on a
+worker that would otherwise wait for the slowest member (no barrier for sure survivors; the map's
+``max_early`` caps how many, ``no_survivors`` or ``max_early=0`` is the synchronous loop).
 
 Why the results are the synchronous loop's: a member's training depends only on its own state, seed
 and age, and an early result is used only when its generation begins, if its place still holds the
@@ -20,11 +22,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from deap import base
-
-from .handles import TrainResult
-from .individual import Individual, worst_value, worst_values
-from .parallel.protocol import BatchMap, Progress, as_stream
+from ..handles import TrainResult
+from ..individual import Individual, worst_value, worst_values
+from .protocol import Call, as_stream, check_max_early
 
 
 def record(ind: Individual, res: TrainResult, step: int) -> int:
@@ -134,26 +134,27 @@ def _same(a: tuple, b: tuple) -> bool:
 
 
 class GenerationRunner:
-    """Trains a population one generation at a time on ``toolbox.map``, with ``toolbox.train``.
+    """Trains a population one generation at a time on ``stream`` with ``train`` (``train(context, individual,
+    epochs=...)``), starting the members ``survivors(finished, N)`` names early, at most the map's
+    ``max_early`` a generation: each holds a second state until its generation begins.
 
-    ``max_early`` caps the early starts per generation (``None``: every sure survivor; ``0``: none, the
-    synchronous loop): each holds a second state until its generation begins.
-
-    >>> # runner = GenerationRunner(toolbox); outcome = runner.run(population, step=2, following=2, generation=0)
+    >>> # runner = GenerationRunner(toolbox.map, toolbox.train, toolbox.survivors)
+    >>> # outcome = runner.run(population, step=2, following=2, generation=0)
     """
 
-    def __init__(self, toolbox: base.Toolbox, max_early: int | None = None, progress: Progress | None = None):
-        if max_early is not None and (not isinstance(max_early, int) or isinstance(max_early, bool) or max_early < 0):
-            raise ValueError(f"max_early must be an int >= 0 (early starts per generation) or None (no cap), got"
-                             f" {max_early!r}")
-        self.stream = as_stream(toolbox.map)
-        self.train: Callable[..., Any] = toolbox.train
-        early = hasattr(toolbox, "survivors") and not isinstance(self.stream, BatchMap) and max_early != 0
-        self.survivors = toolbox.survivors if early else None
-        self.max_early = max_early
-        self.progress = progress
+    def __init__(self, stream: Any, train: Callable[..., Any],
+                 survivors: Callable[[list[Individual], int], list[Individual]]):
+        self.stream = as_stream(stream)
+        self.train = train
+        self.survivors = survivors
+        self.max_early = check_max_early(self.stream.max_early)
         self._ahead: dict[int, _Early] = {}    # ticket -> next generation's early start, still training
         self._arrived: dict[int, _Early] = {}  # index -> early start whose result waits for its generation
+
+    def call(self, ind: Individual, epochs: int, generation: int) -> Call:
+        """The call that trains ``ind`` ``epochs`` epochs (its cost: its last training time, if measured)."""
+        return Call(partial(self.train, epochs=epochs), ind, state=ind.handle, cost=ind.metrics.get("train_seconds"),
+                    order=generation, genome=ind, label=f"member {ind.id}")
 
     def run(self, population: list[Individual], step: int, following: int, generation: int) -> Outcome:
         """Train every member ``step`` epochs and record its result; ``following`` is the next
@@ -163,10 +164,10 @@ class GenerationRunner:
         self.stream.retain([ind.handle for ind in population] + [e.result.state for e in self._arrived.values()])
         tickets = {t: e.index for t, e in self._ahead.items()}  # this generation's calls already out
         out = set(tickets.values()) | set(self._arrived)
-        train = partial(self.train, epochs=step)
-        tickets.update({self.stream.submit(train, ind, order=generation): j
+        tickets.update({self.stream.submit(self.call(ind, step, generation)): j
                         for j, ind in enumerate(population) if j not in out})
-        train_next = partial(self.train, epochs=following) if self.survivors and following else None
+        start_early = bool(following) and self.max_early != 0
+        progress = self.stream.progress
         outcome, done, started = Outcome(), [False] * len(population), set()
         arrived, self._arrived, self._ahead = self._arrived, {}, {}
 
@@ -174,8 +175,8 @@ class GenerationRunner:
             done[j] = True
             outcome.failed += record(population[j], res, step)
             outcome.train_seconds += res.seconds
-            if self.progress is not None:
-                self.progress(j, res)
+            if progress is not None:
+                progress(j, res)
 
         for j, early in arrived.items():
             take(j, early.result)
@@ -189,7 +190,7 @@ class GenerationRunner:
                 self._arrived[early.index] = early
                 continue
             take(tickets.pop(ticket), res)
-            if train_next is None or len(tickets) > ask_at:
+            if not start_early or len(tickets) > ask_at:
                 continue
             ask_at = next_ask(len(tickets))
             finished = [ind for ind, d in zip(population, done) if d]
@@ -199,7 +200,7 @@ class GenerationRunner:
                     break
                 if k not in started:
                     started.add(k)
-                    ticket = self.stream.submit(train_next, ind, order=generation + 1)
+                    ticket = self.stream.submit(self.call(ind, following, generation + 1))
                     self._ahead[ticket] = _Early(k, ind, snapshot(ind))
         outcome.started_early = len(started)
         return outcome
