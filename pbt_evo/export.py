@@ -100,7 +100,8 @@ def load_best(run_dir: str | Path, task: Task | None = None,
     folder = best_folder(run_dir)
     info = json.loads((folder / "genome.json").read_text())
     if task is None:
-        how = f"pass trust=[{{target!r}}] to load_best, or the task itself: load_best({str(run_dir)!r}, task=MyTask(...))"
+        how = (f"pass trust=[{{target!r}}] to load_best, or the task itself: load_best({str(run_dir)!r},"
+               " task=MyTask(...))")
         task = trusted_spec(info.get("task"), f"{folder}/genome.json", trust, how).build()
     model = task.build_model(info["genome"])
     model.load_state_dict(load_weights(folder / WEIGHTS))

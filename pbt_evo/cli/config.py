@@ -99,10 +99,12 @@ SCHEMA: dict[str, Any] = {
         "tau": Key(0.25, "float", "fraction replaced / used as parents", check=lambda t: 0 < t <= 0.5, rule="in (0, 0.5]"),
         "p": Key(0.25, "float", "probability of taking each variable from the donor", check=lambda p: 0 <= p <= 1,
                  rule="in [0, 1]"),
-        "shrink_perturb": Key(Library("weights", "SHRINK_PERTURB"), "pair", "[lambda, gamma]: w = lambda * w_donor + gamma * w_fresh"),
+        "shrink_perturb": Key(Library("weights", "SHRINK_PERTURB"), "pair",
+                              "[lambda, gamma]: w = lambda * w_donor + gamma * w_fresh"),
         "init": Key("balanced", "choice", "initial population sampling (naswot: best N of k*N by the training-free"
                     " NASWOT score, see pbt_evo.naswot; size_proportional: N of k*N drawn in proportion to their"
-                    " parameter counts, Balanced NAO's sampling, see pbt_evo.oneshot)", choices=Library("variants", "INITS")),
+                    " parameter counts, Balanced NAO's sampling, see pbt_evo.oneshot)",
+                    choices=Library("variants", "INITS")),
         "naswot_candidates_per_member": Key(10, "int", "k: init naswot / size_proportional draws from k*N candidate"
                                             " genomes",
                                            check=_positive, rule="> 0"),

@@ -78,12 +78,14 @@ class FailureLog:
         if failed:
             with open(self.path, "a") as f:
                 for j, error in sorted(failed.items()):
-                    f.write(f"generation {generation}, member {trained[j].id} failed every attempt:\n{error.rstrip()}\n\n")
+                    f.write(f"generation {generation}, member {trained[j].id} failed every attempt:\n"
+                            f"{error.rstrip()}\n\n")
         ok = [ind for j, ind in enumerate(trained) if j not in failed]
         self.trained_any = self.trained_any or bool(ok)
         if not self.trained_any:
             raise NothingTrained(f"no member trained: all {len(trained)} of generation {generation} failed (first"
-                                 f" error: {self.first_error}); the tracebacks are in {self.path}; nothing was exported")
+                                 f" error: {self.first_error}); the tracebacks are in {self.path}; nothing was"
+                                 " exported")
         nonfinite = nonfinite_members(trained)
         words = []
         if failed:

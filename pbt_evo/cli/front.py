@@ -57,5 +57,6 @@ def front_table(infos: Sequence[Mapping[str, Any]], objectives: Objectives) -> s
     for k, info in enumerate(infos):
         values = " | ".join(_fmt(info["objectives"][n]) for n in objectives.names)
         arch = ", ".join(f"{name}={value}" for name, value in info["arch"].items())
-        lines.append(f"| front/{member_folder(k)} | {info['id']} | {values} | {_fmt(info.get('test_score'))} | {info['epochs']} | {arch} |")
+        lines.append(f"| front/{member_folder(k)} | {info['id']} | {values} | {_fmt(info.get('test_score'))} |"
+                     f" {info['epochs']} | {arch} |")
     return "\n".join(lines) + "\n"

@@ -53,7 +53,8 @@ def resolve_run(args: argparse.Namespace) -> tuple[dict[str, Any], Path, bool]:
         if not (path / "config.yaml").is_file():
             raise ConfigError(f"{path} is a folder without config.yaml: not a pbt_evo run folder")
         if overrides:
-            raise ConfigError(f"{path}: a run folder resumes with its own config; --set/--seed/--out/--name are not allowed")
+            raise ConfigError(f"{path}: a run folder resumes with its own config; --set/--seed/--out/--name are not"
+                              " allowed")
         return load_saved(path, args.trust_task, "run it with --trust-task {target}"), path, True
     cfg = config.load(path, overrides)
     run_dir = Path(cfg["output"]["dir"]) / cfg["name"]

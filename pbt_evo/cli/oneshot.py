@@ -131,8 +131,9 @@ def run_oneshot(cfg: dict[str, Any], run_dir: Path, task: Task, pmap: Any, resum
                     holder = Individual([], id=0, handle=StoredState(nao_state(res)))
                     checkpoint.save(run_dir, rec["round"], [holder], [], keep=cfg["output"]["keep_checkpoints"],
                                     payload={"phase": "supernet", "config": cfg})
-                say(f"round {rec['round']}/{settings.rounds} | epochs {budget.as_epochs(rec['supernet_steps'] / spe):.4g}"
-                    f"/{budget.e_total} | pool {rec['pool']} | one-shot best {rec['best']:.4g} median"
+                epochs = budget.as_epochs(rec["supernet_steps"] / spe)
+                say(f"round {rec['round']}/{settings.rounds} | epochs {epochs:.4g}/{budget.e_total} | pool"
+                    f" {rec['pool']} | one-shot best {rec['best']:.4g} median"
                     f" {rec['median']:.4g}" + (f" | {rec['new']} new candidates" if "new" in rec else ""))
 
             result = nao_ws(task, settings, budget.supernet_steps(spe), seed=cfg["seed"], hook=on_round, start=start)

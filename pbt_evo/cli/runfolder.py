@@ -259,7 +259,8 @@ class RunFolder:
         table = self.path / "best" / "front.md"
         table.write_text(f"# Pareto front of run `{cfg['name']}`\n\n{len(infos)} trained networks, none dominated by"
                          f" another of the run; the member in folder front/00 loads with"
-                         f" `pbt_evo.load_best(\"{root / member_folder(0)}\")`, all with `pbt_evo.load_front(\"{self.path}\")`.\n\n"
+                         f" `pbt_evo.load_best(\"{root / member_folder(0)}\")`, all with"
+                         f" `pbt_evo.load_front(\"{self.path}\")`.\n\n"
                          + front_table(infos, self.objectives))
         return table
 

@@ -164,7 +164,8 @@ def run_sweep(config_path: str | Path, algorithms: list[str], seeds: list[int], 
                 Search(cfg, run_dir, quiet=quiet).run(resume)
             except KeyboardInterrupt:
                 raise
-            except (RunFolderError, CheckpointError, WriteError, ResourceError, UntrustedTask, NothingTrained) as exc:  # their message says it all
+            except (RunFolderError, CheckpointError, WriteError, ResourceError, UntrustedTask,
+                    NothingTrained) as exc:  # their message says it all
                 log(f"{head}: failed: {exc}")
                 outcome["failed"].append(run_dir)
                 continue

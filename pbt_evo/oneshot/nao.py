@@ -183,7 +183,8 @@ def nao_state(result: NAOResult) -> dict[str, Any]:
     return {"pool": [list(g) for g in result.pool], "x_eval": [list(g) for g in result.x_eval],
             "scores": [[list(g), float(v)] for g, v in result.scores.items()], "rounds": list(result.rounds),
             "bank": {"tensors": dict(net.bank.tensors), "optim": dict(net.bank.optim)}, "steps_done": net.steps_done,
-            "controller": {k: v.detach().clone() for k, v in result.controller.state_dict().items()}, "rng": result.rng.bit_generator.state,
+            "controller": {k: v.detach().clone() for k, v in result.controller.state_dict().items()},
+            "rng": result.rng.bit_generator.state,
             "random": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
 
 

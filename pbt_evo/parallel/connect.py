@@ -111,12 +111,15 @@ def _probe(address: str, timeout: float, key: str) -> None:
             socket.create_connection(target, timeout=min(TCP_TIMEOUT, timeout)).close()
         except OSError as exc:
             why = exc.strerror or type(exc).__name__
-            raise ClusterUnreachable(f"{key}={address}: nothing answers at {target[0]}:{target[1]} ({why}): {fix}") from None
+            raise ClusterUnreachable(f"{key}={address}: nothing answers at {target[0]}:{target[1]} ({why}):"
+                                     f" {fix}") from None
     try:
         proc = subprocess.run([sys.executable, "-c", _PROBE, address], capture_output=True, text=True,
-                              timeout=timeout, env={**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")})
+                              timeout=timeout, env={**os.environ,
+                                                    "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")})
     except subprocess.TimeoutExpired:
-        raise ClusterUnreachable(f"{key}={address}: no Ray cluster answered there within {timeout:g} s: {fix}") from None
+        raise ClusterUnreachable(f"{key}={address}: no Ray cluster answered there within {timeout:g} s:"
+                                 f" {fix}") from None
     if proc.returncode != 0:
         lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
         why = lines[-1] if lines else f"exit code {proc.returncode}"
