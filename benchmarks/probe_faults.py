@@ -54,7 +54,7 @@ class Broken(DigitsTask):
 
 
 class Filling(DigitsTask):
-    """The disk at ``fill`` fills up while the 7th member trains (once)."""
+    """The disk at ``fill`` fills up while the 7th member trains (once: a mark beside the disk says so)."""
 
     def __init__(self, fill, **kwargs):
         super().__init__(**kwargs)
@@ -62,7 +62,8 @@ class Filling(DigitsTask):
 
     def build(self, genome):
         self.calls += 1
-        if self.calls == 7 and not (self.fill / "filler").exists():
+        if self.calls == 7 and not (self.fill.parent / "filled").exists():
+            (self.fill.parent / "filled").write_text("")
             st = os.statvfs(self.fill)
             fd = os.open(self.fill / "filler", os.O_CREAT | os.O_WRONLY)
             os.posix_fallocate(fd, 0, max(st.f_bavail * st.f_frsize - 32_000, 1))
@@ -77,7 +78,8 @@ class KillOnce(DigitsTask):
     def __init__(self, marks, both=False, **kwargs):
         super().__init__(**kwargs)
         self.marks, self.both, self.calls = Path(marks), both, 0
-        (self.marks / f"pid_{os.getpid()}").write_text("")
+        if "default_worker" in sys.argv[0]:  # a Ray worker (the driver builds the task too: not it)
+            (self.marks / f"pid_{os.getpid()}").write_text("")
 
     def build(self, genome):
         self.calls += 1
