@@ -541,3 +541,15 @@ def test_serial_map_trains_with_one_torch_thread_and_gives_the_count_back(digits
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+# -- 9: the probes, as documented ----------------------------------------------------------------------
+def test_robustness_md_states_every_probe_of_the_script_holding():
+    """docs/ROBUSTNESS.md holds the probe script's output: its sixteen cases, in order, each holding (the
+    script itself runs for 10-20 minutes: ``python benchmarks/probe_faults.py``)."""
+    names = re.findall(r'^ +\("(.+?)", lambda', (ROOT / "benchmarks" / "probe_faults.py").read_text(), re.M)
+    doc = (ROOT / "docs" / "ROBUSTNESS.md").read_text()
+    rows = re.findall(r"^ *(\d+) (holds|fails)  (.+?): ", doc, re.M)
+    assert len(names) == 16 and [(int(k), name) for k, _, name in rows] == list(enumerate(names, 1))
+    assert {status for _, status, _ in rows} == {"holds"} and "probes_holding=16/16" in doc
+
