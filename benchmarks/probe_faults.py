@@ -5,8 +5,9 @@ damaged checkpoint, two runs into one folder, impossible resource requests, craf
 that did not (a run folder naming code, a wrong cluster address, a torn append, the shipped configs'
 checkpoints, unusable output paths, a run in which no member trains, both workers dead at once, an edited
 config, SIGTERM while Ray starts). A case holds when the command ends as promised (exit code, one line,
-no traceback, nothing lost: a resumed run equals the uninterrupted reference run member for member). It
-needs root (it mounts small tmpfs filesystems) and takes 10-20 minutes on 2 CPU cores.
+no traceback, nothing lost: a resumed run equals the uninterrupted reference run member for member). The
+faults are digits tasks that misbehave on purpose (:mod:`tasks.faulty`). It needs root (it mounts small
+tmpfs filesystems) and takes 10-20 minutes on 2 CPU cores.
 
     python benchmarks/probe_faults.py [--only 1,8]
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -30,85 +30,12 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT)]
-from tasks.digits import DigitsTask  # noqa: E402
+from pbt_evo.parallel.connect import session_processes
 
+ROOT = Path(__file__).resolve().parents[1]
 BASE = {"name": "r", "task": {"target": "tasks.digits:DigitsTask", "args": {"channels": 4}},
         "algorithm": {"population": 6, "e_total": 3, "e_step": 1},
         "parallel": {"backend": "serial"}, "output": {"tensorboard": False}}
-
-
-# -- tasks the probes need (imported by the commands and their Ray workers: benchmarks/ is on their path) --
-class Broken(DigitsTask):
-    """Every member fails to train."""
-
-    def build(self, genome):
-        member = super().build(genome)
-
-        def train(epochs):
-            raise ZeroDivisionError("division by zero")
-
-        member.train = train
-        return member
-
-
-class Filling(DigitsTask):
-    """The disk at ``fill`` fills up while the 7th member trains (once: a mark beside the disk says so)."""
-
-    def __init__(self, fill, **kwargs):
-        super().__init__(**kwargs)
-        self.fill, self.calls = Path(fill), 0
-
-    def build(self, genome):
-        self.calls += 1
-        if self.calls == 7 and not (self.fill.parent / "filled").exists():
-            (self.fill.parent / "filled").write_text("")
-            st = os.statvfs(self.fill)
-            fd = os.open(self.fill / "filler", os.O_CREAT | os.O_WRONLY)
-            os.posix_fallocate(fd, 0, max(st.f_bavail * st.f_frsize - 32_000, 1))
-            os.close(fd)
-        return super().build(genome)
-
-
-class KillOnce(DigitsTask):
-    """The worker process ends (as kill -9 would) in its 3rd call, once; ``both``: the other worker too,
-    while it waits idle for the generation's last member."""
-
-    def __init__(self, marks, both=False, **kwargs):
-        super().__init__(**kwargs)
-        self.marks, self.both, self.calls = Path(marks), both, 0
-        if "default_worker" in sys.argv[0]:  # a Ray worker (the driver builds the task too: not it)
-            (self.marks / f"pid_{os.getpid()}").write_text("")
-
-    def build(self, genome):
-        self.calls += 1
-        member, busy = super().build(genome), self.marks / f"busy_{os.getpid()}"
-        if self.calls != 3 or (self.marks / "killed").exists():
-            train = member.train
-
-            def marked(epochs):
-                busy.write_text("")
-                try:
-                    return train(epochs)
-                finally:
-                    busy.unlink()
-
-            member.train = marked
-            return member
-        (self.marks / "killed").write_text("")
-        idle = time.monotonic()
-        while self.both and time.monotonic() - idle < 1.0:
-            time.sleep(0.02)
-            if any(self.marks.glob("busy_*")):
-                idle = time.monotonic()
-        for other in self.marks.glob("pid_*") if self.both else []:
-            if int(other.name[4:]) != os.getpid():
-                try:
-                    os.kill(int(other.name[4:]), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        os._exit(9)
 
 
 # -- helpers ------------------------------------------------------------------------------------------
@@ -116,7 +43,7 @@ class Probe:
     def __init__(self, tmp: Path):
         self.tmp = tmp
         self.env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),
-                    "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+                    "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         self.n = 0
 
     def folder(self) -> Path:
@@ -171,18 +98,6 @@ def mount(path: Path, size: str = "8m") -> None:
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True, capture_output=True)
 
 
-def session_processes(pid: int) -> list[int]:
-    found = []
-    for d in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if re.search(rf"session_[\d_-]+_{pid}\b", cmd):
-            found.append(int(d))
-    return found
-
-
 # -- the probes: each returns (holds, what was seen) ------------------------------------------------------
 def p_signals(p: Probe, ref: list) -> tuple[bool, str]:
     seen, ok = [], True
@@ -203,7 +118,7 @@ def p_signals(p: Probe, ref: list) -> tuple[bool, str]:
 
 def p_killed_worker(p: Probe, ref: list) -> tuple[bool, str]:
     folder = p.folder()
-    proc, run = p.run(folder, task__target="probe_faults:KillOnce", task__args={"channels": 4, "marks": str(folder)},
+    proc, run = p.run(folder, task__target="tasks.faulty:KillsWorkers", task__args={"channels": 4, "marks": str(folder)},
                       parallel__backend="ray")
     failed = [r["failed"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())] if proc.returncode == 0 else None
     ok = proc.returncode == 0 and (folder / "killed").exists() and members(run) == ref and failed == [0, 0, 0]
@@ -215,7 +130,7 @@ def p_full_disk(p: Probe, ref: list) -> tuple[bool, str]:
     disk = folder / "disk"
     mount(disk, "4m")
     try:
-        config = p.config(folder, task__target="probe_faults:Filling", task__args={"channels": 4, "fill": str(disk)})
+        config = p.config(folder, task__target="tasks.faulty:FillsDisk", task__args={"channels": 4, "fill": str(disk)})
         first = p.cmd(config, "--out", disk / "runs", "--quiet")
         line = one_line(first.stderr) or ""
         (disk / "filler").unlink()
@@ -406,7 +321,7 @@ def p_output_paths(p: Probe, ref_run: Path) -> tuple[bool, str]:
 
 def p_nothing_trained(p: Probe) -> tuple[bool, str]:
     folder = p.folder()
-    proc, run = p.run(folder, task__target="probe_faults:Broken", parallel__backend="ray")
+    proc, run = p.run(folder, task__target="tasks.faulty:Broken", parallel__backend="ray")
     line = one_line(proc.stderr) or ""
     ok = (proc.returncode == 1 and line.startswith("error: no member trained") and not (run / "best").exists()
           and "ZeroDivisionError" in (run / "errors.log").read_text())
@@ -415,7 +330,7 @@ def p_nothing_trained(p: Probe) -> tuple[bool, str]:
 
 def p_both_workers(p: Probe, ref: list) -> tuple[bool, str]:
     folder = p.folder()
-    proc, run = p.run(folder, task__target="probe_faults:KillOnce", parallel__backend="ray",
+    proc, run = p.run(folder, task__target="tasks.faulty:KillsWorkers", parallel__backend="ray",
                       task__args={"channels": 4, "marks": str(folder), "both": True})
     failed = [r["failed"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines())] if proc.returncode == 0 else None
     ok = proc.returncode == 0 and len(list(folder.glob("pid_*"))) >= 4 and failed == [0, 0, 0] and members(run) == ref

@@ -15,29 +15,21 @@ import time
 from pathlib import Path
 
 import pytest
-import ray
 import torch
 import yaml
 
 import pbt_evo
 from pbt_evo.cli.config import load
+from pbt_evo.parallel.connect import session_processes
 from pbt_evo.run import main
 from pbt_evo.trusted import GROUP, UntrustedTask, registered, trusted_record
 from tasks.digits import DigitsTask
 
+from test_robust import CONFIG, final_population, one_line, reference, write_config  # noqa: F401 (a fixture)
+
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-CONFIG = {"name": "r", "task": {"target": "tasks.digits:DigitsTask", "args": {"channels": 4}},
-          "algorithm": {"population": 6, "e_total": 2, "e_step": 1},
-          "parallel": {"backend": "serial"}, "output": {"tensorboard": False}}
 EVIL = "subprocess:getoutput"  # what a crafted folder names: a callable that runs a shell command
-ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers get KillBothWorkersOnce by value
-
-
-def write_config(folder, data=None, name="r.yaml"):
-    path = Path(folder) / name
-    path.write_text(yaml.safe_dump(data or CONFIG))
-    return path
 
 
 def env():
@@ -50,34 +42,14 @@ def command(*args, module="pbt_evo.run", timeout=600):
                           text=True, timeout=timeout)
 
 
-def one_line(text):
-    lines = [ln for ln in text.strip().splitlines() if ln.strip() and "Ray workers to start" not in ln]
-    assert len(lines) == 1 and "Traceback" not in text, text
-    return lines[0].strip()
+def copy_run(reference, tmp_path, name="r"):
+    return Path(shutil.copytree(reference[1], tmp_path / "runs" / name))
 
 
-def final_population(run):
-    keys = ("gen", "id", "genome", "fitness", "epochs", "origin", "parents")
-    return [{k: json.loads(line)[k] for k in keys} for line in (run / "population.jsonl").read_text().splitlines()]
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A finished serial run of 2 generations (checkpoints gen_00001 and gen_00002 kept)."""
-    tmp = tmp_path_factory.mktemp("finished")
-    config = write_config(tmp)
-    assert main([str(config), "--out", str(tmp / "runs"), "--quiet"]) == 0
-    return config, tmp / "runs" / "r"
-
-
-def copy_run(finished, tmp_path, name="r"):
-    return Path(shutil.copytree(finished[1], tmp_path / "runs" / name))
-
-
-def interrupted(finished, tmp_path):
-    """A copy of the finished run as it was after generation 1 (gen 2 to train again)."""
-    run = copy_run(finished, tmp_path)
-    shutil.rmtree(run / "checkpoints" / "gen_00002")
+def interrupted(reference, tmp_path):
+    """A copy of the reference run (3 generations) as it was after generation 2 (generation 3 to train again)."""
+    run = copy_run(reference, tmp_path)
+    shutil.rmtree(run / "checkpoints" / "gen_00003")
     shutil.rmtree(run / "best")
     return run
 
@@ -101,8 +73,8 @@ def plant(run, marker, nested=False):
 
 
 @pytest.mark.parametrize("nested", [False, True])
-def test_no_reader_of_a_crafted_run_folder_runs_the_code_it_names(finished, tmp_path, nested):
-    run = copy_run(finished, tmp_path)
+def test_no_reader_of_a_crafted_run_folder_runs_the_code_it_names(reference, tmp_path, nested):
+    run = copy_run(reference, tmp_path)
     marker = tmp_path / "marker"
     plant(run, marker, nested)
     known = ", ".join(f"{n} = {t}" for n, t in sorted(registered().items()))
@@ -118,13 +90,13 @@ def test_no_reader_of_a_crafted_run_folder_runs_the_code_it_names(finished, tmp_
     proc = command(run, "--resume")
     assert proc.returncode == 2
     assert one_line(proc.stderr) == f"error: {run}/config.yaml {refusal}run it with --trust-task {EVIL}"
-    proc = command(finished[0], "--out", run.parent)  # the same command as the folder's: it differs in its task
+    proc = command(reference[0], "--out", run.parent)  # the same command as the folder's: it differs in its task
     assert proc.returncode == 2 and one_line(proc.stderr).startswith(
         f"error: {run} holds a run with a different config (differs in: task.target)")
     proc = command(run, module="pbt_evo.soup")
     assert proc.returncode == 2
     assert one_line(proc.stderr) == f"error: {run}/config.yaml {refusal}run it with --trust-task {EVIL}"
-    other = copy_run(finished, tmp_path, "r2")  # compare needs two algorithms: this one is genuine
+    other = copy_run(reference, tmp_path, "r2")  # compare needs two algorithms: this one is genuine
     cfg = yaml.safe_load((other / "config.yaml").read_text())
     cfg["algorithm"]["name"] = "random"
     (other / "config.yaml").write_text(yaml.safe_dump(cfg))
@@ -137,8 +109,8 @@ def test_no_reader_of_a_crafted_run_folder_runs_the_code_it_names(finished, tmp_
     # trusted explicitly: the caller's own task builds the network, the folder's record is not used
     model, info = pbt_evo.load_best(run, task=DigitsTask(channels=4))
     assert EVIL in json.dumps(info["task"]) and not marker.exists()
-    reference, _ = pbt_evo.load_best(finished[1])
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+    genuine, _ = pbt_evo.load_best(reference[1])
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), genuine.state_dict().values()))
 
 
 class SmallDigits(DigitsTask):
@@ -149,14 +121,14 @@ def test_a_folder_naming_an_unregistered_task_resumes_with_trust_task(tmp_path):
     config = write_config(tmp_path, {**CONFIG, "task": {"target": "test_faults:SmallDigits", "args": {"channels": 4}}})
     assert main([str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 0  # the user's own config: trusted
     run = tmp_path / "runs" / "r"
-    shutil.rmtree(run / "checkpoints" / "gen_00002")
+    shutil.rmtree(run / "checkpoints" / "gen_00003")
     shutil.rmtree(run / "best")
     proc = command(run, "--resume", "--quiet")
     assert proc.returncode == 2 and one_line(proc.stderr).endswith(
         "if you trust where this folder comes from, run it with --trust-task test_faults:SmallDigits")
     proc = command(run, "--resume", "--quiet", "--trust-task", "test_faults:SmallDigits")
     assert proc.returncode == 0, proc.stderr
-    assert pbt_evo.load_best(run, trust=["test_faults:SmallDigits"])[1]["epochs"] == 2
+    assert pbt_evo.load_best(run, trust=["test_faults:SmallDigits"])[1]["epochs"] == 3
 
 
 def test_the_installed_registry_lists_the_bundled_tasks():
@@ -206,48 +178,6 @@ def test_an_address_where_no_ray_cluster_answers_ends_after_the_connect_timeout(
     assert 5 <= int(seconds) <= 15
 
 
-class KillBothWorkersOnce(DigitsTask):
-    """Digits whose two workers both die at the same moment (as when their node goes), while one of them trains
-    a generation's last member and the other waits, idle: the idle one's death is not seen until a call goes
-    to it. Each worker marks itself busy while it trains."""
-
-    def __init__(self, marker_dir):
-        super().__init__()
-        self.dir, self.calls = Path(marker_dir), 0
-        if "default_worker" in sys.argv[0]:  # a Ray worker (a driver that builds the task too is not one)
-            (self.dir / f"pid_{os.getpid()}").write_text("")
-
-    def build(self, genome):
-        self.calls += 1
-        member, busy = super().build(genome), self.dir / f"busy_{os.getpid()}"
-        train, kill = member.train, self.calls == 3 and not (self.dir / "killed").exists()
-
-        def marked(epochs):
-            busy.write_text("")
-            try:
-                return train(epochs)
-            finally:
-                busy.unlink()
-
-        def kill_both(epochs):
-            (self.dir / "killed").write_text("")
-            idle_since, deadline = time.monotonic(), time.monotonic() + 120
-            while time.monotonic() - idle_since < 1.0 and time.monotonic() < deadline:  # the other idle for 1 s
-                time.sleep(0.02)
-                if any(self.dir.glob("busy_*")):
-                    idle_since = time.monotonic()
-            for other in self.dir.glob("pid_*"):
-                if int(other.name[4:]) != os.getpid():
-                    try:
-                        os.kill(int(other.name[4:]), signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-            os._exit(9)
-
-        member.train = kill_both if kill else marked
-        return member
-
-
 def test_both_workers_dying_at_once_wait_for_their_replacements(ray_session, digits_task, tmp_path, caplog):
     """The retry of a call whose worker died goes to that worker's replacement, not to the other worker,
     which may be dead too (here it is, idle, its death unseen): nothing fails and the run is the serial map's,
@@ -256,8 +186,8 @@ def test_both_workers_dying_at_once_wait_for_their_replacements(ray_session, dig
 
     runs = []
     for make_map in (lambda: pbt_evo.SerialMap(digits_task, num_threads=1),
-                     lambda: pbt_evo.RayMap(pbt_evo.TaskSpec(KillBothWorkersOnce, {"marker_dir": str(tmp_path)}),
-                                            workers=2)):
+                     lambda: pbt_evo.RayMap(pbt_evo.TaskSpec("tasks.faulty:KillsWorkers",
+                                                             {"marks": str(tmp_path), "both": True}), workers=2)):
         tb = make_toolbox(digits_task, n=8)
         tb.map = make_map()
         pop, log, _ = run(tb, e_total=2, seed=3)
@@ -280,21 +210,21 @@ def tear(path, keep=None, extra=b""):
     path.write_bytes(data[:keep] + extra)
 
 
-def test_a_torn_last_line_is_dropped_on_resume_with_one_line(finished, tmp_path, capsys):
-    run = interrupted(finished, tmp_path)
-    tear(run / "log.jsonl")  # generation 2's rows, cut while written
+def test_a_torn_last_line_is_dropped_on_resume_with_one_line(reference, tmp_path, capsys):
+    run = interrupted(reference, tmp_path)
+    tear(run / "log.jsonl")  # generation 3's rows, cut while written
     tear(run / "population.jsonl")
-    tear(run / "lineage.jsonl", keep=len((run / "lineage.jsonl").read_bytes()), extra=b'{"gen": 2, "chi')
+    tear(run / "lineage.jsonl", keep=len((run / "lineage.jsonl").read_bytes()), extra=b'{"gen": 3, "chi')
     assert main([str(run), "--resume", "--quiet"]) == 0
     assert one_line(capsys.readouterr().err) == (
         f"warning: {run}: dropped the last line of log.jsonl, population.jsonl, lineage.jsonl, torn by a crash while"
         " it was written (after the checkpoint: it is written again)")
-    assert final_population(run) == final_population(finished[1])
-    assert (run / "log.jsonl").read_text().count("\n") == 2 and (run / "log.csv").read_text().count("\n") == 3
+    assert final_population(run) == final_population(reference[1])
+    assert (run / "log.jsonl").read_text().count("\n") == 3 and (run / "log.csv").read_text().count("\n") == 4
 
 
-def test_a_damaged_line_before_the_last_is_one_line(finished, tmp_path, capsys):
-    run = interrupted(finished, tmp_path)
+def test_a_damaged_line_before_the_last_is_one_line(reference, tmp_path, capsys):
+    run = interrupted(reference, tmp_path)
     lines = (run / "population.jsonl").read_bytes().split(b"\n")
     lines[0] = lines[0][:10]
     (run / "population.jsonl").write_bytes(b"\n".join(lines))
@@ -302,8 +232,8 @@ def test_a_damaged_line_before_the_last_is_one_line(finished, tmp_path, capsys):
     assert one_line(capsys.readouterr().err).startswith(f"error: {run}/population.jsonl line 1 is damaged (")
 
 
-def test_a_config_edited_since_the_checkpoint_is_refused_on_resume(finished, tmp_path, capsys):
-    run = interrupted(finished, tmp_path)
+def test_a_config_edited_since_the_checkpoint_is_refused_on_resume(reference, tmp_path, capsys):
+    run = interrupted(reference, tmp_path)
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     edited = json.loads(json.dumps(cfg))
     edited["algorithm"].update(population=10, tau=0.5)
@@ -311,14 +241,14 @@ def test_a_config_edited_since_the_checkpoint_is_refused_on_resume(finished, tmp
     before = (run / "log.jsonl").read_text()
     assert main([str(run), "--resume", "--quiet"]) == 2
     assert one_line(capsys.readouterr().err) == (
-        f"error: {run}/config.yaml differs from the config its checkpoint gen_00001 was written with (algorithm.population"
+        f"error: {run}/config.yaml differs from the config its checkpoint gen_00002 was written with (algorithm.population"
         " 6 -> 10, algorithm.tau 0.25 -> 0.5): a run continues with the config it started with; undo the edit, or"
         " start a new run from the edited config with --name NEW")
     assert (run / "log.jsonl").read_text() == before  # nothing written
     cfg["output"]["keep_checkpoints"] = 3  # how the run executes may change
     (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     assert main([str(run), "--resume", "--quiet"]) == 0
-    assert final_population(run) == final_population(finished[1])
+    assert final_population(run) == final_population(reference[1])
 
 
 # -- 4: shipped configs, output paths, a run in which nothing trained, NaN fitness -------------------------
@@ -344,16 +274,16 @@ def test_an_output_path_that_is_a_file_is_one_line(tmp_path, capsys, where):
     assert one_line(capsys.readouterr().err) == expected
 
 
-def test_a_read_only_filesystem_is_one_line_for_a_new_run_and_for_resume(finished, tmp_path, capsys):
+def test_a_read_only_filesystem_is_one_line_for_a_new_run_and_for_resume(reference, tmp_path, capsys):
     disk = tmp_path / "ro"
     disk.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True, text=True)
     assert mounted.returncode == 0, f"this test mounts a tmpfs (as root): {mounted.stderr}"
     try:
-        run = Path(shutil.copytree(finished[1], disk / "runs" / "r"))
+        run = Path(shutil.copytree(reference[1], disk / "runs" / "r"))
         (run / "run.lock").unlink()
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        assert main([str(finished[0]), "--out", str(disk / "new"), "--quiet"]) == 2
+        assert main([str(reference[0]), "--out", str(disk / "new"), "--quiet"]) == 2
         assert one_line(capsys.readouterr().err) == (
             f"error: cannot write the run folder {disk}/new/r (Read-only file system: {disk}/new): run it where you"
             " can write (--out DIR; a run folder to resume can be copied there)")
@@ -365,21 +295,8 @@ def test_a_read_only_filesystem_is_one_line_for_a_new_run_and_for_resume(finishe
         subprocess.run(["umount", str(disk)], check=True)
 
 
-class BrokenDigits(DigitsTask):
-    """Digits whose members all fail to train."""
-
-    def build(self, genome):
-        member = super().build(genome)
-
-        def train(epochs):
-            raise ZeroDivisionError("division by zero")
-
-        member.train = train
-        return member
-
-
 def test_a_run_in_which_no_member_trains_exits_1_exports_nothing_and_says_why_once(tmp_path):
-    config = write_config(tmp_path, {**CONFIG, "task": {"target": "test_faults:BrokenDigits", "args": {"channels": 4}},
+    config = write_config(tmp_path, {**CONFIG, "task": {"target": "tasks.faulty:Broken", "args": {"channels": 4}},
                                      "parallel": {"backend": "ray", "workers": 2}})
     proc = command(config, "--out", tmp_path / "runs", "--quiet")
     run = tmp_path / "runs" / "r"
@@ -393,18 +310,8 @@ def test_a_run_in_which_no_member_trains_exits_1_exports_nothing_and_says_why_on
     assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "errors.log", "run.lock", "space.json"]
 
 
-class NanDigits(DigitsTask):
-    """Digits whose members of the first option of the first cell evaluate to NaN (a diverged network)."""
-
-    def build(self, genome):
-        member = super().build(genome)
-        if genome[0] == 0:
-            member.evaluate = lambda: float("nan")
-        return member
-
-
 def test_non_finite_fitness_is_counted_and_reported_once_per_generation(tmp_path, capsys):
-    config = write_config(tmp_path, {**CONFIG, "task": {"target": "test_faults:NanDigits", "args": {"channels": 4}}})
+    config = write_config(tmp_path, {**CONFIG, "task": {"target": "tasks.faulty:NanFitness", "args": {"channels": 4}}})
     assert main([str(config), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
     run = tmp_path / "runs" / "r"
     pop = [json.loads(x) for x in (run / "population.jsonl").read_text().splitlines()]
@@ -421,19 +328,6 @@ def test_non_finite_fitness_is_counted_and_reported_once_per_generation(tmp_path
 
 
 # -- 5: SIGTERM while Ray starts ---------------------------------------------------------------------
-def ray_processes_of(pid):
-    """Processes of the Ray session a driver ``pid`` started (their command lines name its session folder)."""
-    found = []
-    for d in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if re.search(rf"session_[\d_-]+_{pid}\b", cmd):
-            found.append(int(d))
-    return found
-
-
 def maps(pid):
     try:
         return Path(f"/proc/{pid}/maps").read_text()
@@ -453,17 +347,17 @@ def test_sigterm_while_ray_starts_is_one_line_and_leaves_no_ray_process(tmp_path
         expected = "terminated (SIGTERM); nothing was started"
     else:
         deadline = time.monotonic() + 120
-        while not ray_processes_of(proc.pid) and time.monotonic() < deadline and proc.poll() is None:
+        while not session_processes(proc.pid) and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.02)
-        assert ray_processes_of(proc.pid), "Ray did not start"
+        assert session_processes(proc.pid), "Ray did not start"
         expected = "terminated (SIGTERM); no generation is checkpointed yet: the same command starts the run over"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 143
     assert one_line(proc.stderr.read()) == expected
     deadline = time.monotonic() + 15
-    while ray_processes_of(proc.pid) and time.monotonic() < deadline:
+    while session_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert ray_processes_of(proc.pid) == []
+    assert session_processes(proc.pid) == []
     assert not (tmp_path / "runs").exists()
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -62,10 +63,7 @@ def init_ray(address: str | None, timeout: float = CONNECT_TIMEOUT, key: str = "
     cluster at ``address``, bounded as the module docstring says (``key`` names the setting in messages);
     returns False when Ray was already initialised (nothing done).
 
-    >>> init_ray("127.0.0.1:1", timeout=5)
-    Traceback (most recent call last):
-    ...
-    pbt_evo.parallel.connect.ClusterUnreachable: address=127.0.0.1:1: nothing answers at 127.0.0.1:1 (Connection refused): start the cluster there (ray start --head), or set address to its address (null: a Ray instance of the run's own)
+    >>> # init_ray(None, include_dashboard=False)  (a Ray instance of this process's own)
     """
     import ray
 
@@ -73,7 +71,7 @@ def init_ray(address: str | None, timeout: float = CONNECT_TIMEOUT, key: str = "
         return False
     local = address in (None, "local")
     if not local:
-        _probe(address, timeout, key)
+        check_address(address, timeout, key)
     before = _descendants()
     handlers = _own_handlers()
     done = threading.Event()
@@ -102,7 +100,15 @@ def _own_handlers() -> dict[int, Any]:
     return {s: h for s, h in own.items() if callable(h) and h is not signal.default_int_handler}
 
 
-def _probe(address: str, timeout: float, key: str) -> None:
+def check_address(address: str, timeout: float = CONNECT_TIMEOUT, key: str = "address") -> None:
+    """:class:`ClusterUnreachable` unless a Ray cluster answers at ``address`` within ``timeout`` seconds (a
+    TCP connection to a ``host:port``, then a separate process that joins and leaves).
+
+    >>> check_address("127.0.0.1:1", timeout=5)
+    Traceback (most recent call last):
+    ...
+    pbt_evo.parallel.connect.ClusterUnreachable: address=127.0.0.1:1: nothing answers at 127.0.0.1:1 (Connection refused): start the cluster there (ray start --head), or set address to its address (null: a Ray instance of the run's own)
+    """
     fix = (f"start the cluster there (ray start --head), or set {key} to its address (null: a Ray instance of the"
            " run's own)")
     target = tcp_target(address)
@@ -129,6 +135,25 @@ def _probe(address: str, timeout: float, key: str) -> None:
 def _slow_start(done: threading.Event) -> None:
     if not done.wait(SLOW_START):
         log.warning("starting Ray takes longer than %g s (a busy machine?); still waiting", SLOW_START)
+
+
+def session_processes(driver: int) -> list[int]:
+    """The processes of the Ray session that the driver process ``driver`` started locally, wherever they
+    are now (their command lines name its session folder, ``session_<date>_<driver pid>``; Linux's /proc).
+
+    >>> session_processes(0)
+    []
+    """
+    found = []
+    for d in filter(str.isdigit, os.listdir("/proc") if os.path.isdir("/proc") else []):
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if re.search(rf"session_[\d_-]+_{driver}\b", cmd):
+            found.append(int(d))
+    return found
 
 
 def _descendants() -> set[int]:
