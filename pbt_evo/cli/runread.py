@@ -35,12 +35,12 @@ from typing import Any
 
 import yaml
 
-# the keys each file's records have had since run folders were plain JSON (what readers rely on)
+# the keys every reader relies on in each file's records (others are read where they are used)
 REQUIRED = {
     "log.jsonl": ("gen", "epochs", "best"),
-    "population.jsonl": ("gen", "id", "genome", "arch", "fitness", "epochs", "origin", "parents"),
-    "lineage.jsonl": ("gen", "child", "parents", "taken", "origin"),
-    "front.jsonl": ("gen", "epochs", "objectives", "hypervolume", "members"),
+    "population.jsonl": ("gen", "id", "epochs"),
+    "lineage.jsonl": ("gen", "child", "parents"),
+    "front.jsonl": ("gen", "members"),
     "trials.jsonl": (),
 }
 FILES = tuple(REQUIRED)
