@@ -13,6 +13,7 @@ Drawn by ``python -m pbt_evo.plot`` for runs whose space has hyperparameter vari
 from __future__ import annotations
 
 import json
+from collections import deque
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -79,9 +80,9 @@ def family_tree(lineage_rows: list[dict], member: int) -> list[dict]:
     [9, 5]
     """
     made = {r["child"]: r for r in lineage_rows}
-    seen, todo, out = set(), [member], []
+    seen, todo, out = set(), deque([member]), []
     while todo:
-        m = todo.pop(0)
+        m = todo.popleft()
         if m in seen or m not in made:
             continue
         seen.add(m)
