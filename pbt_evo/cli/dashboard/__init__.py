@@ -89,13 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     except RunReadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not _loopback(args.host):
+        print(f"warning: serving on {args.host}: anyone who can reach this machine on port {args.port} can read"
+              f" these run folders (no login, no encryption)", file=sys.stderr)
     if not _port_free(args.host, args.port):
         print(f"error: port {args.port} on {args.host} is in use (or not allowed): pass another with --port",
               file=sys.stderr)
         return 2
-    if not _loopback(args.host):
-        print(f"warning: serving on {args.host}: anyone who can reach this machine on port {args.port} can read"
-              f" these run folders (no login, no encryption)", file=sys.stderr)
     catalog = Catalog(roots, keep=args.keep)
     app = create_app(catalog, int(args.interval * 1000))
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
