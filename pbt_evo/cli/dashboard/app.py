@@ -216,7 +216,7 @@ def details_text(d: dict[str, Any]) -> str:
     if "changes" in d:
         lines.append("changed: " + ("; ".join(f"{k} {a} -> {b}" for k, (a, b) in d["changes"].items()) or "nothing"))
     if d.get("origin"):
-        lines.append("layer origins (member each variable descends from): " + ", ".join(map(str, d["origin"])))
+        lines.append("layers from initial networks: " + ", ".join(f"{k}={v}" for k, v in d["origin"].items()))
     lines.append("architecture: " + ", ".join(f"{k}={v}" for k, v in d["arch"].items()))
     history = d.get("fitness") or []
     if history:

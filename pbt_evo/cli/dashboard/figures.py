@@ -75,7 +75,9 @@ def fitness(view: RunView) -> Figure:
     for key, color, dash in (("best", "#d62728", "solid"), ("median", "#1f77b4", "dash")):
         data.append({"type": "scatter", "x": [r["epochs"] for r in log], "y": [r.get(key) for r in log], "name": key,
                      "mode": "lines", "line": {"color": color, "width": 2.5, "dash": dash}})
-    return {"data": data, "layout": layout("Fitness of every member", xaxis={"title": {"text": "epochs per member"}},
+    ticks = whole_ticks([log[0]["epochs"], log[-1]["epochs"]] if log else [])
+    return {"data": data, "layout": layout("Fitness of every member",
+                                           xaxis={"title": {"text": "epochs per member"}, **ticks},
                                            yaxis={"title": {"text": "fitness"}})}
 
 
@@ -91,7 +93,7 @@ def origins(view: RunView) -> Figure:
                      "mode": "lines", "line": {"width": 0.5, "color": color}, "fillcolor": color,
                      "hovertemplate": f"{label}: %{{y:.1%}}<extra></extra>"})
     return {"data": data, "layout": layout("Origin of the population's layers (initial network)",
-                                           xaxis={"title": {"text": "epochs per member"}},
+                                           xaxis={"title": {"text": "epochs per member"}, **whole_ticks(epochs)},
                                            yaxis={"title": {"text": "share of layers"}, "range": [0, 1],
                                                   "tickformat": ".0%"})}
 
@@ -162,10 +164,21 @@ def tree(data: Mapping[str, Any], selected: int | None = None) -> Figure:
                            "marker": {"size": size, "color": color, "line": {"width": 1, "color": "white"}},
                            "hovertext": [_node_text(n) for n in mine], "hovertemplate": "%{hovertext}<extra></extra>"})
     cut = f"; those made before generation {data['cutoff'] + 1} not shown" if data.get("cutoff") else ""
-    axis = f"made after generation ({data.get('ancestors', 0)} ancestors{cut})"
+    count = data.get("ancestors", 0)
+    axis = f"made after generation ({count} ancestor{'s' * (count != 1)}{cut})"
     return {"data": traces, "layout": layout(f"Family tree of member {member}", 420, clickmode="event",
-                                             xaxis={"title": {"text": axis, "font": {"size": 11}}},
+                                             xaxis={"title": {"text": axis, "font": {"size": 11}},
+                                                    **whole_ticks([n["x"] for n in nodes.values()])},
                                              yaxis={"visible": False})}
+
+
+def whole_ticks(values: Sequence[float]) -> dict[str, Any]:
+    """A tick at every whole number on a short axis of generations or epochs (none at 1.5).
+
+    >>> whole_ticks([0, 3]), whole_ticks([0, 200])
+    ({'dtick': 1}, {})
+    """
+    return {"dtick": 1} if values and max(values) - min(values) <= 12 else {}
 
 
 def option_label(value: Any) -> str:

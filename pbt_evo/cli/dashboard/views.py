@@ -307,5 +307,9 @@ def member_details(view: RunView, member: int) -> dict[str, Any]:
         out["how"] = (f"made after generation {made['gen']}: base member {parents[0]}, donor member {parents[1]}"
                       f" (took {', '.join(taken) or 'nothing'} from the donor)")
     out["changes"] = {k: v for k, v in (made.get("changes") or {}).items()}
-    out["origin"] = made.get("origin")
+    space = view.run.space if view.run else {}
+    n = int(view.run.config.get("algorithm", {}).get("population") or 0) if view.run else 0
+    origin, names = made.get("origin") or [], list(space)
+    out["origin"] = {names[i]: f"net {origin[i]}" if origin[i] < n else "new" for i in layer_variables(space)
+                     if i < len(origin)} if space else {}
     return out
