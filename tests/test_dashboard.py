@@ -196,6 +196,31 @@ def test_unreadable_folders_are_one_line_never_a_trace(runs, server):
         shutil.rmtree(bad)
 
 
+def test_a_folder_naming_code_is_read_and_its_code_never_run(runs, server):
+    """The server's working folder is on its import path: a task there that a config names would import
+    at once if anything built it."""
+    (runs / "evil_task.py").write_text("from pathlib import Path\nPath(__file__).with_name('EXECUTED').touch()\n"
+                                       "class Task:\n    pass\n")
+    run = runs / "runs" / "named"
+    shutil.copytree(runs / "runs" / "digits", run, ignore=shutil.ignore_patterns("tb", "checkpoints"))
+    for name in ("config.yaml", "best/genome.json"):
+        text = (run / name).read_text()
+        assert "tasks.digits:DigitsTask" in text
+        (run / name).write_text(text.replace("tasks.digits:DigitsTask", "evil_task:Task"))
+    try:
+        head, _ = server.run_head("runs/named")
+        version = head["run-version"]["data"]
+        figures_, _ = server.run_figures("runs/named", version)
+        table, _ = server.population("runs/named", version)
+        assert len(table["population"]["data"]) == 6 and "fig-tree" in figures_
+        server.tree_click("runs/named", read_run(run).best["id"])
+        server.call([("run-list", "data"), ("sweep-list", "children"), ("list-note", "children")],
+                    [("list-tick", "n_intervals", None)])
+        assert not (runs / "EXECUTED").exists()
+    finally:
+        shutil.rmtree(run)
+
+
 def test_cli_errors_and_the_warning_for_an_open_host(tmp_path, capsys):
     assert dashboard_main([str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
