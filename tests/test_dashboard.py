@@ -37,11 +37,16 @@ def run_cli(*args, cwd):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """runs/digits: a real digits search (serial, 6 members, 4 generations, TensorBoard on); runs/study: a
-    real sweep (pbt_nas and random, seeds 0 and 1, 2 generations of 8 members)."""
+    """runs/digits: a real digits search (serial, 6 members, 4 generations, TensorBoard on); runs/digits_front:
+    the same searching accuracy against parameters (3 generations); runs/study: a real sweep (pbt_nas and
+    random, seeds 0 and 1, 2 generations of 8 members)."""
     tmp = tmp_path_factory.mktemp("dash")
     run_cli("-m", "pbt_evo.run", str(ROOT / "spaces" / "digits.yaml"), *SMALL, "--set", "algorithm.e_total=4",
             "--set", "algorithm.population=6", "--set", "output.tensorboard=true", "--out", "runs", "--quiet", cwd=tmp)
+    run_cli("-m", "pbt_evo.run", str(ROOT / "spaces" / "digits.yaml"), *SMALL, "--set", "algorithm.e_total=3",
+            "--set", "algorithm.population=6", "--set", "algorithm.objectives=[{fitness: max}, {params: min}]",
+            "--set", "algorithm.reference_point=[0, 20000]", "--set", "output.tensorboard=false",
+            "--name", "digits_front", "--out", "runs", "--quiet", cwd=tmp)
     run_cli("-m", "pbt_evo.sweep", str(ROOT / "spaces" / "digits.yaml"), "--algorithms", "pbt_nas,random",
             "--seeds", "0,1", *SMALL, "--set", "algorithm.e_total=2", "--set", "algorithm.population=8",
             "--set", "output.tensorboard=false", "--out", "runs/study", cwd=tmp)
@@ -84,7 +89,13 @@ def test_views_agree_with_plot_and_schedule(runs):
     last = [r for r in pop if r["gen"] == 4]
     assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in last)
     assert [r["fitness"] for r in rows] == sorted((r["fitness"] for r in last), reverse=True)
-    assert columns[:6] == ["id", "fitness", "epochs", "made", "parents", "origin"] and columns[6:] == list(space)
+    assert columns[:7] == ["id", "fitness", "epochs", "made", "parents", "origin", "genome"]
+    assert columns[7:] == list(space)
+    by_id = {r["id"]: r for r in last}
+    for row in rows:
+        assert row["genome"] == " ".join(map(str, by_id[row["id"]]["genome"]))
+        assert [row[name] for name in space] == list(by_id[row["id"]]["arch"].values())
+        assert row["parents"] == (" + ".join(map(str, by_id[row["id"]]["parents"])) or "-")
 
 
 def test_synthetic_benchmark_folder_has_the_real_records_keys(runs, tmp_path):
@@ -96,6 +107,20 @@ def test_synthetic_benchmark_folder_has_the_real_records_keys(runs, tmp_path):
     for name in ("log", "population", "lineage"):
         assert set(getattr(syn, name)[0]) == set(getattr(real, name)[0]), name
     assert len(syn.population) == 24 and len(syn.lineage) == 3 * 2 and syn.generation == 3
+
+
+def test_the_pareto_front_figure_is_the_runs_front(runs, server):
+    fronts = read_jsonl(runs / "runs" / "digits_front" / "front.jsonl")
+    head, _ = server.run_head("runs/digits_front")
+    response, _ = server.run_figures("runs/digits_front", head["run-version"]["data"])
+    figure = response["fig-front"]["figure"]
+    (last,) = [t for t in figure["data"] if t["name"].startswith("front after gen 3")]
+    assert last["name"] == f"front after gen 3 (hypervolume {fronts[-1]['hypervolume']:.4g})"
+    assert list(zip(last["x"], last["y"])) == sorted((m["values"][1], m["values"][0]) for m in fronts[-1]["members"])
+    assert figure["layout"]["xaxis"]["title"]["text"] == "params" and figure["layout"]["yaxis"]["title"]["text"] == "fitness"
+    pop = read_jsonl(runs / "runs" / "digits_front" / "population.jsonl")
+    (members,) = [t for t in figure["data"] if t["name"] == "trained members"]
+    assert len(members["x"]) == len(pop) == 18
 
 
 # -- TensorBoard's HParams plugin data --------------------------------------------------------------------

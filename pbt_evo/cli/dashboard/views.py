@@ -189,9 +189,10 @@ def population_table(view: RunView, gen: int | None = None) -> tuple[list[str], 
                      "made": f"gen {made['gen']}" if made else "initial",
                      "parents": " + ".join(map(str, r.get("parents") or [])) or "-",
                      "origin": origin_summary(r.get("origin") or [], layers, n),
+                     "genome": " ".join(map(str, r.get("genome") or [])),
                      **{name: _cell(arch.get(name)) for name in names}})
     rows.sort(key=lambda row: np.inf if row["fitness"] is None else -row["fitness"])  # failed last
-    return ["id", "fitness", "epochs", "made", "parents", "origin", *names], rows
+    return ["id", "fitness", "epochs", "made", "parents", "origin", "genome", *names], rows
 
 
 def _cell(value: Any) -> Any:
