@@ -98,11 +98,39 @@ def test_views_agree_with_plot_and_schedule(runs):
         assert row["parents"] == (" + ".join(map(str, by_id[row["id"]]["parents"])) or "-")
 
 
-def test_synthetic_benchmark_folder_has_the_real_records_keys(runs, tmp_path):
+def benchmark_module():
     spec = importlib.util.spec_from_file_location("bench_dashboard", ROOT / "benchmarks" / "dashboard.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    bench.make_run(tmp_path / "syn", population=8, generations=3)
+    return bench
+
+
+def test_a_view_follows_appends_and_a_resume_that_rewrites_the_logs(tmp_path):
+    """The writer's own truncate (what a resume does to rows after its checkpoint), then new rows."""
+    sim = benchmark_module().make_run(tmp_path / "syn", population=8, generations=3)
+    view, later = views.RunView(tmp_path / "syn"), views.RunView(tmp_path / "syn")
+    view.update()
+    later.update()
+    assert sorted(view.gens) == [1, 2, 3] and len(view.made) == 6
+    old_third = [r["id"] for r in view.gens[3]]
+    sim.folder.truncate(2)
+    view.update()  # sees the files shorter
+    assert sorted(view.gens) == [1, 2] and len(view.made) == 4 and views.fitness_lines(view)[0].size == 16 + 10
+    sim.gen, sim.epochs = 2, 4  # resumed from generation 2; its population is another one: other members
+    sim.step()
+    sim.step()
+    pop = read_jsonl(tmp_path / "syn" / "population.jsonl")
+    lineage = read_jsonl(tmp_path / "syn" / "lineage.jsonl")
+    for v in (view, later):  # `later` sees the files rewritten and longer than before, never shorter
+        v.update()
+        assert sorted(v.gens) == [1, 2, 3, 4] and [r["id"] for r in v.gens[3]] != old_third
+        assert {g: [r["id"] for r in rows] for g, rows in v.gens.items()} == \
+            {g: [r["id"] for r in pop if r["gen"] == g] for g in (1, 2, 3, 4)}
+        assert v.made == {r["child"]: r for r in lineage}
+
+
+def test_synthetic_benchmark_folder_has_the_real_records_keys(runs, tmp_path):
+    benchmark_module().make_run(tmp_path / "syn", population=8, generations=3)
     syn, real = read_run(tmp_path / "syn"), read_run(runs / "runs" / "digits")
     for name in ("log", "population", "lineage"):
         assert set(getattr(syn, name)[0]) == set(getattr(real, name)[0]), name

@@ -48,7 +48,7 @@ class RunView:
         self._rows, self._seen = rows, 0
         self.gens: dict[int, list[dict]] = {}
         self.made: dict[int, dict] = {}  # child id -> its lineage row
-        self._lineage_seen = 0
+        self._lineage, self._lineage_seen = None, 0
         self._arrays: dict[int, tuple[int, dict[str, np.ndarray]]] = {}
 
     def update(self) -> Run:
@@ -65,8 +65,8 @@ class RunView:
         for r in pop[self._seen:]:
             gens.setdefault(r["gen"], []).append(r)
         self._seen = len(pop)
-        if len(run.lineage) < self._lineage_seen:
-            self.made, self._lineage_seen = {}, 0
+        if run.lineage is not self._lineage or len(run.lineage) < self._lineage_seen:  # read again from its start
+            self.made, self._lineage, self._lineage_seen = {}, run.lineage, 0
         for r in run.lineage[self._lineage_seen:]:
             self.made[r["child"]] = r
         self._lineage_seen = len(run.lineage)
