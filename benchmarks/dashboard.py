@@ -90,8 +90,7 @@ class Synthetic:
             i = self.rng.randrange(8)
             genome[i], origin[i] = self.rng.randrange(len(OPS)), self.next_id
         child = Individual(genome, id=self.next_id, parents=(base.id, donor.id), origin=origin, epochs=base.epochs)
-        child.taken = tuple(taken)
-        child.changed = tuple((i, base[i], genome[i]) for i in range(len(genome)) if genome[i] != base[i])
+        child.taken, child.base_genome = tuple(taken), tuple(base)  # the lineage's changes: the difference
         self.quality[child.id] = 0.5 * (self.quality[base.id] + self.quality[donor.id]) + self.rng.gauss(0, 0.05)
         self.next_id += 1
         return child
@@ -102,6 +101,7 @@ class Synthetic:
 
         from pbt_evo.algorithms import Generation
         from pbt_evo.cli.runfolder import generation_row
+        from pbt_evo.parallel.generation import Outcome
 
         self.gen += 1
         self.epochs += 2
@@ -125,7 +125,7 @@ class Synthetic:
             self.pop[j] = child
             replaced.append((j, child))
         g = Generation(self.gen, self.epochs, trained, replaced, list(self.pop), tools.Logbook(), None, self.next_id,
-                       wall_seconds=1.0, train_seconds=1.5, failed=failed, busy_seconds=1.5)
+                       wall_seconds=1.0, outcome=Outcome(failed=failed, train_seconds=1.5, busy_seconds=1.5))
         self.folder.record(g, generation_row(g, 2, 1.0))
 
     @staticmethod
