@@ -177,7 +177,11 @@ def read_jsonl(path: str | Path, required: Sequence[str] | None = None) -> list[
 
 
 def read_json(path: str | Path) -> Any:
-    """A JSON file's content, or None if it is missing; :class:`RunReadError` if it is not JSON."""
+    """A JSON file's content, or None if it is missing; :class:`RunReadError` if it is not JSON.
+
+    >>> read_json("no/such/file.json") is None
+    True
+    """
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -187,7 +191,14 @@ def read_json(path: str | Path) -> Any:
 
 
 def read_config(run: str | Path) -> dict[str, Any]:
-    """A run's ``config.yaml`` as a dict (safe YAML: data only); :class:`RunReadError` if missing or bad."""
+    """A run's ``config.yaml`` as a dict (safe YAML: data only); :class:`RunReadError` if missing or bad.
+
+    >>> import tempfile
+    >>> run = Path(tempfile.mkdtemp())
+    >>> _ = (run / "config.yaml").write_text("name: d\\nalgorithm: {name: pbt_nas}\\ntask: {target: x.y:Z}\\n")
+    >>> read_config(run)["task"]  # the task's target is a string here: nothing is imported
+    {'target': 'x.y:Z'}
+    """
     path = Path(run) / "config.yaml"
     try:
         cfg = yaml.safe_load(path.read_text())
@@ -201,7 +212,11 @@ def read_config(run: str | Path) -> dict[str, Any]:
 
 
 def read_best(run: str | Path) -> dict[str, Any] | None:
-    """``best/genome.json`` (the exported best network's record), or None before the run has written it."""
+    """``best/genome.json`` (the exported best network's record), or None before the run has written it.
+
+    >>> read_best("no/such/run") is None
+    True
+    """
     info = read_json(Path(run) / "best" / "genome.json")
     if info is not None and (not isinstance(info, dict) or "id" not in info):
         raise RunReadError(f"{run}/best/genome.json has no member id: written by another program")
@@ -221,7 +236,11 @@ def check_format(run: str | Path) -> None:
 
 
 def is_run_folder(path: str | Path) -> bool:
-    """A folder with a ``config.yaml`` (what ``compare`` and the dashboard take for a run)."""
+    """A folder with a ``config.yaml`` (what ``compare`` and the dashboard take for a run).
+
+    >>> is_run_folder("no/such/run")
+    False
+    """
     return (Path(path) / "config.yaml").is_file()
 
 
@@ -248,7 +267,17 @@ def find_runs(root: str | Path, depth: int = 3) -> list[Path]:
 
 def lock_held(run: str | Path) -> bool:
     """Whether a live process holds the run's ``run.lock`` (:mod:`pbt_evo.cli.runlock`), looked up without
-    touching the lock: in ``/proc/locks`` (Linux), else by its holder's pid when it is on this host."""
+    touching the lock: in ``/proc/locks`` (Linux), else by its holder's pid when it is on this host.
+
+    >>> import tempfile
+    >>> from pbt_evo.cli.runlock import RunLock
+    >>> run = Path(tempfile.mkdtemp())
+    >>> with RunLock(run):
+    ...     lock_held(run)
+    True
+    >>> lock_held(run)
+    False
+    """
     lock = Path(run) / LOCK
     try:
         st = lock.stat()

@@ -14,6 +14,11 @@ rows) for :mod:`.figures` and the tables; none of them builds anything a folder 
 >>> view = RunView.of(run)
 >>> [r["id"] for r in failures(view)], origin_shares(view, top=4)[2].tolist()
 ([1], [[1.0, 0.0, 0.0]])
+>>> columns, rows = population_table(view)
+>>> [(r["id"], r["fitness"], r["made"], r["origin"], r["a"]) for r in rows]  # fittest first, failed last
+[(0, 0.5, 'initial', 'net 0', 1), (1, None, 'initial', 'net 0', 0)]
+>>> member_details(view, 0)["how"], best_id(view)
+('initial network', 0)
 """
 
 from __future__ import annotations
