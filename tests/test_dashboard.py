@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -209,6 +211,16 @@ def test_paths_outside_the_folders_given_are_refused(runs, server):
             assert "refused: " in json.dumps(head) and "digits" not in json.dumps(head), path
         response, _ = server.route("/run/runs/digits")
         assert "run-summary" not in json.dumps(response) and "refused" not in json.dumps(response)
+        secret = (outside / "secret_run" / "config.yaml").read_text()
+        for path in ("/assets/../../outside/secret_run/config.yaml", "/assets/..%2F..%2Foutside%2Fsecret_run%2Fconfig.yaml",
+                     "/_dash-component-suites/dash/../../../../" + str(outside / "secret_run" / "config.yaml"),
+                     "/_dash-component-suites/pbt_evo/cli/runread.py"):  # the server's own file routes
+            try:
+                with urllib.request.urlopen(server.url + path, timeout=30) as r:
+                    body = r.read().decode(errors="replace")
+            except urllib.error.HTTPError as exc:
+                body = exc.read().decode(errors="replace")
+            assert secret not in body and "def read_run" not in body, path
     finally:
         (runs / "runs" / "escape").unlink()
 
@@ -455,6 +467,8 @@ def test_a_sweep_page_compares_its_algorithms(server, browser, shots):
 
 
 def test_pages_refuse_outside_paths_show_one_line_and_ask_nothing_of_the_internet(server, browser, shots):
+    browser.get(server.url + "/run/runs/digits")  # every kind of component, graphs included
+    wait_points(browser, points((server.cwd / "runs" / "digits" / "population.jsonl").read_text().splitlines(), 4))
     browser.get(server.url + "/run/runs/..%2F..%2Fetc")
     line = wait_text(browser, "page-error", bool)
     assert line == "refused: 'runs/../../etc' is not inside the folders this dashboard was given"
