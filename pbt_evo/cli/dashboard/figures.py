@@ -64,19 +64,21 @@ def empty(text: str) -> Figure:
 
 
 def fitness(view: RunView) -> Figure:
-    """Every member's fitness over epochs (grey), the best and median of each generation on top."""
+    """Every member's fitness over epochs (grey), the best and median of each generation on top (the log's
+    lines alone for a search without a population file: BOHB, one-shot)."""
     x, y, ids = fitness_lines(view)
-    if not len(x):
+    log = view.run.log if view.run else []
+    if not len(x) and not log:
         return empty("no generation trained yet")
-    log = view.run.log
-    data = [{"type": "scattergl", "x": typed(x), "y": typed(y), "customdata": typed(ids), "mode": "lines+markers", "name": "each member",
-             "line": {"color": "rgba(90,90,90,0.35)", "width": 1}, "marker": {"size": 3, "color": "rgba(90,90,90,0.5)"},
-             "hovertemplate": "member %{customdata}<br>epochs %{x}<br>fitness %{y:.4g}<extra></extra>"}]
+    data = [{"type": "scattergl", "x": typed(x), "y": typed(y), "customdata": typed(ids), "mode": "lines+markers",
+             "name": "each member", "line": {"color": "rgba(90,90,90,0.35)", "width": 1},
+             "marker": {"size": 3, "color": "rgba(90,90,90,0.5)"},
+             "hovertemplate": "member %{customdata}<br>epochs %{x}<br>fitness %{y:.4g}<extra></extra>"}] if len(x) else []
     for key, color, dash in (("best", "#d62728", "solid"), ("median", "#1f77b4", "dash")):
         data.append({"type": "scatter", "x": [r["epochs"] for r in log], "y": [r.get(key) for r in log], "name": key,
                      "mode": "lines", "line": {"color": color, "width": 2.5, "dash": dash}})
     ticks = whole_ticks([log[0]["epochs"], log[-1]["epochs"]] if log else [])
-    return {"data": data, "layout": layout("Fitness of every member",
+    return {"data": data, "layout": layout("Fitness of every member" if len(x) else "Fitness (the run's log)",
                                            xaxis={"title": {"text": "epochs per member"}, **ticks},
                                            yaxis={"title": {"text": "fitness"}})}
 
