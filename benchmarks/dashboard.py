@@ -8,12 +8,14 @@ simulated PBT-NAS (truncation selection, children mixing two parents' layers, hy
 a few failed members), no training. Then it starts ``python -m pbt_evo.dashboard`` on it (a real server
 process on 127.0.0.1) and times, over HTTP as the browser calls them:
 
-- ``run_page_cold_s``: the run page's data callbacks on the server's first visit, right after it started
-  (every file parsed: the head's callback, then the figures' and the table's at once, as a browser asks);
+- ``run_page_cold_s``: the run page's data callbacks on the server's first visit (started with ``--warm 0``:
+  every file parsed then; the head's callback, then the figures' and the table's at once, as a browser
+  asks); ``run_page_cold_server_cpu_s``: the server's CPU seconds for it (all threads): on a shared machine,
+  what the same work takes on an idle core;
 - ``run_poll_unchanged_s``: the live view's poll when nothing changed (a ``stat`` per file);
 - ``run_page_warm_s``: the page opened again (parsed files cached, figures recomputed);
 - ``run_page_append_s``: the poll and the page's update after one more generation was appended (the
-  appended bytes read only);
+  appended bytes read only), and ``run_page_append_server_cpu_s``;
 - ``tree_click_s``: a click on a family-tree node; ``run_list_s``: the list of runs;
 - ``folder_mb``: the run folder's logs; ``load_average``: the machine's, before and after.
 
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     try:
         for _ in range(args.repeat):
-            with Server([root]) as server:
+            with Server([root], "--warm", "0") as server:  # the first visit parses everything
                 for name, seconds in time_pages(server, f"{root.name}/{run.name}", sim.step).items():
                     results.setdefault(name, []).append(seconds)
     finally:

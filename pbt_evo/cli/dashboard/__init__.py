@@ -43,6 +43,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--interval", type=float, default=2.0, help="seconds between re-reads of the folders (default 2)")
     p.add_argument("--keep", type=int, default=2, help="run pages kept in memory (default 2; ~0.6 GB each for"
                                                        " 512 members x 200 generations)")
+    p.add_argument("--warm", type=int, help="runs read as soon as the server starts, the most recently written"
+                                            " first (default: --keep; 0: none)")
     return p.parse_args(argv)
 
 
@@ -81,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     from .catalog import Catalog
     from .roots import Roots
 
-    if args.interval <= 0 or args.keep < 1 or not 0 < args.port < 65536:
-        print("error: --interval must be > 0, --keep >= 1 and --port in 1..65535", file=sys.stderr)
+    warm = args.keep if args.warm is None else args.warm
+    if args.interval <= 0 or args.keep < 1 or not 0 <= warm <= args.keep or not 0 < args.port < 65536:
+        print("error: --interval must be > 0, --keep >= 1, --warm in 0..--keep and --port in 1..65535", file=sys.stderr)
         return 2
     try:
         roots = Roots(args.folders)
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     catalog = Catalog(roots, keep=args.keep)
     app = create_app(catalog, int(args.interval * 1000))
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    threading.Thread(target=_warm, args=(catalog,), daemon=True).start()
+    threading.Thread(target=_warm, args=(catalog, warm), daemon=True).start()
     shown = LOOPBACK if args.host in ("0.0.0.0", "::") else args.host
     print(f"dashboard of {', '.join(str(p) for p in roots.folders.values())}: http://{shown}:{args.port}/"
           " (read-only; Ctrl-C stops it)", flush=True)
@@ -110,13 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _warm(catalog: Any) -> None:
+def _warm(catalog: Any, count: int) -> None:
     """Read the most recently written runs (a :class:`.catalog.Catalog`'s) before anyone asks: a big
     population takes a second or two to parse."""
     try:
         runs = sorted(catalog.roots.runs(), key=lambda p: max((f.stat().st_mtime for f in p.glob("*.jsonl")),
                                                                default=0), reverse=True)
-        for path in runs[:catalog.keep]:
+        for path in runs[:count]:
             catalog.view(catalog.roots.key(path), lambda view: [view.arrays(g) for g in view.gens])
     except Exception:  # a folder that cannot be read says so when its page is opened
         pass

@@ -134,19 +134,29 @@ def page(server: Server, key: str, version: str | None = None) -> tuple[str | No
     return new, time.perf_counter() - t0, response
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user + system, all its threads), from ``/proc`` (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def time_pages(server: Server, key: str, append: Callable[[], None], member: int | None = None) -> dict[str, float]:
-    """Seconds the server takes to answer the run page's callbacks: the first visit, an unchanged poll
-    (the head only), after ``append()`` wrote a generation, a family-tree click, and the list of runs."""
+    """Seconds the server takes to answer the run page's callbacks: the first visit (wall time, and the
+    server's CPU time for it: what it takes on an idle core), an unchanged poll (the head only), after
+    ``append()`` wrote a generation, a family-tree click, and the list of runs. Start the server with
+    ``--warm 0`` for a first visit that parses everything."""
     out: dict[str, float] = {}
+    cpu = cpu_seconds(server.proc.pid)
     version, out["run_page_cold_s"], response = page(server, key)
+    out["run_page_cold_server_cpu_s"] = cpu_seconds(server.proc.pid) - cpu
     t0 = time.perf_counter()
     server.run_head(key, version)
     out["run_poll_unchanged_s"] = time.perf_counter() - t0
     _, out["run_page_warm_s"], _ = page(server, key)
     append()
-    t0 = time.perf_counter()
-    version, _, response = page(server, key, version)
-    out["run_page_append_s"] = time.perf_counter() - t0
+    cpu = cpu_seconds(server.proc.pid)
+    version, out["run_page_append_s"], response = page(server, key, version)
+    out["run_page_append_server_cpu_s"] = cpu_seconds(server.proc.pid) - cpu
     tree = response.get("fig-tree", {}).get("figure", {})
     ids = [c for trace in tree.get("data", []) if trace.get("name", "").startswith("member ")
            for c in trace.get("customdata", [])]
