@@ -17,7 +17,8 @@
     front.jsonl        with several objectives: the Pareto front and its hypervolume per generation
                        (pbt_evo.cli.front); log rows then have hypervolume and front_size too
     plots/             fitness.png, origins.png (pbt_evo.cli.plot)
-    tb/                TensorBoard scalars
+    tb/                TensorBoard scalars; tb/members/<id>/: each member's genome and fitness for the
+                       HPARAMS tab (pbt_evo.cli.tbhparams)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ..space import SearchSpace
 from ..task import Task
 from .config import spec_of
 from .front import front_record, front_table
+from .tbhparams import HParamsWriter
 
 LOG_FIELDS = ["gen", "epochs", "best", "median", "worst", "failed", "replaced", "wall_s", "train_s",
               "framework_s", "framework_share"]
@@ -114,12 +116,13 @@ class RunFolder:
         self.reference = reference
         self.fields = LOG_FIELDS + FRONT_FIELDS * (self.objectives is not None)
         self.path.mkdir(parents=True, exist_ok=True)
-        self._tb = None
+        self._tb = self._hparams = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self._tb = SummaryWriter(str(self.path / "tb"))
+                self._hparams = HParamsWriter(self.path / "tb", space, self.objectives)
             except ImportError:  # tensorboard is optional
                 self._tb = None
 
@@ -188,6 +191,7 @@ class RunFolder:
                     self._tb.add_scalar(f"hyperparameters/{v.name}/median",
                                         float(np.median([v.options[ind[i]] for ind in g.trained])), g.epochs)
             self._tb.flush()
+            self._hparams.record(g.trained)  # each member's genome and fitness: the HPARAMS tab
 
     def export_best(self, task: Task, best: Individual, cfg: dict[str, Any], folder: Path | None = None,
                     final_evaluation: bool | None = None, title: str | None = None) -> Path:
