@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="on a CPU: list the steps and check the set-up")
     p.add_argument("--require-wheels", action="store_true", help="with --dry-run: an absent wheel folder fails")
     p.add_argument("--build-wheels", action="store_true", help=f"download the wheels into {WHEELS.name}/ and stop")
-    p.add_argument("--only", nargs="+", metavar="STEP", help="run only these steps: gpu_tests, share, rl_updates, gan")
+    p.add_argument("--only", nargs="+", choices=["gpu_tests", "share", "rl_updates", "gan"], help="run only these steps")
     p.add_argument("--out", type=Path, default=os.environ.get("OUT") or None, help="folder for logs (default $OUT)")
     args = p.parse_args(argv)
     if args.build_wheels:
