@@ -158,8 +158,15 @@ def gpu_tests(report: Report) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "pytest", *GPU_TESTS, "-q", f"--junitxml={junit}"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=300)
+        try:
+            done = subprocess.run([sys.executable, "-m", "pytest", *GPU_TESTS, "-q", f"--junitxml={junit}"],
+                                  cwd=ROOT, capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired as exc:  # keep what it printed: the call is costly
+            if report.out:
+                out = exc.stdout or ""
+                text = out if isinstance(out, str) else out.decode(errors="replace")
+                (report.out / "pytest_gpu.log").write_text(text)
+            raise
         if report.out:
             (report.out / "pytest_gpu.log").write_text(done.stdout + done.stderr)
         if not junit.is_file():
@@ -281,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="on a CPU: list the steps and check the set-up")
     p.add_argument("--require-wheels", action="store_true", help="with --dry-run: an absent wheel folder fails")
     p.add_argument("--build-wheels", action="store_true", help=f"download the wheels into {WHEELS.name}/ and stop")
-    p.add_argument("--only", nargs="+", choices=["gpu_tests", "share", "rl_updates", "gan"], help="run only these steps")
+    p.add_argument("--only", nargs="+", choices=["gpu_tests", "share", "rl_updates", "gan"],
+                   help="run only these steps")
     p.add_argument("--out", type=Path, default=os.environ.get("OUT") or None, help="folder for logs (default $OUT)")
     args = p.parse_args(argv)
     if args.build_wheels:
