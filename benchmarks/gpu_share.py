@@ -40,10 +40,24 @@ def deterministic_kernels() -> None:
 
 
 def state_digest(state: Mapping[str, Any]) -> str:
-    """SHA-256 of a member's state as its state file (model, optimizer moments, extras)."""
-    from pbt_evo import statefile
+    """SHA-256 of a member's whole state (model, optimizer moments, extras): every array's dtype, shape and
+    bytes, then the tree's JSON with sorted keys. Not of its state file: safetensors writes the file's
+    header in an order that differs from process to process."""
+    import json
 
-    return hashlib.sha256(statefile.to_bytes(state)).hexdigest()
+    import numpy as np
+
+    from pbt_evo import plain
+
+    h = hashlib.sha256()
+
+    def put(x: np.ndarray) -> str:
+        h.update(f"{x.dtype.str}{x.shape}".encode())
+        h.update(np.ascontiguousarray(x).tobytes())
+        return "array"
+
+    h.update(json.dumps(plain.encode(dict(state), put), sort_keys=True).encode())
+    return h.hexdigest()
 
 
 def _worker(rank: int, task_args: Mapping[str, Any], jobs: Sequence[tuple[list[int], int]], epochs: int,
@@ -52,17 +66,17 @@ def _worker(rank: int, task_args: Mapping[str, Any], jobs: Sequence[tuple[list[i
         deterministic_kernels()
         import torch
 
-        from pbt_evo import FreshState, Individual, TaskSpec
-        from pbt_evo.train import set_task, train_member
+        from pbt_evo import Context, FreshState, Individual, TaskSpec
+        from pbt_evo.train import train_member
 
         task = TaskSpec(TASK, dict(task_args)).build()
-        set_task(task)
         cuda = task.device.type == "cuda"
         if not cuda:
             torch.set_num_threads(1)  # one core per worker, as cpus_per_worker: 1
 
         def train(genome: list[int], seed: int) -> Any:
-            return train_member(Individual(genome, id=rank, handle=FreshState(seed), seed=seed), epochs)
+            individual = Individual(genome, id=rank, handle=FreshState(seed), seed=seed)
+            return train_member(Context(task), individual, epochs)  # a fresh member each time, as a new genome
 
         train(*jobs[0])  # warm-up: kernels loaded, allocator filled; results depend only on genome and seed
         barrier.wait(timeout=WAIT_S)
