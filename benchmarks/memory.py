@@ -32,7 +32,7 @@ parents' states; nothing is copied before a child trains), so 1.0 plus the worke
 The peak *during* a generation is printed too. The maps hand each trained member its new state as soon
 as it arrives, and the loop drops the previous generation's results, so a member's old state is freed
 when its new one exists: about one state per member, plus the parents' old states that the children's
-recipes still need until the children have trained (measured 1.50; before the hand-over, 2.00).
+recipes still need until the children have trained (figures: docs/PERFORMANCE.md).
 
 Last lines: ``bytes_per_member_over_state=<ratio>`` (of the larger model, where MiB rounding is
 negligible) and ``driver_rss_growth_mb=<MB>``.

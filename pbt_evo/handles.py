@@ -270,7 +270,8 @@ class MixedState(WeightHandle):
         # a copy of the base parent (SEARL's, PBT's exploit) uses no fresh weight: skip drawing them
         with nullcontext() if any(s.fresh for s in self.steps) else skip_init():
             member = task.build(list(genome))
-        fresh = member.model.state_dict()
+        # the child is assembled on the CPU, where the parents' states are, whatever device the member is on
+        fresh = {k: v.cpu() for k, v in member.model.state_dict().items()}
         base = self.base.load()
         loaded: dict[int, State] = {}
 

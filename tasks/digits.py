@@ -33,6 +33,7 @@ from torch import nn
 
 from pbt_evo.space import SearchSpace, Variable
 from pbt_evo.task import Task
+from tasks.device import resolve_device
 from tasks.minibatch import MinibatchMember
 
 OPS = ("identity", "conv3x3", "conv5x5", "sepconv3x3", "resblock3x3")
@@ -148,6 +149,9 @@ class DigitsMember(MinibatchMember):
 
 class DigitsTask(Task):
     """Digits classification (see the module docstring); ``channels`` sets the width of every cell.
+    ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``; :func:`tasks.device.resolve_device`)
+    holds the data and trains the members; a network is initialised on the CPU, then moved, so a fresh
+    member has the same weights on every device.
 
     >>> member = DigitsTask().build([1, 2, 3, 0, 1, 2, 0, 1])
     >>> 0.0 <= member.evaluate() <= 1.0
@@ -156,15 +160,17 @@ class DigitsTask(Task):
 
     reuse_members = True  # a member is its model + optimizer (no other state): RayMap may continue it live
 
-    def __init__(self, channels: int = 16, batch_size: int = 64, lr: float = 3e-3, data_seed: int = 0):
+    def __init__(self, channels: int = 16, batch_size: int = 64, lr: float = 3e-3, data_seed: int = 0,
+                 device: str = "cpu"):
         if channels < 1 or batch_size < 1 or lr <= 0:
             raise ValueError("channels and batch_size must be >= 1 and lr > 0")
         self.channels, self.batch_size, self.lr = channels, batch_size, lr
+        self.device = resolve_device(device)
         self.space = make_space()
-        self.data = load_splits(data_seed)
+        self.data = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in load_splits(data_seed).items()}
 
     def build_model(self, genome: Sequence[int]) -> DigitsNet:
-        return DigitsNet(self.space.decode(genome), self.channels)
+        return DigitsNet(self.space.decode(genome), self.channels).to(self.device)
 
     def build(self, genome: Sequence[int]) -> DigitsMember:
         return DigitsMember(self.build_model(genome), self.data, self.batch_size, self.lr)

@@ -52,6 +52,7 @@ from torch import nn
 from pbt_evo.rng import kept_rng
 from pbt_evo.space import SearchSpace, Variable
 from pbt_evo.task import Task
+from tasks.device import resolve_device
 from tasks.minibatch import MinibatchMember
 
 OPS = ("identity", "conv3", "conv5", "conv7", "dilconv3_d2", "dilconv3_d4", "sepconv5", "resblock3",
@@ -253,7 +254,9 @@ class MNIST1DTask(Task):
 
     ``channels`` is the width of every cell; ``data_seed`` splits train / validation;
     ``num_samples``, ``dataset_seed`` (mnist1d's ``seed``) and the noise and shear scales are mnist1d's
-    generation arguments (their defaults are mnist1d's).
+    generation arguments (their defaults are mnist1d's). ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+    ``"auto"``; :func:`tasks.device.resolve_device`) holds the data and trains the members; a network is
+    initialised on the CPU, then moved, so a fresh member has the same weights on every device.
 
     >>> task = MNIST1DTask(channels=8)
     >>> member = task.build([1, 2, 3, 0, 1, 2, 0, 1, 0])
@@ -267,7 +270,7 @@ class MNIST1DTask(Task):
     def __init__(self, channels: int = 16, batch_size: int = 100, lr: float = 3e-3, data_seed: int = 0,
                  val_fraction: float = 0.25, num_samples: int = 5000, dataset_seed: int = 42,
                  iid_noise_scale: float = 2e-2, corr_noise_scale: float = 0.25, shear_scale: float = 0.75,
-                 batch_sizes: Sequence[int] | None = None):
+                 batch_sizes: Sequence[int] | None = None, device: str = "cpu"):
         def positive_int(name: str, value: object) -> None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -295,16 +298,18 @@ class MNIST1DTask(Task):
             if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {scale!r}")
 
+        self.device = resolve_device(device)
         self.channels, self.batch_size, self.lr = channels, batch_size, float(lr)
         self.space = make_space()
         if batch_sizes:
             self.space = SearchSpace([*self.space, Variable("batch_size", tuple(batch_sizes), hyper=True)])
-        self.data = load_splits(data_seed, val_fraction, num_samples=num_samples, seed=dataset_seed,
-                                iid_noise_scale=float(iid_noise_scale),
-                                corr_noise_scale=float(corr_noise_scale), shear_scale=float(shear_scale))
+        data = load_splits(data_seed, val_fraction, num_samples=num_samples, seed=dataset_seed,
+                           iid_noise_scale=float(iid_noise_scale),
+                           corr_noise_scale=float(corr_noise_scale), shear_scale=float(shear_scale))
+        self.data = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in data.items()}
 
     def build_model(self, genome: Sequence[int]) -> MNIST1DNet:
-        return MNIST1DNet(self.space.decode(genome), self.channels)
+        return MNIST1DNet(self.space.decode(genome), self.channels).to(self.device)
 
     def build(self, genome: Sequence[int]) -> MNIST1DMember:
         batch_size = self.space.decode(genome).get("batch_size", self.batch_size)

@@ -144,7 +144,7 @@ class MNIST1DWidthsTask(MNIST1DTask):
         self.space = make_width_space(self.widths)
 
     def build_model(self, genome: Sequence[int]) -> MNIST1DWidthsNet:
-        return MNIST1DWidthsNet(self.space.decode(genome))
+        return MNIST1DWidthsNet(self.space.decode(genome)).to(self.device)
 
     def unit_axes(self, genome: Sequence[int]) -> dict[str, UnitAxis]:
         return unit_axes(self.space.decode(genome))

@@ -229,7 +229,10 @@ def test_a_damaged_line_before_the_last_is_one_line(reference, tmp_path, capsys)
     lines[0] = lines[0][:10]
     (run / "population.jsonl").write_bytes(b"\n".join(lines))
     assert main([str(run), "--resume", "--quiet"]) == 2
-    assert one_line(capsys.readouterr().err).startswith(f"error: {run}/population.jsonl line 1 is damaged (")
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {run}/population.jsonl line 1 is not a JSON record: ")
+    assert line.endswith("the file is damaged (only its last line may be torn): restore the file, or start the run"
+                         " over with --overwrite")
 
 
 def test_a_config_edited_since_the_checkpoint_is_refused_on_resume(reference, tmp_path, capsys):

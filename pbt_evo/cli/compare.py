@@ -26,14 +26,11 @@ stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-import yaml
 
 from ..export import load_best
 from ..objectives import Objectives
@@ -41,6 +38,7 @@ from ..pareto import hypervolume, points
 from ..stats import (REPORTS, CompareError, RunSummary, anytime, best_so_far, by_algorithm, compare_table,
                      task_label, to_csv, to_markdown)
 from ..trusted import UntrustedTask, trusted_spec
+from .runread import RunReadError, is_run_folder, read_best, read_config, read_jsonl
 from .sweep import algorithm_label
 
 
@@ -60,8 +58,10 @@ def load_run(run_dir: str | Path, require_finished: bool = True, test: bool = Fa
     run = Path(run_dir)
     if not (run / "config.yaml").is_file() or not (run / "log.jsonl").is_file():
         raise CompareError(f"{run} is not a pbt_evo run folder (needs config.yaml and log.jsonl)")
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
-    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    try:
+        cfg, rows = read_config(run), read_jsonl(run / "log.jsonl")
+    except RunReadError as exc:
+        raise CompareError(str(exc)) from None
     if not rows:
         raise CompareError(f"{run}: log.jsonl is empty (the run has not finished a generation)")
     e_total = cfg["algorithm"]["e_total"]
@@ -91,7 +91,10 @@ def front_hypervolumes(run: Path, cfg: dict, reference: Sequence[float]) -> list
     weights = Objectives.parse(cfg["algorithm"]["objectives"]).weights
     if len(reference) != len(weights):
         raise CompareError(f"{run}: {len(weights)} objectives, reference point {list(reference)}")
-    fronts = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        fronts = read_jsonl(path)
+    except RunReadError as exc:
+        raise CompareError(str(exc)) from None
     return [hypervolume(points([m["values"] for m in f["members"]], weights), reference) for f in fronts]
 
 
@@ -100,7 +103,7 @@ def common_reference(folders: Sequence[Path], given: Sequence[float] | None) -> 
     one every run states; runs with other objectives, or other reference points, cannot be compared."""
     found: dict[tuple, list[str]] = {}
     for p in folders:
-        alg = yaml.safe_load((p / "config.yaml").read_text())["algorithm"]
+        alg = read_config(p)["algorithm"]
         objectives = Objectives.parse(alg.get("objectives") or [{"fitness": "max"}])
         ref = tuple(alg.get("reference_point") or ())
         found.setdefault((objectives.describe(), ref), []).append(str(p))
@@ -129,14 +132,14 @@ def best_test_score(run: Path, trust: Sequence[str] = ()) -> float | None:
     """The held-out test score of a run's exported best network: recorded in ``best/genome.json`` at the
     end of the run, else computed from ``best/`` (the task's ``Member.test_score``; None if it has none),
     if an installed package registers its task or ``trust`` names it (:mod:`pbt_evo.trusted`)."""
-    info_path = run / "best" / "genome.json"
-    if not info_path.is_file():
+    info = read_best(run)
+    if info is None:
         raise CompareError(f"{run}: no best/genome.json (the run has not finished); resume it first")
-    info = json.loads(info_path.read_text())
     if "test_score" in info:
         return info["test_score"]
     try:
-        task = trusted_spec(info.get("task"), str(info_path), trust, "run compare with --trust-task {target}").build()
+        task = trusted_spec(info.get("task"), f"{run}/best/genome.json", trust,
+                            "run compare with --trust-task {target}").build()
     except UntrustedTask as exc:
         raise CompareError(str(exc)) from None
     model, info = load_best(run, task=task)
@@ -150,10 +153,10 @@ def expand(paths: Sequence[str | Path]) -> list[Path]:
     """Run folders from arguments: a run folder itself, or a folder whose children are run folders."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if (p / "config.yaml").is_file():
+        if is_run_folder(p):
             out.append(p)
-        elif p.is_dir() and any((c / "config.yaml").is_file() for c in p.iterdir()):
-            out += sorted(c for c in p.iterdir() if (c / "config.yaml").is_file())
+        elif p.is_dir() and any(is_run_folder(c) for c in p.iterdir()):
+            out += sorted(c for c in p.iterdir() if is_run_folder(c))
         else:
             raise CompareError(f"{p} is not a pbt_evo run folder (no config.yaml) nor a folder of run folders")
     if not out:
@@ -200,7 +203,7 @@ def compare(paths: Sequence[str | Path], out: str | Path | None = None, baseline
         raise CompareError(f"--report {report!r}: allowed values are {', '.join(REPORTS)}")
     folders = expand(paths)
     if only:
-        folders = [p for p in folders if run_label(yaml.safe_load((p / "config.yaml").read_text()), group_by) in only]
+        folders = [p for p in folders if run_label(read_config(p), group_by) in only]
     stated = ""
     if report == "hypervolume":
         reference, objectives = common_reference(folders, reference)
@@ -277,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         reference = parse_reference(args.reference) if args.reference else None
         files = compare(args.runs, args.out, args.baseline, args.alpha, only, args.report, reference,
                         args.group_by, args.ddof, args.tests, args.trust_task)
-    except CompareError as exc:
+    except (CompareError, RunReadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(files["markdown"].read_text())

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -24,14 +23,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
 
+from .runread import RunReadError, by_generation, read_config, read_json, read_jsonl  # noqa: E402
 from ..variants import VARIANTS  # noqa: E402
 from .schedule import plot_schedules  # noqa: E402
-
-
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
 
 
 def origin_shares(population_rows: list[dict], layer_variables: list[int], n_initial: int) -> tuple[list[int], np.ndarray]:
@@ -41,10 +36,10 @@ def origin_shares(population_rows: list[dict], layer_variables: list[int], n_ini
     >>> origin_shares(rows, [0, 1], 2)[1].tolist()
     [[0.5, 0.25, 0.25]]
     """
-    gens = sorted({r["gen"] for r in population_rows})
+    groups = by_generation(population_rows)
     epochs, shares = [], []
-    for gen in gens:
-        rows = [r for r in population_rows if r["gen"] == gen]
+    for gen in sorted(groups):
+        rows = groups[gen]
         counts = Counter(r["origin"][i] for r in rows for i in layer_variables)
         total = sum(counts.values())
         share = [counts.get(k, 0) / total for k in range(n_initial)]
@@ -56,11 +51,11 @@ def origin_shares(population_rows: list[dict], layer_variables: list[int], n_ini
 def plot_run(run_dir: str | Path) -> list[Path]:
     """Write the run's plots; returns their paths."""
     run = Path(run_dir)
-    log = _jsonl(run / "log.jsonl")
-    pop = _jsonl(run / "population.jsonl")
+    log = read_jsonl(run / "log.jsonl")
+    pop = read_jsonl(run / "population.jsonl")
     if not log:
         raise FileNotFoundError(f"{run}/log.jsonl is missing or empty: is {run} a pbt_evo run folder?")
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg = read_config(run)
     out = run / "plots"
     out.mkdir(exist_ok=True)
     known = VARIANTS.get(cfg["algorithm"]["name"])
@@ -85,7 +80,7 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     plt.close(fig)
 
     if pop:
-        space = json.loads((run / "space.json").read_text())
+        space = read_json(run / "space.json") or {}
         layer_vars = [i for i, v in enumerate(space.values()) if v["owns"]] or list(range(len(space)))
         n = cfg["algorithm"]["population"]
         epochs, shares = origin_shares(pop, layer_vars, n)
@@ -108,8 +103,8 @@ def plot_run(run_dir: str | Path) -> list[Path]:
         plt.close(fig)
         hyper = [name for name, v in space.items() if v.get("hyper")]
         if hyper:
-            paths += plot_schedules(run, pop, _jsonl(run / "lineage.jsonl"), hyper, out)
-    fronts = _jsonl(run / "front.jsonl")
+            paths += plot_schedules(run, pop, read_jsonl(run / "lineage.jsonl"), hyper, out)
+    fronts = read_jsonl(run / "front.jsonl")
     if fronts:
         paths.append(plot_front(fronts, pop, out / "front.png", cfg["name"]))
     return paths
@@ -177,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for p in plot_run(run):
                 print(p)
-        except (FileNotFoundError, KeyError) as exc:
+        except (FileNotFoundError, KeyError, RunReadError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     return 0

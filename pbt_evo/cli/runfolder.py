@@ -17,7 +17,8 @@
     front.jsonl        with several objectives: the Pareto front and its hypervolume per generation
                        (pbt_evo.cli.front); log rows then have hypervolume and front_size too
     plots/             fitness.png, origins.png (pbt_evo.cli.plot)
-    tb/                TensorBoard scalars
+    tb/                TensorBoard scalars; tb/members/<id>/: each member's genome and fitness for the
+                       HPARAMS tab (pbt_evo.cli.tbhparams)
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from .checkpoint import CheckpointError
 from .config import spec_of
 from .failures import nonfinite_members
 from .front import front_record, front_table, member_folder
+from .runread import RunReadError, read_jsonl
+from .tbhparams import HParamsWriter
 
 LOG_FIELDS = ["gen", "epochs", "best", "median", "worst", "failed", "nonfinite", "replaced", "wall_s", "train_s",
               "framework_s", "framework_share"]
@@ -88,29 +91,23 @@ def generation_row(g: Generation, workers: int, wall: float) -> dict[str, Any]:
 
 
 def read_appended(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """The records of a JSON-lines file the run appends to, and whether its last line was torn: a crash
-    while appending (appends are buffered) leaves a last line cut anywhere, which is dropped. A damaged
-    line before the last is not what a crash leaves: :class:`~.checkpoint.CheckpointError` names it.
+    """The records of a JSON-lines file the run appends to (:func:`.runread.read_jsonl`), and whether its
+    last line was torn: a crash while appending (appends are buffered) leaves a last line cut anywhere,
+    which is dropped. A damaged line before the last is not what a crash leaves:
+    :class:`~.checkpoint.CheckpointError` names it.
 
     >>> import tempfile
-    >>> f = Path(tempfile.mkdtemp()) / "log.jsonl"; f.write_bytes(b'{"gen": 1}\\n{"gen": 2, "be')
+    >>> f = Path(tempfile.mkdtemp()) / "lineage.jsonl"; f.write_bytes(b'{"gen": 1}\\n{"gen": 2, "be')
     25
     >>> read_appended(f)
     ([{'gen': 1}], True)
     """
-    *lines, tail = path.read_bytes().split(b"\n")
-    rows = []
-    for k, line in enumerate(lines, 1):
-        try:
-            rows.append(json.loads(line)) if line.strip() else None
-        except ValueError as exc:
-            raise CheckpointError(f"{path} line {k} is damaged ({exc}; not the torn last line a crash leaves): restore"
-                                  " the file, or start the run over with --overwrite") from None
     try:
-        last = json.loads(tail) if tail.strip() else None
-    except ValueError:
-        return rows, True
-    return rows + [last] * isinstance(last, dict), not isinstance(last, (dict, type(None)))
+        rows = read_jsonl(path, required=("gen",))
+    except RunReadError as exc:
+        raise CheckpointError(f"{exc}: restore the file, or start the run over with --overwrite") from None
+    data = path.read_bytes()
+    return rows, bool(data.strip()) and not data.endswith(b"\n")
 
 
 def clear(path: str | Path, keep: Iterable[str] = ()) -> None:
@@ -145,12 +142,13 @@ class RunFolder:
         # log.csv's columns (log.jsonl keeps every key of a row)
         self.fields = LOG_FIELDS + FRONT_FIELDS * (self.objectives is not None) + list(extra_fields)
         self.path.mkdir(parents=True, exist_ok=True)
-        self._tb = None
+        self._tb = self._hparams = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self._tb = SummaryWriter(str(self.path / "tb"))
+                self._hparams = HParamsWriter(self.path / "tb", space, self.objectives)
             except ImportError:  # tensorboard is optional
                 self._tb = None
 
@@ -223,6 +221,7 @@ class RunFolder:
                     self._tb.add_scalar(f"hyperparameters/{v.name}/median",
                                         float(np.median([v.options[ind[i]] for ind in g.trained])), g.epochs)
             self._tb.flush()
+            self._hparams.record(g.trained)  # each member's genome and fitness: the HPARAMS tab
 
     def export_best(self, task: Task, best: Individual, cfg: dict[str, Any], folder: Path | None = None,
                     final_evaluation: bool | None = None, title: str | None = None) -> Path:

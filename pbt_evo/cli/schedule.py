@@ -13,6 +13,7 @@ Drawn by ``python -m pbt_evo.plot`` for runs whose space has hyperparameter vari
 from __future__ import annotations
 
 import json
+from collections import deque
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,16 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .runread import by_generation, iter_members, read_best  # noqa: E402
 
 
 def best_member(run: Path, population_rows: list[dict]) -> int:
     """The id of the run's final best member: ``best/genome.json``'s, else the fittest of the last generation."""
-    info = run / "best" / "genome.json"
-    if info.is_file():
-        return int(json.loads(info.read_text())["id"])
+    info = read_best(run)
+    if info is not None:
+        return int(info["id"])
     last = max(r["gen"] for r in population_rows)
     rows = [r for r in population_rows if r["gen"] == last]
     return max(rows, key=lambda r: -float("inf") if r["fitness"] is None else r["fitness"])["id"]
@@ -57,8 +60,9 @@ def schedule(population_rows: list[dict], lineage_rows: list[dict], member: int,
     line = base_line(lineage_rows, member)
     rank = {m: k for k, m in enumerate(line)}
     out, start = [], 0
-    for gen in sorted({r["gen"] for r in population_rows}):
-        rows = [r for r in population_rows if r["gen"] == gen and r["id"] in rank]
+    groups = by_generation(population_rows)
+    for gen in sorted(groups):
+        rows = [r for r in groups[gen] if r["id"] in rank]
         if not rows:
             break
         row = min(rows, key=lambda r: rank[r["id"]])  # the youngest of the line that trained in this generation
@@ -76,9 +80,9 @@ def family_tree(lineage_rows: list[dict], member: int) -> list[dict]:
     [9, 5]
     """
     made = {r["child"]: r for r in lineage_rows}
-    seen, todo, out = set(), [member], []
+    seen, todo, out = set(), deque([member]), []
     while todo:
-        m = todo.pop(0)
+        m = todo.popleft()
         if m in seen or m not in made:
             continue
         seen.add(m)
@@ -135,12 +139,11 @@ def plot_schedules(run: Path, population_rows: list[dict], lineage_rows: list[di
     ends = {r["gen"]: r["epochs"] for r in population_rows}
     start = {g: ends.get(g - 1, 0) for g in ends}
     fig, axes = plt.subplots(len(names), 1, figsize=(6.5, 3.2 * len(names)), squeeze=False)
-    members = sorted({r["id"] for r in population_rows})
+    members = list(iter_members(population_rows))
     for ax, name in zip(axes[:, 0], names):
         values = [r["arch"][name] for r in population_rows]
         log = all(isinstance(v, (int, float)) and v > 0 for v in values) and max(values) / min(values) >= 20
-        for k, m in enumerate(members):  # each member over the generations it trained, spread apart a little
-            own = sorted((r for r in population_rows if r["id"] == m), key=lambda r: r["gen"])
+        for k, (_, own) in enumerate(members):  # each member over the generations it trained, spread apart a little
             ys = [r["arch"][name] for r in own]
             if all(isinstance(y, (int, float)) for y in ys):
                 spread = (k / max(len(members) - 1, 1) - 0.5) * 0.15

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from pbt_evo.task import Member, Task
+from tasks.device import resolve_device
 
 from .data import DATASETS, load_images, to_float
 from .metrics import (METRICS, DigitsClassifierFeatures, FeatureExtractor, extract_features, frechet_distance,
@@ -104,7 +105,7 @@ class GanTask(Task):
         self.g_batch_multiplier, self.ema_decay = g_batch_multiplier, ema_decay
         self.lr_g, self.lr_d, self.betas = lr_g, lr_d, (float(betas[0]), float(betas[1]))
         self.eval_batch_size = eval_batch_size
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)  # None: "auto", CUDA when torch sees a GPU
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir(data_dir)
         # Data first: a missing dataset should stop the worker before anything slow happens.
         self.images = load_images(dataset, data_dir, img_size, channels, download, n_synthetic)

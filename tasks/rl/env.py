@@ -34,10 +34,20 @@ from collections import deque
 from typing import Literal
 
 import numpy as np
-from dm_control import suite
 
 ObsType = Literal["states", "pixels"]
 RENDER_QUALITIES = ("fast", "paper")
+
+
+def dm_suite():
+    """dm_control's suite, imported on first use: the agent, its networks and the replay buffer need no
+    environment (a GPU machine without dm_control still trains and times them)."""
+    try:
+        from dm_control import suite
+    except ImportError as exc:
+        raise ImportError(f"tasks.rl's environments need dm_control with mujoco<4 ({exc}):"
+                          " pip install -e .[rl]") from exc
+    return suite
 
 
 def default_camera(domain: str) -> int:
@@ -66,6 +76,7 @@ class DMCEnv:
             raise ValueError(f"render_quality must be one of {', '.join(RENDER_QUALITIES)}, got {render_quality!r}")
         if action_repeat < 1 or frame_stack < 1:
             raise ValueError(f"action_repeat and frame_stack must be >= 1, got {action_repeat}, {frame_stack}")
+        suite = dm_suite()
         if (domain, task) not in suite.ALL_TASKS:
             raise ValueError(f"unknown dm_control task {domain}/{task}; e.g. cartpole/swingup, walker/walk, "
                              f"quadruped/run, humanoid/run")

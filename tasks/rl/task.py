@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from pbt_evo.task import Member, Task
+from tasks.device import resolve_device
 from pbt_evo.widths import UnitAxis, unit_counts
 
 from .agent import AgentConfig, DrQV2Agent
@@ -140,7 +141,8 @@ class RLTask(Task):
     ``render_quality``: ``"fast"`` (no shadows, reflections or multisampling: ~5x the frames per second
     on a software renderer) or ``"paper"`` (dm_control's defaults, as DrQ-v2 and the paper rendered).
     ``time_limit`` (simulated seconds, default the task's own: 1000 frames) shortens episodes, for
-    smoke runs only. ``device="auto"`` trains on the GPU when torch sees one (pbt_evo's ``gpus_per_worker``), else CPU.
+    smoke runs only. ``device="auto"`` trains on the GPU when torch sees one (pbt_evo's ``gpus_per_worker``), else CPU;
+    ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` name one (:func:`tasks.device.resolve_device`).
     The environment is built once per task object (i.e. once per worker) on first use and shared by
     the members that worker trains one after another.
     """
@@ -182,9 +184,7 @@ class RLTask(Task):
                                         stddev_schedule=stddev_schedule, stddev_clip=stddev_clip,
                                         augment=augment)
         self.torch_threads = torch_threads
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         widths = None if hidden_dims is None else unit_counts("hidden_dims", hidden_dims)
         self.space = (pixel_space if obs == "pixels" else state_space)(widths)
         self.shared_replay = bool(shared_replay)
