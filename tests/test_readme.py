@@ -18,6 +18,7 @@ BLOCK = re.compile(r"<!-- example: (\w+) -->\n```(\w+)\n(.*?)```", re.S)
 RUN_BY = {"setup": "test_readme_commands_match_ci", "tests": "test_readme_commands_match_ci",
           "toolbox": "test_toolbox_example_runs", "widths": "test_widths_example_declares_what_pbt_evo_checks",
           "load_best": "test_load_best_example_loads_a_trained_network",
+          "dashboard": "test_dashboard_command_serves_the_runs",
           "rl_smoke": "test_rl_smoke_run", "gan_smoke": "test_gan_smoke_run", "study": "test_study_commands",
           "bnao": "test_bnao_command", "multiobj_run": "test_multiobjective_command_and_its_front",
           "objectives_yaml": "test_objectives_yaml_is_a_valid_config_fragment",
@@ -105,6 +106,36 @@ def test_load_best_example_loads_a_trained_network(tmp_path):
     namespace = run_python("load_best", tmp_path)
     model, info = namespace["model"], namespace["info"]
     assert info["fitness"] == accuracy(model, *DigitsTask(**args).data["val"])
+
+
+def test_dashboard_command_serves_the_runs(tmp_path):
+    """The command as written, in a folder whose runs/ holds a finished run: its page answers, then it is stopped."""
+    import signal
+    import time
+    import urllib.request
+
+    from pbt_evo.run import main
+
+    assert main([str(ROOT / "spaces" / "digits.yaml"), "--out", str(tmp_path / "runs"), "--quiet", "--set",
+                 "algorithm.e_total=1", "--set", "parallel.backend=serial", "--set", "task.args={channels: 4}"]) == 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    server = subprocess.Popen(["bash", "-c", "exec " + readme_block("dashboard")], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = server.stdout.readline()
+        assert "http://127.0.0.1:8050/" in line, line + server.stdout.read()
+        deadline, page = time.monotonic() + 60, ""
+        while not page and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:8050/", timeout=5) as response:
+                    page = response.read().decode()
+            except OSError:
+                time.sleep(0.2)
+        assert "<html" in page.lower()
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
 
 
 def mnist1d_config_with(block: str) -> dict:
