@@ -45,7 +45,12 @@ if [ "$PART" = all ] || [ "$PART" = report ]; then
     # the 8-cell space, one draw, n = 9
     $PY -m pbt_evo.compare $OUT/mnist1d_c8_* --only $ALGS --baseline pbt_nas --report $report \
       --out $OUT/compare_cells8_$report
+    # per algorithm, 8 cells against 4 on the draw 42 / 0 (paired by seed across the two spaces)
+    for alg in pbt_nas searl random no_mixing; do
+      $PY -m pbt_evo.compare $OUT/mnist1d_c8_${alg}_s* $OUT/mnist1d_d42_${alg}_s* --group-by name \
+        --baseline mnist1d_c8_$alg --report $report --out $OUT/compare_size_${alg}_$report
+    done
   done
-  cp $OUT/compare_draws_best/anytime.png docs/anytime_mnist1d_draws.png
+  cp $OUT/compare_draws_best/anytime_pooled.png docs/anytime_mnist1d_draws.png
   cp $OUT/compare_cells8_best/anytime.png docs/anytime_mnist1d_cells8.png
 fi
