@@ -43,10 +43,10 @@ def write_run(folder: Path, alg: str, draw: int, seed: int, best: float, test: f
            "task": {"target": TARGET, "args": {"dataset_seed": draw}},
            "algorithm": {"name": alg, "e_total": 4, "e_step": 2, "shrink_perturb": [0.4, 0.1], "init": "balanced"}}
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
-    rows = [{"epochs": 2, "best": round(best - 0.1, 3)}, {"epochs": 4, "best": best}]
+    rows = [{"gen": 1, "epochs": 2, "best": round(best - 0.1, 3)}, {"gen": 2, "epochs": 4, "best": best}]
     (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (folder / "best").mkdir()
-    (folder / "best" / "genome.json").write_text(json.dumps({"fitness": best, "test_score": test}))
+    (folder / "best" / "genome.json").write_text(json.dumps({"id": 9, "fitness": best, "test_score": test}))
 
 
 @pytest.fixture(scope="module")
