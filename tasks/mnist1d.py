@@ -7,13 +7,14 @@ fitness (``Member.test_score``). Why 1,000 for validation: fitness then has a st
 points at 0.8 accuracy, small enough for truncation selection to rank members that differ by a few
 points, while training keeps three quarters of the data.
 
-Network: a fixed stem (conv k=5, 1 -> ``channels``), four searchable cells, global pooling and a fixed
+Network: a fixed stem (conv k=5, 1 -> ``channels``), ``n_cells`` searchable cells (default 4), global pooling and a fixed
 linear head. Each cell is an op followed by an activation; every op maps (B, C, L) to (B, C, L), so any
 op can replace any other in its slot (what mixing needs). Global pooling, not a flatten or a pooling to
 a few positions: MNIST-1D's digits are shifted at random, and a head that pooled to 5 positions did
 worse (docs/MNIST1D_SIZING.md).
 
-Search space (9 variables, 10^4 * 4^4 * 2 = 5,120,000 architectures):
+Search space (4 cells: 9 variables, 10^4 * 4^4 * 2 = 5,120,000 architectures; ``n_cells`` cells:
+2 * n_cells + 1 variables):
 
 ==========  ===========================================================  ====================
 variable    options                                                      owns
@@ -61,8 +62,19 @@ ACTS = ("relu", "tanh", "swish", "identity")
 POOLS = ("avg", "max")
 N_CELLS = 4
 # classic PBT's one network when the config names none: a plain CNN, conv5 + ReLU cells, global average pooling
-DEFAULT_ARCHITECTURE = {**{f"op{i}": "conv5" for i in range(N_CELLS)}, **{f"act{i}": "relu" for i in range(N_CELLS)},
-                        "pool": "avg"}
+
+
+def make_default_architecture(n_cells: int = N_CELLS) -> dict[str, str]:
+    """Classic PBT's one network of ``n_cells`` cells (see :data:`DEFAULT_ARCHITECTURE`).
+
+    >>> make_default_architecture(1)
+    {'op0': 'conv5', 'act0': 'relu', 'pool': 'avg'}
+    """
+    return {**{f"op{i}": "conv5" for i in range(n_cells)}, **{f"act{i}": "relu" for i in range(n_cells)},
+            "pool": "avg"}
+
+
+DEFAULT_ARCHITECTURE = make_default_architecture()
 TRAIN_SPLIT = 0.8  # mnist1d's own train / test split: the test samples are the standard held-out ones
 
 
@@ -252,7 +264,8 @@ class MNIST1DMember(MinibatchMember):
 class MNIST1DTask(Task):
     """MNIST-1D classification (see the module docstring).
 
-    ``channels`` is the width of every cell; ``data_seed`` splits train / validation;
+    ``channels`` is the width of every cell; ``n_cells`` the number of searchable cells (the space has
+    2 * ``n_cells`` + 1 variables); ``data_seed`` splits train / validation;
     ``num_samples``, ``dataset_seed`` (mnist1d's ``seed``) and the noise and shear scales are mnist1d's
     generation arguments (their defaults are mnist1d's). ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
     ``"auto"``; :func:`tasks.device.resolve_device`) holds the data and trains the members; a network is
@@ -270,12 +283,13 @@ class MNIST1DTask(Task):
     def __init__(self, channels: int = 16, batch_size: int = 100, lr: float = 3e-3, data_seed: int = 0,
                  val_fraction: float = 0.25, num_samples: int = 5000, dataset_seed: int = 42,
                  iid_noise_scale: float = 2e-2, corr_noise_scale: float = 0.25, shear_scale: float = 0.75,
-                 batch_sizes: Sequence[int] | None = None, device: str = "cpu"):
+                 batch_sizes: Sequence[int] | None = None, device: str = "cpu", n_cells: int = N_CELLS):
         def positive_int(name: str, value: object) -> None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
         positive_int("channels", channels)
+        positive_int("n_cells", n_cells)
         positive_int("batch_size", batch_size)
         for b in batch_sizes or ():
             positive_int("batch_sizes", b)
@@ -299,8 +313,10 @@ class MNIST1DTask(Task):
                 raise ValueError(f"{name} must be a finite number >= 0, got {scale!r}")
 
         self.device = resolve_device(device)
-        self.channels, self.batch_size, self.lr = channels, batch_size, float(lr)
-        self.space = make_space()
+        self.channels, self.batch_size, self.lr, self.n_cells = channels, batch_size, float(lr), n_cells
+        self.space = make_space(n_cells)
+        if n_cells != N_CELLS:  # the class attribute is the 4-cell one
+            self.default_architecture = make_default_architecture(n_cells)
         if batch_sizes:
             self.space = SearchSpace([*self.space, Variable("batch_size", tuple(batch_sizes), hyper=True)])
         data = load_splits(data_seed, val_fraction, num_samples=num_samples, seed=dataset_seed,
@@ -309,7 +325,7 @@ class MNIST1DTask(Task):
         self.data = {k: (x.to(self.device), y.to(self.device)) for k, (x, y) in data.items()}
 
     def build_model(self, genome: Sequence[int]) -> MNIST1DNet:
-        return MNIST1DNet(self.space.decode(genome), self.channels).to(self.device)
+        return MNIST1DNet(self.space.decode(genome), self.channels, self.n_cells).to(self.device)
 
     def build(self, genome: Sequence[int]) -> MNIST1DMember:
         batch_size = self.space.decode(genome).get("batch_size", self.batch_size)
@@ -326,7 +342,7 @@ class MNIST1DTask(Task):
         >>> task.cost([0] * 9), task.cost([7, 7, 0, 0, 0, 0, 0, 0, 0])
         (1.0, 4.4)
         """
-        return 1.0 + sum(OP_COST[self.space[i].options[genome[i]]] for i in range(N_CELLS))
+        return 1.0 + sum(OP_COST[self.space[i].options[genome[i]]] for i in range(self.n_cells))
 
 
 # Seconds per training epoch that one cell's op adds, in units of the epoch of a net whose cells are all

@@ -143,6 +143,7 @@ def test_cost_counts_each_cells_op(task):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"channels": 0}, "channels must be an integer >= 1"),
+    ({"n_cells": 0}, "n_cells must be an integer >= 1"),
     ({"lr": -1.0}, "lr must be a finite number > 0"),
     ({"val_fraction": 1.0}, "val_fraction must be between 0 and 1"),
     ({"num_samples": 5005}, "num_samples must be a multiple of 10"),
@@ -153,3 +154,37 @@ def test_cost_counts_each_cells_op(task):
 def test_bad_arguments_name_the_argument(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MNIST1DTask(**kwargs)
+
+
+def test_eight_cells_space_network_training_and_mixing():
+    task = MNIST1DTask(channels=8, n_cells=8)
+    assert len(task.space) == 17  # op0..op7, act0..act7, pool
+    assert task.space.names == [f"op{i}" for i in range(8)] + [f"act{i}" for i in range(8)] + ["pool"]
+    assert task.space.log10_size == pytest.approx(8 + 8 * np.log10(4) + np.log10(2))
+    assert task.default_architecture == {**{f"op{i}": "conv5" for i in range(8)},
+                                         **{f"act{i}": "relu" for i in range(8)}, "pool": "avg"}
+    assert MNIST1DTask.default_architecture == m1d.make_default_architecture(4)  # the 4-cell one, unchanged
+    genomes = task.space.sample_balanced(10, random.Random(0))
+    model = task.build_model(genomes[0])
+    assert len(model.cells) == 8
+    assert [type(c.op).__name__ for c in model.cells][:2] == [
+        type(m1d.make_op(task.space.decode(genomes[0])[f"op{i}"], 8)).__name__ for i in range(2)]
+    seed_everything(0)
+    member = task.build(genomes[0])
+    before = member.evaluate()
+    member.train(1)
+    assert 0.0 <= before <= 1.0 and member.evaluate() > 0.1 and member.evaluate() != before
+    # mixing two 8-cell architectures fits the child (each op slot owns its weights, cells 4..7 included)
+    child = genomes[1][:4] + genomes[0][4:]
+    state = inherit_model(task.build_model(genomes[0]).state_dict(), task.build_model(genomes[1]).state_dict(),
+                          task.build_model(child).state_dict(), task.space, taken=[0, 1, 2, 3])
+    task.build_model(child).load_state_dict(state)
+    names = {**{f"op{i}": "conv3" for i in range(8)}, **{f"act{i}": "relu" for i in range(8)}, "pool": "avg"}
+    assert task.cost(task.space.encode(names)) == pytest.approx(1 + 8 * 0.5)
+
+
+def test_four_cells_is_the_default():
+    a, b = MNIST1DTask(channels=8), MNIST1DTask(channels=8, n_cells=4)
+    assert a.space.names == b.space.names and len(a.space) == 9
+    genome = [1, 4, 6, 7, 0, 1, 2, 3, 1]
+    assert list(a.build_model(genome).state_dict()) == list(b.build_model(genome).state_dict())

@@ -5,10 +5,11 @@ import statistics
 
 import numpy as np
 import pytest
-from scipy.stats import wilcoxon
+from scipy.stats import rankdata, t, ttest_rel, wilcoxon
 
-from pbt_evo.stats import (CompareError, RunSummary, anytime, best_so_far, bonferroni, by_algorithm, compare_table,
-                           mean_std, to_csv, to_markdown, wilcoxon_greater)
+from pbt_evo.stats import (CompareError, RunSummary, anytime, best_so_far, bonferroni, by_algorithm, by_task,
+                           compare_table, mean_std, paired_difference, to_csv, to_markdown, wilcoxon_greater,
+                           wilcoxon_test)
 from pbt_evo.cli.sweep import algorithm_label, algorithm_overrides
 
 X = [0.91, 0.88, 0.93, 0.85, 0.90, 0.87, 0.95, 0.80, 0.89]
@@ -120,3 +121,48 @@ def test_unknown_label():
         algorithm_overrides("pbt_nas_sp11")
     with pytest.raises(ConfigError, match="must start with one of"):
         algorithm_overrides("pbtx")  # "pbt" itself is classic PBT
+
+
+def test_paired_difference_is_scipys_paired_t_interval():
+    d, low, high = paired_difference(X, Y)
+    ci = ttest_rel(X, Y).confidence_interval(0.95)
+    assert d == pytest.approx(np.mean(np.subtract(X, Y)), rel=1e-12)
+    assert (low, high) == (pytest.approx(ci.low, rel=1e-12), pytest.approx(ci.high, rel=1e-12))
+    half = t.ppf(0.975, 8) * statistics.stdev(np.subtract(X, Y)) / 3  # by hand: n = 9
+    assert (low, high) == (pytest.approx(d - half, rel=1e-12), pytest.approx(d + half, rel=1e-12))
+    ci90 = ttest_rel(X, Y).confidence_interval(0.9)
+    assert paired_difference(X, Y, 0.9)[1:] == (pytest.approx(ci90.low, rel=1e-12), pytest.approx(ci90.high, rel=1e-12))
+
+
+def test_paired_difference_edge_cases():
+    assert paired_difference([0.5, 0.7], [0.4, 0.6]) == pytest.approx((0.1, 0.1, 0.1))  # equal differences
+    mean, low, high = paired_difference([0.5], [0.4])
+    assert mean == pytest.approx(0.1) and np.isnan(low) and np.isnan(high)  # one pair: no interval
+    with pytest.raises(CompareError, match="no paired runs"):
+        paired_difference([], [])
+
+
+def test_wilcoxon_statistic_is_the_sum_of_positive_ranks():
+    d = np.subtract(X, Y)
+    w, p = wilcoxon_test(X, Y)
+    assert w == rankdata(np.abs(d))[d > 0].sum() == wilcoxon(X, Y, alternative="greater").statistic
+    assert p == wilcoxon_greater(X, Y)
+    assert wilcoxon_test([0.5, 0.6], [0.5, 0.6]) == (0.0, 1.0)
+
+
+def test_table_rows_carry_effect_sizes():
+    rows = compare_table(results(), "pbt_nas")
+    assert rows[0].diff is None and rows[0].statistic is None
+    assert rows[1].diff == paired_difference(X, Y)[0] and (rows[1].diff_low, rows[1].diff_high) == paired_difference(X, Y)[1:]
+    assert rows[2].diff == pytest.approx(rows[1].diff + 0.05)
+    assert rows[2].statistic == 45.0  # 9 pairs, all favour the baseline: 1 + ... + 9
+    md = to_markdown(rows)
+    assert f"| searl | 9 | {np.mean(Y):.4f} +- {statistics.stdev(Y):.4f} | {rows[1].diff:+.4f} [{rows[1].diff_low:+.4f}," in md
+
+
+def test_by_task_splits_pooled_results():
+    r = {"a": {("t1", 0): 1.0, ("t2", 0): 2.0, ("t1", 1): 3.0}, "b": {("t2", 0): 1.5, ("t1", 0): 0.5, ("t1", 1): 2.0}}
+    split = by_task(r)
+    assert split == {"t1": {"a": {("t1", 0): 1.0, ("t1", 1): 3.0}, "b": {("t1", 0): 0.5, ("t1", 1): 2.0}},
+                     "t2": {"a": {("t2", 0): 2.0}, "b": {("t2", 0): 1.5}}}
+    assert compare_table(split["t1"], "a")[1].p == wilcoxon([1.0, 3.0], [0.5, 2.0], alternative="greater").pvalue

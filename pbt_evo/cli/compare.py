@@ -15,8 +15,14 @@ by seed across tasks, to compare searches in different spaces:
   ``best/genome.json``, or computed from ``best/`` for runs that predate it), ``hypervolume`` (of a
   multi-objective run's final Pareto front, ``front.jsonl``, recomputed against one reference point for
   all runs: ``--reference``, else the one every run's ``algorithm.reference_point`` states);
+- with ``--per-task``, one more table per task in ``compare.md`` below the pooled one (each tested on its
+  own, Bonferroni over the same m) and all of them in ``compare_per_task.csv``;
 - ``anytime.png`` (one panel per task): best fitness so far (hypervolume of the front so far, with
-  ``--report hypervolume``) against epochs, mean +- std per algorithm.
+  ``--report hypervolume``) against epochs, mean +- std per algorithm; ``anytime_pooled.png`` (runs of
+  several tasks): one panel over all tasks' runs.
+
+Beside each p-value, the effect size: the mean paired difference, baseline minus the other algorithm, with
+its 95% paired t interval (:func:`pbt_evo.stats.paired_difference`).
 
 An argument that is a folder of run folders (a sweep's output) stands for all runs inside it.
 Bad input (not a run folder, unfinished or unpaired runs, fewer than 2 algorithms) is one line on
@@ -26,16 +32,17 @@ stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..export import load_best
 from ..objectives import Objectives
 from ..pareto import hypervolume, points
-from ..stats import (REPORTS, CompareError, RunSummary, anytime, best_so_far, by_algorithm, compare_table,
+from ..stats import (REPORTS, CompareError, RunSummary, anytime, best_so_far, by_algorithm, by_task, compare_table,
                      task_label, to_csv, to_markdown)
 from ..trusted import UntrustedTask, trusted_spec
 from .runread import RunReadError, is_run_folder, read_best, read_config, read_jsonl
@@ -194,8 +201,10 @@ def plot_anytime(runs: Sequence[RunSummary], path: Path, title: str = "", curve:
 def compare(paths: Sequence[str | Path], out: str | Path | None = None, baseline: str = "pbt_nas",
             alpha: float = 0.05, only: Sequence[str] | None = None, report: str = "best",
             reference: Sequence[float] | None = None, group_by: str = "algorithm", ddof: int = 1,
-            tests: int | None = None, trust: Sequence[str] = ()) -> dict[str, Path]:
+            tests: int | None = None, per_task: bool = False, trust: Sequence[str] = ()) -> dict[str, Path]:
     """Load, test, write the table (Markdown, CSV) and the anytime plot; returns the files written.
+    ``per_task``: tables per task too (see the module docstring); ``trust``: task targets a run's ``best/``
+    may name although not registered, to compute test scores it did not record (:mod:`pbt_evo.trusted`).
 
     >>> # compare(["runs/study"], baseline="pbt_nas", report="test")["markdown"].read_text()
     """
@@ -229,13 +238,36 @@ def compare(paths: Sequence[str | Path], out: str | Path | None = None, baseline
               f" Bonferroni over {family}: significant when p < alpha / m"
               f" = {alpha}/{m}.{stated}\n\n")
     files = {"markdown": out / "compare.md", "csv": out / "compare.csv", "plot": out / "anytime.png"}
-    files["markdown"].write_text(header + to_markdown(rows, value=REPORTS[report].split(" (")[0]))
+    value = REPORTS[report].split(" (")[0]
+    text = header + to_markdown(rows, value=value)
     files["csv"].write_text(to_csv(rows))
-    if report == "hypervolume":
-        plot_anytime(runs, files["plot"], curve="hypervolumes", ylabel=f"hypervolume of the front (ref. {reference})")
-    else:
-        plot_anytime(runs, files["plot"])
+    if per_task:
+        files["per_task_csv"] = out / "compare_per_task.csv"
+        text += per_task_tables(results, files["per_task_csv"], baseline, alpha, ddof, tests, value)
+    files["markdown"].write_text(text)
+    plot = {"curve": "hypervolumes", "ylabel": f"hypervolume of the front (ref. {reference})"} \
+        if report == "hypervolume" else {}
+    plot_anytime(runs, files["plot"], **plot)
+    if len(tasks) > 1:
+        files["pooled_plot"] = out / "anytime_pooled.png"
+        pooled = f"pooled over {len(tasks)} tasks"
+        plot_anytime([dataclasses.replace(r, task=pooled) for r in runs], files["pooled_plot"], **plot)
     return files
+
+
+def per_task_tables(results: Mapping[str, Mapping[tuple[str, int], float]], csv_path: Path, baseline: str,
+                    alpha: float, ddof: int, tests: int | None, value: str) -> str:
+    """The per-task tables as Markdown sections (returned) and one CSV with a task column (written)."""
+    sections = ["\n## Per task\n\nEach task's runs tested on their own (the same tests and m as above).\n"]
+    rows: list = []
+    tasks: list[str] = []
+    for task, res in by_task(results).items():
+        table = compare_table(res, baseline, alpha, ddof, tests)
+        sections.append(f"\n### {task}\n\n{to_markdown(table, value=value)}")
+        rows += table
+        tasks += [task] * len(table)
+    csv_path.write_text(to_csv(rows, tasks))
+    return "".join(sections)
 
 
 def parse_reference(text: str) -> list[float]:
@@ -266,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--group-by", default="algorithm", choices=list(GROUPINGS),
                    help="algorithm: by algorithm label, paired by (task, seed) (default); name: by config name"
                         " without _s<seed>, paired by seed across tasks (runs of different spaces)")
+    p.add_argument("--per-task", action="store_true",
+                   help="tables per task too, below the pooled one (compare.md; compare_per_task.csv)")
     p.add_argument("--ddof", type=int, default=1, choices=[0, 1],
                    help="standard deviation: 1, sample (default); 0, population (the paper's tables)")
     p.add_argument("--tests", type=int, metavar="M",
@@ -279,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         only = [a.strip() for a in args.only.split(",") if a.strip()] if args.only else None
         reference = parse_reference(args.reference) if args.reference else None
         files = compare(args.runs, args.out, args.baseline, args.alpha, only, args.report, reference,
-                        args.group_by, args.ddof, args.tests, args.trust_task)
+                        args.group_by, args.ddof, args.tests, args.per_task, args.trust_task)
     except (CompareError, RunReadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
