@@ -10,14 +10,15 @@ loading runs no code from the file.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .individual import Individual
-from .task import Task, TaskSpec
+from .task import Task
+from .trusted import trusted_spec
 from .weights import as_tensor
 
 
@@ -85,33 +86,64 @@ def save_best(folder: str | Path, model: torch.nn.Module, info: Mapping[str, Any
     return folder
 
 
-def load_best(run_dir: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_best(run_dir: str | Path, task: Task | None = None,
+              trust: Iterable[str] = ()) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The best network of a finished run as a trained ``nn.Module`` (in eval mode), and its record;
     ``run_dir`` may also be a folder in ``best/``'s layout itself (``best/``, a member of ``best/front/``).
 
+    The network is built by ``task`` when given; else by the task ``genome.json`` names, if an installed
+    package registers it or ``trust`` names its target (:mod:`pbt_evo.trusted`: a run folder from
+    elsewhere chooses no code).
+
     >>> # model, info = load_best("runs/digits"); model(x)
     """
-    folder = Path(run_dir) / "best"
-    if not (folder / "genome.json").is_file() and (Path(run_dir) / "genome.json").is_file():
-        folder = Path(run_dir)
-    if not (folder / "genome.json").is_file():
-        raise FileNotFoundError(f"{folder}/genome.json not found: the run has not finished; resume it with"
-                                f" `python -m pbt_evo.run {run_dir} --resume`")
+    folder = best_folder(run_dir)
     info = json.loads((folder / "genome.json").read_text())
-    task = TaskSpec(info["task"]["target"], info["task"].get("args", {})).build()
+    if task is None:
+        how = (f"pass trust=[{{target!r}}] to load_best, or the task itself: load_best({str(run_dir)!r},"
+               " task=MyTask(...))")
+        task = trusted_spec(info.get("task"), f"{folder}/genome.json", trust, how).build()
     model = task.build_model(info["genome"])
     model.load_state_dict(load_weights(folder / WEIGHTS))
     model.eval()
     return model, info
 
 
-def load_front(run_dir: str | Path) -> list[tuple[torch.nn.Module, dict[str, Any]]]:
+def best_folder(run_dir: str | Path) -> Path:
+    """The folder in ``best/``'s layout that ``run_dir`` stands for: ``run_dir/best``, or ``run_dir`` itself;
+    FileNotFoundError says what ``run_dir`` is instead (missing, unfinished, a front member's wrong name).
+
+    >>> best_folder("/nonexistent/best/front/0")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: /nonexistent/best/front/0 does not exist
+    """
+    run = Path(run_dir)
+    if (run / "best" / "genome.json").is_file():
+        return run / "best"
+    if (run / "genome.json").is_file():
+        return run
+    if not run.exists():
+        members = sorted(p.name for p in run.parent.iterdir() if (p / "genome.json").is_file()) \
+            if run.parent.name == "front" and run.parent.is_dir() else []
+        raise FileNotFoundError(f"{run} does not exist" + (f"; the front's members are {', '.join(members)}"
+                                                           f" (in {run.parent})" if members else ""))
+    if (run / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run}/best/genome.json not found: the run has not finished; resume it with"
+                                f" `python -m pbt_evo.run {run} --resume`")
+    raise FileNotFoundError(f"{run} is neither a run folder (no config.yaml) nor a best/ folder (no genome.json)")
+
+
+def load_front(run_dir: str | Path, task: Task | None = None,
+               trust: Iterable[str] = ()) -> list[tuple[torch.nn.Module, dict[str, Any]]]:
     """Every trained network of a multi-objective run's Pareto front (``best/front/``, highest fitness
-    first), each with its record (``objectives``: its value of each).
+    first), each with its record (``objectives``: its value of each); ``task`` and ``trust`` as in
+    :func:`load_best`.
 
     >>> # for model, info in load_front("runs/mnist1d_multiobj"): print(info["objectives"])
     """
     root = Path(run_dir) / "best" / "front"
     if not root.is_dir():
         raise FileNotFoundError(f"{root} not found: not a finished multi-objective run (algorithm.objectives)")
-    return [load_best(member) for member in sorted(p for p in root.iterdir() if (p / "genome.json").is_file())]
+    return [load_best(member, task, trust) for member in sorted(p for p in root.iterdir()
+                                                                 if (p / "genome.json").is_file())]

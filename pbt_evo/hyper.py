@@ -129,6 +129,8 @@ class HyperparameterTask(Task):
     of the genome (its variables come first).
     """
 
+    task_arguments = ("target",)  # names another task: a run folder's record is checked for it (pbt_evo.trusted)
+
     def __init__(self, target: Task | str, args: Mapping[str, Any] | None = None,
                  hyperparameters: Mapping[str, Any] | None = None):
         self.inner = target if isinstance(target, Task) else TaskSpec(target, dict(args or {})).build()

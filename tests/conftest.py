@@ -20,7 +20,8 @@ def ray_session():
     """One local Ray instance (2 CPUs) shared by the tests that need real workers."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # "local": a Ray instance of the tests' own; without it Ray joins a cluster `ray start` left on the machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 

@@ -156,7 +156,7 @@ def test_size_proportional_initial_population(mnist1d):
 
 
 def test_config_budget_error_is_one_line_exit_2(tmp_path, capsys):
-    from pbt_evo.cli.run import main
+    from pbt_evo.run import main
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text("task: {target: tasks.digits:DigitsTask, args: {channels: 4}}\n"
@@ -169,7 +169,7 @@ def test_config_budget_error_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_task_without_train_steps_gets_a_clear_message(tmp_path, capsys):
-    from pbt_evo.cli.run import main
+    from pbt_evo.run import main
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text("task: {target: tasks.w1:W1Task}\n"
@@ -184,7 +184,7 @@ def test_oneshot_run_end_to_end_is_read_by_compare(tmp_path, algorithm):
     import json
 
     from pbt_evo.cli.compare import load_run
-    from pbt_evo.cli.run import main
+    from pbt_evo.run import main
     from pbt_evo.cli.sweep import algorithm_label, is_finished
     from pbt_evo.export import load_best
 

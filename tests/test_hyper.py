@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from pbt_evo.cli import run as run_cli
+from pbt_evo.cli import launch as run_cli
 from pbt_evo.handles import FreshState, MixedState, StoredState, capture
 from pbt_evo.hyper import HyperparameterError, HyperparameterTask
 from pbt_evo.individual import Individual

@@ -370,8 +370,16 @@ def test_best_holds_the_front_each_member_loads_trained(mo_run):
         assert accuracy(model, *val) == info["objectives"]["fitness"] == info["fitness"]
         assert count_params(model) == info["objectives"]["params"]
     table = (mo_run / "best" / "front.md").read_text()
-    assert "| # | member | fitness (max) | params (min) | test score | epochs | architecture |" in table
-    assert len([line for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()]) == len(front)
+    assert "| folder | member | fitness (max) | params (min) | test score | epochs | architecture |" in table
+    # the table names each member by its folder, and the line above it loads one
+    folders = [line.split(" | ")[0][2:] for line in table.splitlines() if line.startswith("| front/")]
+    assert folders == [f"front/{k:02d}" for k in range(len(front))]
+    assert f'`pbt_evo.load_best("{mo_run}/best/front/00")`' in table
+    assert sorted(p.name for p in (mo_run / "best" / "front").iterdir()) == [f[6:] for f in folders]
+    with pytest.raises(FileNotFoundError) as err:
+        pbt_evo.load_best(mo_run / "best" / "front" / "0")
+    assert str(err.value) == (f"{mo_run}/best/front/0 does not exist; the front's members are"
+                              f" {', '.join(f[6:] for f in folders)} (in {mo_run}/best/front)")
     model, info = pbt_evo.load_best(mo_run)
     assert info["id"] == last[0]["id"]
 

@@ -51,7 +51,7 @@ def test_random_sp_in_the_loop_perturbs_every_member_at_each_boundary_but_the_la
 
 # -- BOHB -----------------------------------------------------------------------------------------------
 def _bohb_run(tmp_path, config, name, sets):
-    from pbt_evo.cli.run import main
+    from pbt_evo.run import main
 
     code = main([config, "--out", str(tmp_path), "--name", name, "--quiet", "--set", "algorithm.name=bohb",
                  "--set", "parallel.backend=serial"] + [a for s in sets for a in ("--set", s)])
@@ -81,7 +81,7 @@ def _check_bohb_folder(run, population, e_total):
 @pytest.mark.slow
 def test_bohb_on_digits_end_to_end_and_beside_pbt_nas_in_compare(tmp_path):
     from pbt_evo.cli.compare import main as compare_main
-    from pbt_evo.cli.run import main
+    from pbt_evo.run import main
 
     sets = ["algorithm.population=6", "algorithm.e_total=4", "output.tensorboard=false"]
     run = _bohb_run(tmp_path, "spaces/digits.yaml", "digits_bohb_s0", sets)
@@ -378,7 +378,7 @@ def test_gan_stl10_uses_the_research_codes_stl10_projections():
 
 
 def test_bohb_config_errors_are_one_line(tmp_path, capsys):
-    from pbt_evo.cli.run import main
+    from pbt_evo.run import main
 
     code = main(["spaces/mnist1d_multiobj.yaml", "--set", "algorithm.name=bohb", "--out", str(tmp_path)])
     err = capsys.readouterr().err

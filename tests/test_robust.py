@@ -303,9 +303,10 @@ def test_sigterm_exits_143_without_a_stack_dump_and_resumes_to_the_uninterrupted
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 143
-    assert one_line(proc.stderr.read()) == ("terminated (SIGTERM); the last complete generation is checkpointed: run"
-                                            " the same command again to continue")
-    assert (run / "checkpoints" / "LATEST").read_text() < "gen_00003", "the run ended before it was terminated"
+    latest = (run / "checkpoints" / "LATEST").read_text()
+    assert latest < "gen_00003", "the run ended before it was terminated"
+    assert one_line(proc.stderr.read()) == (f"terminated (SIGTERM); generation {int(latest[4:])} is checkpointed in"
+                                            f" {run}/checkpoints/{latest}: run the same command again to continue")
     resumed = subprocess.run(cli(config, "--out", tmp_path / "runs"), cwd=ROOT, capture_output=True, text=True,
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr
@@ -319,8 +320,8 @@ def test_a_second_signal_stops_at_once():
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 143 and time.monotonic() - t0 < 30
-    assert one_line(proc.stderr) == ("second signal: stopped at once; the last complete generation is checkpointed:"
-                                     " run the same command again to continue")
+    assert one_line(proc.stderr) == ("second signal: stopped at once; a run continues from its last complete"
+                                     " checkpoint, if it has one: run the same command again")
 
 
 # -- 7: no code from a run folder ---------------------------------------------------------------------

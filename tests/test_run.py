@@ -32,7 +32,7 @@ def write_config(tmp_path, data=None, name="c.yaml"):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"algorithm": {"populaton": 6}}, "unknown key 'algorithm.populaton'; allowed here: name, population,"),
+    ({"algorithm": {"populaton": 6}}, "unknown key 'algorithm.populaton' (did you mean 'algorithm.population'?); allowed here: name, population,"),
     ({"algorithm": {"population": "six"}}, "'algorithm.population' is 'six'; expected an integer"),
     ({"algorithm": {"tau": 0.9}}, "'algorithm.tau' is 0.9; it must be in (0, 0.5]"),
     ({"algorithm": {"max_early": -1}}, "'algorithm.max_early' is -1; it must be >= 0 or null"),
@@ -187,5 +187,5 @@ def test_final_evaluation_of_the_best_network(tmp_path):
     data["output"]["final_evaluation"] = True
     assert main([str(write_config(tmp_path, data)), "--out", str(tmp_path), "--quiet"]) == 0
     info = json.loads((tmp_path / "t" / "best" / "genome.json").read_text())
-    model, _ = pbt_evo.load_best(tmp_path / "t")
+    model, _ = pbt_evo.load_best(tmp_path / "t", trust=["test_run:FinalDigits"])  # not a registered task
     assert info["final_scores"] == {"test_accuracy": accuracy(model, *load_splits()["test"])}

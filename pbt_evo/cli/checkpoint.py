@@ -41,7 +41,7 @@ import numpy as np
 from .. import plain, statefile
 from ..handles import StoredState
 from ..individual import Individual
-from . import records
+from . import records, signals
 
 FORMAT = "pbt_evo.checkpoint/2"
 MANIFEST = "MANIFEST.json"
@@ -92,7 +92,12 @@ def last_complete(run_dir: str | Path) -> tuple[Path, int] | None:
     return None
 
 
-def _saved_text(run_dir: str | Path) -> str:
+def saved_text(run_dir: str | Path) -> str:
+    """What of a run is checkpointed, in words.
+
+    >>> saved_text("/nonexistent-run")
+    'no generation is checkpointed yet (the same command starts the run over)'
+    """
     last = last_complete(run_dir)
     if last is None:
         return "no generation is checkpointed yet (the same command starts the run over)"
@@ -173,9 +178,18 @@ def save(run_dir: str | Path, generation: int, population: Iterable[Individual],
 
     ``payload`` holds the loop's other state (epochs, next_id, logbook, ...); ``rng`` the driver's random
     streams (``{"random": ..., "numpy": ...}``, default: their current states). Raises :class:`WriteError`.
+    A stop signal (Ctrl-C, SIGTERM) that arrives meanwhile takes effect once the checkpoint is complete
+    and named in ``LATEST`` (a second one at once: :mod:`.signals`).
 
     >>> # save("runs/digits", 3, population, list(hof), {"epochs": 3, "next_id": 12, "logbook": logbook})
     """
+    with signals.deferred():
+        return _write(run_dir, generation, population, halloffame, payload, keep, rng)
+
+
+def _write(run_dir: str | Path, generation: int, population: Iterable[Individual], halloffame: Iterable[Individual],
+           payload: Mapping[str, Any], keep: int, rng: Mapping[str, Any] | None) -> Path:
+    """:func:`save` itself."""
     root = Path(run_dir) / "checkpoints"
     name = f"gen_{generation:05d}"
     tmp = root / f".tmp-{name}"
@@ -217,7 +231,7 @@ def save(run_dir: str | Path, generation: int, population: Iterable[Individual],
         needed = max(last[1] if last else 0, writer.total + writer.current[1])
         free = shutil.disk_usage(root if root.exists() else Path(run_dir)).free
         raise WriteError(f"checkpoint of generation {generation} not written: {path}: {exc.strerror or exc}"
-                         f" (a checkpoint needs about {mb(needed)}, {mb(free)} free there); {_saved_text(run_dir)}:"
+                         f" (a checkpoint needs about {mb(needed)}, {mb(free)} free there); {saved_text(run_dir)}:"
                          f" {_fix(exc)}, then run the same command again to continue") from None
     finally:
         writer.close()
@@ -241,7 +255,7 @@ def check_room(run_dir: str | Path) -> None:
     free = shutil.disk_usage(last[0]).free
     if free < last[1]:
         raise WriteError(f"{Path(run_dir) / 'checkpoints'}: {mb(free)} free on the disk, the next checkpoint needs"
-                         f" about {mb(last[1])} (as much as the last); {_saved_text(run_dir)}: free some space, then"
+                         f" about {mb(last[1])} (as much as the last); {saved_text(run_dir)}: free some space, then"
                          " run the same command again to continue (stopped before training the next generation)")
 
 
@@ -262,7 +276,7 @@ def writing(run_dir: str | Path) -> Iterator[None]:
         where = Path(exc.filename) if exc.filename else Path(run_dir)
         room = next((p for p in (where, *where.parents) if p.exists()), None)
         free = f" ({mb(shutil.disk_usage(room).free)} free there)" if room is not None else ""
-        raise WriteError(f"could not write {where}: {exc.strerror or exc}{free}; {_saved_text(run_dir)}:"
+        raise WriteError(f"could not write {where}: {exc.strerror or exc}{free}; {saved_text(run_dir)}:"
                          f" {_fix(exc)}, then run the same command again to continue") from None
 
 

@@ -44,7 +44,7 @@ from ..objectives import Objectives
 from ..pareto import hypervolume, points
 from ..stats import (REPORTS, CompareError, RunSummary, anytime, best_so_far, by_algorithm, by_task, compare_table,
                      task_label, to_csv, to_markdown)
-from ..task import TaskSpec
+from ..trusted import UntrustedTask, trusted_spec
 from .runread import RunReadError, is_run_folder, read_best, read_config, read_jsonl
 from .sweep import algorithm_label
 
@@ -53,7 +53,8 @@ GROUPINGS = ("algorithm", "name")
 
 
 def load_run(run_dir: str | Path, require_finished: bool = True, test: bool = False,
-             reference: Sequence[float] | None = None, group_by: str = "algorithm") -> RunSummary:
+             reference: Sequence[float] | None = None, group_by: str = "algorithm",
+             trust: Sequence[str] = ()) -> RunSummary:
     """Read a run folder's ``config.yaml`` and ``log.jsonl`` (and with ``test``, its best network's test
     score; with ``reference``, its front's hypervolume after each generation); raises :class:`CompareError`.
 
@@ -80,7 +81,7 @@ def load_run(run_dir: str | Path, require_finished: bool = True, test: bool = Fa
     task = task_label(cfg) if group_by == "algorithm" else "paired by seed across tasks"
     summary = RunSummary(str(run), run_label(cfg, group_by), task, int(cfg["seed"]), curve[-1],
                          [int(r["epochs"]) for r in rows], curve, math.nan if final is None else float(final),
-                         best_test_score(run) if test else None)
+                         best_test_score(run, trust) if test else None)
     if reference is not None:
         summary.hypervolumes = front_hypervolumes(run, cfg, reference)
         if len(summary.hypervolumes) != len(rows):
@@ -134,16 +135,21 @@ def run_label(cfg: dict, group_by: str) -> str:
     return algorithm_label(cfg) if group_by == "algorithm" else re.sub(r"_s\d+$", "", str(cfg["name"]))
 
 
-def best_test_score(run: Path) -> float | None:
+def best_test_score(run: Path, trust: Sequence[str] = ()) -> float | None:
     """The held-out test score of a run's exported best network: recorded in ``best/genome.json`` at the
-    end of the run, else computed from ``best/`` (the task's ``Member.test_score``; None if it has none)."""
+    end of the run, else computed from ``best/`` (the task's ``Member.test_score``; None if it has none),
+    if an installed package registers its task or ``trust`` names it (:mod:`pbt_evo.trusted`)."""
     info = read_best(run)
     if info is None:
         raise CompareError(f"{run}: no best/genome.json (the run has not finished); resume it first")
     if "test_score" in info:
         return info["test_score"]
-    model, info = load_best(run)
-    task = TaskSpec(info["task"]["target"], info["task"].get("args", {})).build()
+    try:
+        task = trusted_spec(info.get("task"), f"{run}/best/genome.json", trust,
+                            "run compare with --trust-task {target}").build()
+    except UntrustedTask as exc:
+        raise CompareError(str(exc)) from None
+    model, info = load_best(run, task=task)
     member = task.build(info["genome"])
     member.model.load_state_dict(model.state_dict())
     score = member.test_score()
@@ -195,9 +201,10 @@ def plot_anytime(runs: Sequence[RunSummary], path: Path, title: str = "", curve:
 def compare(paths: Sequence[str | Path], out: str | Path | None = None, baseline: str = "pbt_nas",
             alpha: float = 0.05, only: Sequence[str] | None = None, report: str = "best",
             reference: Sequence[float] | None = None, group_by: str = "algorithm", ddof: int = 1,
-            tests: int | None = None, per_task: bool = False) -> dict[str, Path]:
+            tests: int | None = None, per_task: bool = False, trust: Sequence[str] = ()) -> dict[str, Path]:
     """Load, test, write the table (Markdown, CSV) and the anytime plot; returns the files written.
-    ``per_task``: tables per task too (see the module docstring).
+    ``per_task``: tables per task too (see the module docstring); ``trust``: task targets a run's ``best/``
+    may name although not registered, to compute test scores it did not record (:mod:`pbt_evo.trusted`).
 
     >>> # compare(["runs/study"], baseline="pbt_nas", report="test")["markdown"].read_text()
     """
@@ -212,7 +219,7 @@ def compare(paths: Sequence[str | Path], out: str | Path | None = None, baseline
         stated = f" Objectives {objectives}; reference point {reference}, the same for every run."
     else:
         reference = None
-    runs = [load_run(p, test=report == "test", reference=reference, group_by=group_by) for p in folders]
+    runs = [load_run(p, test=report == "test", reference=reference, group_by=group_by, trust=trust) for p in folders]
     results = by_algorithm(runs, report)
     if only:  # the table follows the order asked for
         results = {a: results[a] for a in only if a in results}
@@ -298,12 +305,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tests", type=int, metavar="M",
                    help="Bonferroni family size when it spans several compare calls (the paper: 4, over its GAN and"
                         " RL settings); default: this table's tests")
+    p.add_argument("--trust-task", action="append", default=[], metavar="TARGET",
+                   help="--report test of a run that predates recorded test scores: build this task"
+                        " (package.module:Class) although no installed package registers it (repeatable)")
     args = p.parse_args(argv)
     try:
         only = [a.strip() for a in args.only.split(",") if a.strip()] if args.only else None
         reference = parse_reference(args.reference) if args.reference else None
         files = compare(args.runs, args.out, args.baseline, args.alpha, only, args.report, reference,
-                        args.group_by, args.ddof, args.tests, args.per_task)
+                        args.group_by, args.ddof, args.tests, args.per_task, args.trust_task)
     except (CompareError, RunReadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,26 +13,22 @@ value as YAML. Errors name the file, the key and what is allowed.
 from __future__ import annotations
 
 import copy
+import difflib
 import importlib
 import logging
-import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..hyper import HyperparameterError, optimizer_variables, task_spec
-from ..objectives import Objectives
-from ..oneshot.budget import Budget, BudgetError
-from ..operators import n_selected
-from ..task import Task, TaskSpec
-from ..variants import INITS, VARIANTS, Variant, variant
-from ..weights import OPTIMIZER_POLICIES, SHRINK_PERTURB, WIDTH_POLICIES
-from ..widths import UnitAxisError, check_task_widths
+from .keys import EXPECTED, REQUIRED, Key, Library, choice_error, type_ok
 
-REQUIRED = object()
+if TYPE_CHECKING:  # the library (torch) is imported where it is used: a bad config fails before it loads
+    from ..objectives import Objectives
+    from ..task import Task, TaskSpec
+    from ..variants import Variant
+
 # keys of earlier versions, accepted and ignored with a one-line notice, so old configs and run folders still load
 RETIRED = {("parallel", "hold_states"): "every state is kept in Ray's object store (held states were removed:"
                                         " their gain was within the noise, see docs/PERFORMANCE.md)"}
@@ -53,12 +49,17 @@ def spec_of(cfg: Mapping[str, Any]) -> TaskSpec:
     >>> spec_of({"task": {"target": "tasks.digits:DigitsTask", "args": {}, "hyperparameters": {}}}).target
     'tasks.digits:DigitsTask'
     """
+    from ..hyper import task_spec
+
     return task_spec(cfg["task"]["target"], cfg["task"]["args"], cfg["task"].get("hyperparameters"))
 
 
 def build_task(cfg: Mapping[str, Any], where: str = "config") -> Task:
     """The task a resolved config names, or :class:`TaskError` with the reason (:class:`ConfigError`
     when a hyperparameter it names does not exist)."""
+    from ..hyper import HyperparameterError
+    from ..widths import UnitAxisError, check_task_widths
+
     spec = spec_of(cfg)
     try:
         task = spec.build()
@@ -73,17 +74,6 @@ def build_task(cfg: Mapping[str, Any], where: str = "config") -> Task:
     except UnitAxisError as exc:
         raise TaskError(f"task {spec.target}: {exc}") from None
     return task
-
-
-@dataclass(frozen=True)
-class Key:
-    default: Any
-    kind: str  # int, float, str, bool, map, e_step, pair, str_or_none, int_or_none, float_or_none, choice,
-    #            objectives, numbers_or_none
-    doc: str
-    choices: tuple = ()
-    check: Callable[[Any], bool] | None = None
-    rule: str = ""
 
 
 def _positive(x: Any) -> bool:
@@ -102,25 +92,27 @@ SCHEMA: dict[str, Any] = {
     },
     "algorithm": {
         "name": Key("pbt_nas", "choice", "the algorithm: a variant of the loop, BOHB or a one-shot search (the"
-                    " registry pbt_evo.variants.VARIANTS; see --keys)", choices=VARIANTS),
+                    " registry pbt_evo.variants.VARIANTS; see --keys)", choices=Library("variants", "VARIANTS")),
         "population": Key(REQUIRED, "int", "population size N", check=lambda n: n >= 2, rule=">= 2"),
         "e_total": Key(REQUIRED, "int", "epochs each member trains in total", check=_positive, rule="> 0"),
         "e_step": Key(REQUIRED, "e_step", "epochs per generation: an int or {first epoch: step}"),
         "tau": Key(0.25, "float", "fraction replaced / used as parents", check=lambda t: 0 < t <= 0.5, rule="in (0, 0.5]"),
         "p": Key(0.25, "float", "probability of taking each variable from the donor", check=lambda p: 0 <= p <= 1,
                  rule="in [0, 1]"),
-        "shrink_perturb": Key(list(SHRINK_PERTURB), "pair", "[lambda, gamma]: w = lambda * w_donor + gamma * w_fresh"),
+        "shrink_perturb": Key(Library("weights", "SHRINK_PERTURB"), "pair",
+                              "[lambda, gamma]: w = lambda * w_donor + gamma * w_fresh"),
         "init": Key("balanced", "choice", "initial population sampling (naswot: best N of k*N by the training-free"
                     " NASWOT score, see pbt_evo.naswot; size_proportional: N of k*N drawn in proportion to their"
-                    " parameter counts, Balanced NAO's sampling, see pbt_evo.oneshot)", choices=INITS),
+                    " parameter counts, Balanced NAO's sampling, see pbt_evo.oneshot)",
+                    choices=Library("variants", "INITS")),
         "naswot_candidates_per_member": Key(10, "int", "k: init naswot / size_proportional draws from k*N candidate"
                                             " genomes",
                                            check=_positive, rule="> 0"),
         "optimizer_policy": Key("reset", "choice", "optimizer state of inherited layers (see pbt_evo.weights)",
-                                choices=OPTIMIZER_POLICIES),
+                                choices=Library("weights", "OPTIMIZER_POLICIES")),
         "width_policy": Key("adapt", "choice", "layers whose width a child changes (width variables, see"
                             " pbt_evo.widths): adapt (units duplicated / kept, then shrink-perturbed) or fresh",
-                            choices=WIDTH_POLICIES),
+                            choices=Library("weights", "WIDTH_POLICIES")),
         "research_code_compat": Key(False, "bool", "the research code's choices instead of pbt_evo's"
                                     " (docs/REPRODUCING.md): SEARL-like parent the fitter of two, averaged layers"
                                     " copied unperturbed, the task's research_code_args (GAN: Adam eps 1e-4,"
@@ -190,89 +182,71 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-def _type_ok(key: Key, value: Any) -> bool:
-    kind = key.kind
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if kind == "str":
-        return isinstance(value, str) and value != ""
-    if kind == "float_or_none":
-        return value is None or _type_ok(Key(None, "float", ""), value)
-    if kind == "int_or_none":
-        return value is None or (isinstance(value, int) and not isinstance(value, bool))
-    if kind == "str_or_none":
-        return value is None or (isinstance(value, str) and value != "")
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "map":
-        return isinstance(value, Mapping)
-    if kind == "choice":
-        return value in key.choices
-    if kind == "pair":
-        return (isinstance(value, (list, tuple)) and len(value) == 2
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
-    if kind == "objectives":
-        return isinstance(value, list) and len(value) > 0
-    if kind == "numbers_or_none":
-        return value is None or (isinstance(value, list) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
-    if kind == "e_step":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value > 0
-        return (isinstance(value, Mapping) and 0 in value and all(
-            isinstance(k, int) and k >= 0 and isinstance(v, int) and not isinstance(v, bool) and v > 0
-            for k, v in value.items()))
-    raise AssertionError(kind)
-
-
-_EXPECTED = {"int": "an integer", "float": "a number", "str": "a non-empty string", "bool": "true or false",
-             "str_or_none": "a string or null", "int_or_none": "an integer or null", "map": "a mapping",
-             "float_or_none": "a number or null",
-             "pair": "a list of two numbers", "objectives": "a list such as [{fitness: max}, {params: min}]",
-             "numbers_or_none": "a list of numbers or null",
-             "e_step": "a positive integer or a schedule {0: step, epoch: step, ...}"}
-
-
-def _merge(schema: Mapping[str, Any], data: Mapping[str, Any], where: str, path: str) -> dict[str, Any]:
+def _merge(schema: Mapping[str, Any], data: Mapping[str, Any], where: str, path: str, origin: Mapping[str, str],
+           later: list[Callable[[], None]]) -> dict[str, Any]:
+    """The section ``data`` checked against ``schema`` with defaults filled in; what needs the library
+    (:class:`Library`) is appended to ``later``, to run once the rest has passed."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: '{path or 'the file'}' must be a mapping of keys, got {type(data).__name__}")
     unknown = [k for k in data if k not in schema]
     if unknown:
         dotted = f"{path}.{unknown[0]}" if path else str(unknown[0])
-        raise ConfigError(f"{where}: unknown key '{dotted}'; allowed here: {', '.join(schema)}")
+        raise ConfigError(f"{where}: unknown key '{dotted}'{_did_you_mean(str(unknown[0]), schema, path)}; allowed"
+                          f" here: {', '.join(schema)}")
     out: dict[str, Any] = {}
     for name, spec in schema.items():
         dotted = f"{path}.{name}" if path else name
         if isinstance(spec, dict):
-            out[name] = _merge(spec, data.get(name, {}) or {}, where, dotted)
+            out[name] = _merge(spec, data.get(name, {}) or {}, where, dotted, origin, later)
             continue
+        at = origin.get(dotted, where)  # a value given by --set is not the file's
         if name not in data:
             if spec.default is REQUIRED:
                 raise ConfigError(f"{where}: missing key '{dotted}' ({spec.doc})")
-            out[name] = copy.deepcopy(spec.default)
+            if isinstance(spec.default, Library):
+                later.append(lambda out=out, name=name, spec=spec: out.__setitem__(name, spec.default_value()))
+            else:
+                out[name] = spec.default_value()
             continue
         value = data[name]
         if spec.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not _type_ok(spec, value):
-            allowed = "one of " + ", ".join(map(str, spec.choices)) if spec.kind == "choice" else _EXPECTED[spec.kind]
-            raise ConfigError(f"{where}: '{dotted}' is {value!r}; expected {allowed} ({spec.doc})")
+        if isinstance(spec.choices, Library):
+            later.append(lambda at=at, dotted=dotted, value=value, spec=spec: _check_choice(at, dotted, value, spec))
+            out[name] = value
+            continue
+        if not type_ok(spec, value):
+            _check_choice(at, dotted, value, spec)
+            raise ConfigError(f"{at}: '{dotted}' is {value!r}; expected {EXPECTED[spec.kind]} ({spec.doc})")
         if spec.check is not None and not spec.check(value):
-            raise ConfigError(f"{where}: '{dotted}' is {data[name]!r}; it must be {spec.rule}")
+            raise ConfigError(f"{at}: '{dotted}' is {data[name]!r}; it must be {spec.rule}")
         out[name] = list(value) if spec.kind == "pair" else value
     return out
 
 
-def resolve(data: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
-    """Validate ``data`` and fill in every default; raises :class:`ConfigError`."""
+def _check_choice(at: str, dotted: str, value: Any, spec: Key) -> None:
+    error = choice_error(at, dotted, value, spec)
+    if error:
+        raise ConfigError(error)
+
+
+def resolve(data: Mapping[str, Any], where: str = "config", origin: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Validate ``data`` and fill in every default; raises :class:`ConfigError`. ``origin`` names where a
+    dotted key's value came from instead of ``where`` (``--set key=value``)."""
     data = copy.deepcopy(dict(data or {}))
     for (section, key), why in RETIRED.items():
         if isinstance(data.get(section), dict) and key in data[section]:
             del data[section][key]
             log.warning("%s: '%s.%s' is no longer used and is ignored: %s", where, section, key, why)
-    cfg = _merge(SCHEMA, data, where, "")
+    later: list[Callable[[], None]] = []
+    cfg = _merge(SCHEMA, data, where, "", origin or {}, later)
+    # the checks below need the library (torch): a config that fails the schema stops before it loads
+    for step in later:
+        step()
+    from ..hyper import HyperparameterError, optimizer_variables
+    from ..oneshot.budget import Budget, BudgetError
+    from ..variants import variant
+
     alg = cfg["algorithm"]
     check_variant(variant(alg["name"]), alg, where)
     if variant(alg["name"]).runner == "oneshot":
@@ -294,6 +268,8 @@ def resolve(data: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
 
 def check_variant(v: Variant, alg: Mapping[str, Any], where: str) -> None:
     """What the chosen variant needs of the ``algorithm`` section (its registry entry says)."""
+    from ..operators import n_selected
+
     k = n_selected(alg["population"], alg["tau"])
     if v.parents >= 2 and k < v.parents:
         raise ConfigError(f"{where}: 'algorithm.population' {alg['population']} with tau {alg['tau']} gives {k} parent;"
@@ -330,6 +306,8 @@ def objectives_of(cfg: Mapping[str, Any], where: str = "config") -> Objectives:
     >>> objectives_of({"algorithm": {"objectives": [{"fitness": "max"}], "reference_point": None}}).single
     True
     """
+    from ..objectives import Objectives
+
     alg = cfg["algorithm"]
     try:
         objectives = Objectives.parse(alg["objectives"])
@@ -343,27 +321,64 @@ def objectives_of(cfg: Mapping[str, Any], where: str = "config") -> Objectives:
     return objectives
 
 
-def set_override(data: dict[str, Any], assignment: str) -> None:
-    """Apply one ``key.sub=value`` override (value parsed as YAML) to raw config ``data``.
+def set_override(data: dict[str, Any], assignment: str) -> str:
+    """Apply one ``key.sub=value`` override (value parsed as YAML) to raw config ``data``; returns the
+    config key it sets (a ``map`` key such as ``task.args`` for ``task.args.channels``). An unknown key
+    is refused with the closest known one.
 
     >>> d = {"algorithm": {"e_total": 300}}
-    >>> set_override(d, "algorithm.e_total=4"); d
-    {'algorithm': {'e_total': 4}}
+    >>> set_override(d, "algorithm.e_total=4"), d
+    ('algorithm.e_total', {'algorithm': {'e_total': 4}})
+    >>> set_override(d, "algorithm.populaton=8")
+    Traceback (most recent call last):
+    ...
+    pbt_evo.cli.config.ConfigError: --set 'algorithm.populaton=8': unknown key 'algorithm.populaton' (did you mean 'algorithm.population'?); see `python -m pbt_evo.run --keys`
     """
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment!r}: expected key.sub=value, e.g. --set algorithm.e_total=10")
     dotted, _, text = assignment.partition("=")
+    keys = dotted.strip().split(".")
+    key = _schema_key(keys, f"--set {assignment!r}")
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {assignment!r}: the value is not valid YAML ({exc.problem})") from None
-    keys = dotted.strip().split(".")
     node = data
     for k in keys[:-1]:
         if not isinstance(node.get(k, {}), dict):
             raise ConfigError(f"--set {assignment!r}: '{k}' is not a section")
         node = node.setdefault(k, {})
     node[keys[-1]] = value
+    return key
+
+
+def _schema_key(keys: list[str], where: str) -> str:
+    """The config key that dotted ``keys`` set (ConfigError, with a suggestion, for an unknown one)."""
+    node: Any = SCHEMA
+    for depth, k in enumerate(keys):
+        path = ".".join(keys[:depth])
+        if not isinstance(node, dict):
+            if node.kind == "map":  # free-form below (task.args, task.hyperparameters, algorithm.architecture)
+                return path
+            raise ConfigError(f"{where}: '{path}' is a value, not a section")
+        if k not in node:
+            dotted = ".".join(keys[:depth + 1])
+            raise ConfigError(f"{where}: unknown key '{dotted}'{_did_you_mean(k, node, path)}; see"
+                              " `python -m pbt_evo.run --keys`")
+        node = node[k]
+    if isinstance(node, dict):
+        raise ConfigError(f"{where}: '{'.'.join(keys)}' is a section; set one of its keys: {', '.join(node)}")
+    return ".".join(keys)
+
+
+def _did_you_mean(name: str, schema: Mapping[str, Any], path: str) -> str:
+    """`` (did you mean 'section.key'?)`` for the known key closest to a misspelt one, else nothing.
+
+    >>> _did_you_mean("tua", {"tau": None, "p": None}, "algorithm")
+    " (did you mean 'algorithm.tau'?)"
+    """
+    close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
+    return f" (did you mean '{path + '.' if path else ''}{close[0]}'?)" if close else ""
 
 
 def diff(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -377,9 +392,19 @@ def diff(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [prefix.rstrip(".")]
 
 
-def load(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
+def load(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """Read, override and validate a config file."""
     path = Path(path)
+    data = read(path)
+    origin = {set_override(data, assignment): f"--set {assignment!r}" for assignment in overrides}
+    cfg = resolve(data, str(path), origin)
+    if cfg["name"] is None:
+        cfg["name"] = path.stem
+    return cfg
+
+
+def read(path: Path) -> dict[str, Any]:
+    """A config file's raw mapping; ConfigError if it is missing or not YAML."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (configs live in spaces/, e.g. spaces/digits.yaml)")
     try:
@@ -390,12 +415,7 @@ def load(path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
         raise ConfigError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-    for assignment in overrides:
-        set_override(data, assignment)
-    cfg = resolve(data, str(path))
-    if cfg["name"] is None:
-        cfg["name"] = path.stem
-    return cfg
+    return data
 
 
 def describe() -> str:
@@ -409,8 +429,8 @@ def describe() -> str:
                 walk(spec, dotted + ".")
             else:
                 default = ("(required)" if spec.default is REQUIRED else "null" if spec.default is None
-                           else repr(spec.default))
-                choices = f" [{' | '.join(map(str, spec.choices))}]" if spec.choices else ""
+                           else repr(spec.default_value()))
+                choices = f" [{' | '.join(map(str, spec.options()))}]" if spec.options() else ""
                 lines.append(f"{dotted:30s} {default:12s} {spec.doc}{choices}")
 
     walk(SCHEMA, "")

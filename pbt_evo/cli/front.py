@@ -9,9 +9,9 @@
 >>> from pbt_evo.objectives import Objectives
 >>> print(front_table([{"id": 3, "objectives": {"fitness": 0.9, "params": 338}, "test_score": 0.88,
 ...                     "epochs": 24, "arch": {"op0": "conv3"}}], Objectives(("fitness", "params"), (1.0, -1.0))))
-| # | member | fitness (max) | params (min) | test score | epochs | architecture |
+| folder | member | fitness (max) | params (min) | test score | epochs | architecture |
 |---|---|---|---|---|---|---|
-| 0 | 3 | 0.9 | 338 | 0.88 | 24 | op0=conv3 |
+| front/00 | 3 | 0.9 | 338 | 0.88 | 24 | op0=conv3 |
 <BLANKLINE>
 """
 
@@ -40,13 +40,23 @@ def _fmt(x: Any) -> str:
     return "n/a" if x is None else f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
+def member_folder(k: int) -> str:
+    """The folder of the front's ``k``-th member (highest fitness first) in ``best/front/``.
+
+    >>> member_folder(3)
+    '03'
+    """
+    return f"{k:02d}"
+
+
 def front_table(infos: Sequence[Mapping[str, Any]], objectives: Objectives) -> str:
     """The members of a front (their ``best/front/<k>/genome.json`` records) as a Markdown table."""
     heads = [f"{n} ({'max' if w > 0 else 'min'})" for n, w in zip(objectives.names, objectives.weights)]
-    lines = ["| # | member | " + " | ".join(heads) + " | test score | epochs | architecture |",
+    lines = ["| folder | member | " + " | ".join(heads) + " | test score | epochs | architecture |",
              "|" + "---|" * (len(heads) + 5)]
     for k, info in enumerate(infos):
         values = " | ".join(_fmt(info["objectives"][n]) for n in objectives.names)
         arch = ", ".join(f"{name}={value}" for name, value in info["arch"].items())
-        lines.append(f"| {k} | {info['id']} | {values} | {_fmt(info.get('test_score'))} | {info['epochs']} | {arch} |")
+        lines.append(f"| front/{member_folder(k)} | {info['id']} | {values} | {_fmt(info.get('test_score'))} |"
+                     f" {info['epochs']} | {arch} |")
     return "\n".join(lines) + "\n"

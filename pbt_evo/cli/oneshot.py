@@ -4,10 +4,14 @@
 with the supernet's share of the budget (:mod:`pbt_evo.oneshot.budget`), then the best
 ``algorithm.oneshot.standalone`` candidates trained stand-alone on the config's map (as PBT-NAS's members,
 :func:`pbt_evo.train.train_member`) and the best of them exported as ``best/``. The run folder holds what
-``compare`` reads: ``config.yaml``, ``log.jsonl`` (one row per round, with no fitness yet, then one per
-stand-alone network, ``epochs`` counted as the member-epochs spent / N, ending at ``e_total``) and ``best/``;
-also ``candidates.jsonl`` (each round's pool: genome, parameters, one-shot score) and ``population.jsonl``
-(the stand-alone networks). A one-shot run keeps no checkpoints: resuming one starts it again.
+``compare`` reads: ``config.yaml``, ``log.jsonl`` and ``log.csv`` (one row per round, with no fitness yet,
+then one per stand-alone network, ``epochs`` counted as the member-epochs spent / N, ending at
+``e_total``) and ``best/``; also ``candidates.jsonl`` (each round's pool: genome, parameters, one-shot
+score), ``population.jsonl`` (the stand-alone networks) and ``plots/fitness.png``. A checkpoint is
+written after every round (the supernet's weights and optimizer state, the controller, the pool and the
+random streams: :func:`pbt_evo.oneshot.nao.nao_state`) and after the stand-alone networks, in the
+layout of a PBT run's (:mod:`.checkpoint`): the same command continues an interrupted run with the
+uninterrupted run's result.
 
 ``python -m pbt_evo.oneshot rank CONFIG --archs 50``: BNAO's ranking experiment on the config's task
 (``rank.json``, ``rank.md``, ``rank.png``).
@@ -29,11 +33,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..handles import FreshState
+from ..handles import FreshState, StoredState
 from ..individual import Individual
 from ..oneshot import SAMPLINGS, model_size
 from ..oneshot.budget import Budget
-from ..oneshot.nao import NAOResult, NAOSettings, nao_ws
+from ..oneshot.nao import NAOResult, NAOSettings, nao_state, nao_ws
 from ..oneshot.ranking import rank_experiment
 from ..parallel import Call, map_calls
 from ..parallel.generation import record
@@ -41,10 +45,16 @@ from ..rng import kept_rng, seed_everything, skip_init
 from ..task import Task
 from ..train import train_member
 from ..variants import variant
-from . import checkpoint, config, runfolder
+from . import checkpoint, config, runfolder, saved
 from .config import TaskError, build_task
+from .failures import FailureLog
+from .plot import plot_run
 from .runfolder import RunFolder, member_record
 from .runlock import LOCK
+
+# log columns of a one-shot run besides a loop's: rounds (supernet) and stand-alone networks; the files it appends to
+ONESHOT_FIELDS = ["phase", "oneshot_pool", "oneshot_best", "oneshot_median", "oneshot_score"]
+ONESHOT_APPENDED = ("log.jsonl", "candidates.jsonl", "population.jsonl")
 
 # BNAO's Table 6: pairwise accuracy (%) of 50 CIFAR-10 architectures by supernet epochs and sampling
 BNAO_TABLE6 = {"uniform": {5: 62, 10: 65, 20: 71, 30: 75, 50: 76}, "proportional": {5: 69, 10: 72, 20: 76, 30: 77, 50: 78}}
@@ -78,43 +88,61 @@ def budget_of(cfg: dict[str, Any]) -> Budget:
 
 def run_oneshot(cfg: dict[str, Any], run_dir: Path, task: Task, pmap: Any, resume: bool,
                 say: Callable[[str], None] = print) -> int:
-    """One bnao / nao run in ``run_dir`` (whose lock the caller holds); see the module docstring."""
+    """One bnao / nao run in ``run_dir`` (whose lock the caller holds), or its continuation from its last
+    checkpoint; see the module docstring."""
     spe = steps_per_epoch(task)
     budget, settings = budget_of(cfg), settings_of(cfg)
-    if resume:
-        say(f"{run_dir}: a one-shot run keeps no checkpoints; starting it again")
-        runfolder.clear(run_dir, keep=(LOCK,))
-    folder = RunFolder(run_dir, task.space, tensorboard=False)
-    with checkpoint.writing(run_dir):
-        folder.write_config(cfg)
-        (run_dir / "space.json").write_text(json.dumps(task.space.to_dict()))
-    say(f"run folder {run_dir}: {cfg['algorithm']['name']} ({settings.sampling} sampling), {task.space};"
-        f" budget {budget.population} x {budget.e_total} = {budget.total} member-epochs: supernet"
-        f" {budget.supernet_epochs} epochs ({budget.supernet_steps(spe)} minibatches), {budget.standalone}"
-        f" stand-alone x {budget.standalone_epochs}")
+    folder = RunFolder(run_dir, task.space, tensorboard=False, extra_fields=ONESHOT_FIELDS)
+    found = checkpoint.load_latest(run_dir) if resume else None
+    start, done = None, None
+    if found is not None:
+        for line in found.notices():
+            print(f"warning: {line}", file=sys.stderr, flush=True)
+        saved.check_resume(cfg, found.data.get("config"), found.folder, run_dir)
+        checkpoint.set_aside(found.damaged)
+        with checkpoint.writing(run_dir):
+            torn = folder.truncate(found.data["generation"], ONESHOT_APPENDED)
+        if torn:
+            print(f"warning: {run_dir}: dropped the last line of {', '.join(torn)}, torn by a crash while it was"
+                  " written (after the checkpoint: it is written again)", file=sys.stderr)
+        if found.data.get("phase") == "standalone":
+            done = found.data["halloffame"][0]
+        else:
+            start = found.data["population"][0].handle.load()
+        after = "the stand-alone networks" if done is not None else f"round {len(start['rounds'])}"
+        say(f"resuming {run_dir} after {after}")
+    else:
+        runfolder.clear(run_dir, keep=(LOCK,))  # a run stopped before its first checkpoint starts over
+        with checkpoint.writing(run_dir):
+            folder.write_config(cfg)
+            (run_dir / "space.json").write_text(json.dumps(task.space.to_dict()))
+        say(f"run folder {run_dir}: {cfg['algorithm']['name']} ({settings.sampling} sampling), {task.space};"
+            f" budget {budget.population} x {budget.e_total} = {budget.total} member-epochs: supernet"
+            f" {budget.supernet_epochs} epochs ({budget.supernet_steps(spe)} minibatches), {budget.standalone}"
+            f" stand-alone x {budget.standalone_epochs}")
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, int(cfg["parallel"]["cpus_per_worker"])))
     t0 = time.perf_counter()
     try:
-        def on_round(rec: dict[str, Any], res: NAOResult) -> None:
-            scored = [g for g in res.pool if tuple(g) in res.scores]
-            row = {"gen": rec["round"], "epochs": budget.as_epochs(rec["supernet_steps"] / spe), "best": None,
-                   "median": None, "worst": None, "failed": 0, "phase": "supernet",
-                   "wall_s": round(time.perf_counter() - t0, 3), **{f"oneshot_{k}": v for k, v in rec.items()}}
-            with checkpoint.writing(run_dir):
-                _append(run_dir / "log.jsonl", [row])
-                _append(run_dir / "candidates.jsonl", [
-                    {"round": rec["round"], "genome": g, "arch": task.space.decode(g), "params": model_size(task, g),
-                     "oneshot_score": res.scores[tuple(g)]} for g in scored])
-            say(f"round {rec['round']}/{settings.rounds} | epochs {row['epochs']:.4g}/{budget.e_total} | pool"
-                f" {rec['pool']} | one-shot best {rec['best']:.4g} median {rec['median']:.4g}"
-                + (f" | {rec['new']} new candidates" if "new" in rec else ""))
+        if done is None:
+            def on_round(rec: dict[str, Any], res: NAOResult) -> None:
+                log_round(folder, task, budget, spe, rec, res, t0)
+                with checkpoint.writing(run_dir):
+                    holder = Individual([], id=0, handle=StoredState(nao_state(res)))
+                    checkpoint.save(run_dir, rec["round"], [holder], [], keep=cfg["output"]["keep_checkpoints"],
+                                    payload={"phase": "supernet", "config": cfg})
+                epochs = budget.as_epochs(rec["supernet_steps"] / spe)
+                say(f"round {rec['round']}/{settings.rounds} | epochs {epochs:.4g}/{budget.e_total} | pool"
+                    f" {rec['pool']} | one-shot best {rec['best']:.4g} median"
+                    f" {rec['median']:.4g}" + (f" | {rec['new']} new candidates" if "new" in rec else ""))
 
-        result = nao_ws(task, settings, budget.supernet_steps(spe), seed=cfg["seed"], hook=on_round)
-        best = train_standalone(cfg, run_dir, task, pmap, result, budget, len(result.rounds), t0, say)
+            result = nao_ws(task, settings, budget.supernet_steps(spe), seed=cfg["seed"], hook=on_round, start=start)
+            done = train_standalone(cfg, folder, task, pmap, result, budget, len(result.rounds), t0, say)
         with checkpoint.writing(run_dir):
-            path = folder.export_best(task, best, cfg)
-        say(f"best: candidate {best.id}, stand-alone fitness {best.fitness.values[0]:.4g} -> {path}")
+            path = folder.export_best(task, done, cfg)
+        say(f"best: candidate {done.id}, stand-alone fitness {done.fitness.values[0]:.4g} -> {path}")
+        for p in plot_run(run_dir):
+            say(f"plot: {p}")
     finally:
         torch.set_num_threads(threads)
         folder.close()
@@ -122,9 +150,25 @@ def run_oneshot(cfg: dict[str, Any], run_dir: Path, task: Task, pmap: Any, resum
     return 0
 
 
-def train_standalone(cfg: dict[str, Any], run_dir: Path, task: Task, pmap: Any, result: NAOResult, budget: Budget,
-                     rounds: int, t0: float, say: Callable[[str], None]) -> Individual:
-    """Train the best ``budget.standalone`` candidates from scratch on the map; log them; return the best."""
+def log_round(folder: RunFolder, task: Task, budget: Budget, spe: int, rec: dict[str, Any], res: NAOResult,
+              t0: float) -> None:
+    """A round's row in ``log.jsonl``/``log.csv`` (no fitness yet: the one-shot scores in ``oneshot_*``) and
+    its scored candidates in ``candidates.jsonl``."""
+    row = {"gen": rec["round"], "epochs": budget.as_epochs(rec["supernet_steps"] / spe), "best": None,
+           "median": None, "worst": None, "failed": 0, "phase": "supernet",
+           "wall_s": round(time.perf_counter() - t0, 3), **{f"oneshot_{k}": v for k, v in rec.items()}}
+    scored = [g for g in res.pool if tuple(g) in res.scores]
+    with checkpoint.writing(folder.path):
+        folder.append_row(row)
+        _append(folder.path / "candidates.jsonl", [
+            {"gen": rec["round"], "round": rec["round"], "genome": g, "arch": task.space.decode(g),
+             "params": model_size(task, g), "oneshot_score": res.scores[tuple(g)]} for g in scored])
+
+
+def train_standalone(cfg: dict[str, Any], folder: RunFolder, task: Task, pmap: Any, result: NAOResult,
+                     budget: Budget, rounds: int, t0: float, say: Callable[[str], None]) -> Individual:
+    """Train the best ``budget.standalone`` candidates from scratch on the map; log and checkpoint them;
+    return the best (:class:`~.failures.NothingTrained` when none trained)."""
     rng = random.Random(cfg["seed"])
     top = result.ranked()[:budget.standalone]
     seeds = [rng.getrandbits(31) for _ in top]
@@ -132,8 +176,11 @@ def train_standalone(cfg: dict[str, Any], run_dir: Path, task: Task, pmap: Any, 
     train = partial(train_member, epochs=budget.standalone_epochs)
     trained = map_calls(pmap, [Call(train, ind, state=ind.handle, genome=ind, label=f"candidate {ind.id}")
                                for ind in members])
+    run_dir = folder.path
+    failures = FailureLog(run_dir)
     rows, best, so_far = [], None, -math.inf
     for k, (ind, res) in enumerate(zip(members, trained), 1):
+        failures.note(k - 1, res)
         record(ind, res, budget.standalone_epochs)
         ind.metrics["oneshot_score"] = result.scores[tuple(ind)]
         fitness = ind.fitness.values[0]
@@ -149,8 +196,14 @@ def train_standalone(cfg: dict[str, Any], run_dir: Path, task: Task, pmap: Any, 
         if best is None or fitness > best.fitness.values[0]:
             best = ind
     with checkpoint.writing(run_dir):
-        _append(run_dir / "log.jsonl", rows)
+        trouble = failures.generation(rounds + 1, members)  # none trained: stops here, nothing exported
+        for row in rows:
+            folder.append_row(row)
         _append(run_dir / "population.jsonl", [member_record(ind, task.space, rounds + 1) for ind in members])
+        checkpoint.save(run_dir, rounds + len(members), members, [best], keep=cfg["output"]["keep_checkpoints"],
+                        payload={"phase": "standalone", "config": cfg})
+    if trouble:
+        print(f"warning: stand-alone networks: {trouble}", file=sys.stderr, flush=True)
     return best
 
 

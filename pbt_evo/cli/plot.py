@@ -1,6 +1,8 @@
 """Plots of a run folder: ``python -m pbt_evo.plot runs/<name>`` (re)draws ``runs/<name>/plots/*.png``.
 
 - ``fitness.png``: best and median fitness over epochs with the population's min-max band;
+- a one-shot run's (bnao, nao) ``fitness.png``: the pool's one-shot scores each round, then the
+  stand-alone networks' fitness (no origins: no population is mixed);
 - ``origins.png``: the paper's Appendix A stack plot: the share of the population's layers that
   descend from each initial network, over time (layers re-initialised by a mutation count as "new");
 - ``front.png`` (several objectives): the Pareto front of trained states after each generation, the
@@ -23,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .runread import RunReadError, by_generation, read_config, read_json, read_jsonl  # noqa: E402
+from ..variants import VARIANTS  # noqa: E402
 from .schedule import plot_schedules  # noqa: E402
 
 
@@ -55,6 +58,9 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     cfg = read_config(run)
     out = run / "plots"
     out.mkdir(exist_ok=True)
+    known = VARIANTS.get(cfg["algorithm"]["name"])
+    if known is not None and known.runner == "oneshot":  # no population: no origins, no front
+        return [plot_oneshot(log, out / "fitness.png", cfg)]
     paths = []
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -102,6 +108,29 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     if fronts:
         paths.append(plot_front(fronts, pop, out / "front.png", cfg["name"]))
     return paths
+
+
+def plot_oneshot(log: list[dict], path: Path, cfg: dict) -> Path:
+    """A one-shot run (bnao, nao): the pool's best and median one-shot score (shared weights, validation
+    data) after each round, and the fitness of each stand-alone network, against epochs (member-epochs / N)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    rounds = [r for r in log if r.get("phase") == "supernet"]
+    alone = [r for r in log if r.get("phase") == "standalone"]
+    if rounds:
+        ep = [r["epochs"] for r in rounds]
+        ax.plot(ep, [r["oneshot_best"] for r in rounds], marker="o", label="one-shot score, best of the pool")
+        ax.plot(ep, [r["oneshot_median"] for r in rounds], linestyle="--", label="one-shot score, median")
+    if alone:
+        ax.plot([r["epochs"] for r in alone], [np.nan if r["best"] is None else r["best"] for r in alone], marker="s",
+                color="black", label="stand-alone networks: best fitness so far")
+    ax.set_xlabel("epochs per member (member-epochs / N)")
+    ax.set_ylabel("fitness")
+    ax.set_title(f"{cfg['name']}: {cfg['algorithm']['name']}, {len(rounds)} rounds, {len(alone)} stand-alone")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def plot_front(fronts: list[dict], population_rows: list[dict], path: Path, title: str = "") -> Path:

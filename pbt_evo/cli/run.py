@@ -7,10 +7,8 @@ exports the best network. Running the same command again, or ``python -m pbt_evo
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
 import random
 import sys
 from pathlib import Path
@@ -25,14 +23,16 @@ from ..parallel import RayMap, SerialMap
 from ..parallel.resources import ResourceError
 from ..pareto import TrainedFront
 from ..task import Task
+from ..trusted import UntrustedTask
 from ..variants import VariantError, check_space, make_toolbox, variant
-from . import checkpoint, config, runfolder, signals
+from . import checkpoint, config, runfolder, saved, signals
 from .checkpoint import CheckpointError, WriteError
 from .config import ConfigError, TaskError, build_task
+from .failures import FailureLog, NothingTrained
 from .oneshot import run_oneshot
 from .plot import plot_run
 from .runfolder import RunFolder, generation_row
-from .runlock import LOCK, RunFolderBusy, RunLock
+from .runlock import LOCK, RunFolderError, RunLock
 
 log = logging.getLogger("pbt_evo")
 
@@ -54,9 +54,11 @@ class Search:
         self.cfg, self.run_dir, self.quiet = cfg, run_dir, quiet
         self.source = source  # the config's file, for errors found once the task is built
         self._bar = None
+        self.failures = FailureLog(run_dir)
 
     # -- progress --------------------------------------------------------------------------------
     def _progress(self, i: int, res: Any) -> None:
+        self.failures.note(i, res)
         if self.quiet:
             return
         if self._bar is None:
@@ -94,7 +96,8 @@ class Search:
                 from .bohb import run_bohb_search  # not a toolbox of the loop: Ray Tune's BOHB
 
                 return run_bohb_search(self.cfg, self.run_dir, self._say)
-            return self._search(resume, runner)
+            with self.failures.kept():  # a member's failed attempts: their tracebacks in errors.log
+                return self._search(resume, runner)
 
     def _search(self, resume: bool, runner: str) -> int:
         cfg, alg = self.cfg, self.cfg["algorithm"]
@@ -132,6 +135,7 @@ class Search:
             if found is not None:
                 for line in found.notices():
                     print(f"warning: {line}", file=sys.stderr, flush=True)
+                saved.check_resume(cfg, found.data.get("config"), found.folder, self.run_dir)
                 checkpoint.set_aside(found.damaged)
                 data = found.data
                 random.setstate(data["random"])
@@ -140,7 +144,11 @@ class Search:
                 hof.update(data["halloffame"])
                 start = LoopState(data["generation"], data["epochs"], data["next_id"])
                 with checkpoint.writing(self.run_dir):
-                    folder.truncate(data["generation"])
+                    torn = folder.truncate(data["generation"])
+                if torn:
+                    print(f"warning: {self.run_dir}: dropped the last line of {', '.join(torn)}, torn by a crash"
+                          " while it was written (after the checkpoint: it is written again)", file=sys.stderr)
+                self.failures.trained_any = True
                 self._say(f"resuming {self.run_dir} after generation {start.generation}"
                           f" ({start.epochs}/{alg['e_total']} epochs)")
                 if start.epochs < alg["e_total"]:
@@ -193,15 +201,19 @@ class Search:
             wall = g.wall_seconds  # hook to hook: checkpoints count, early starts run then
             row = generation_row(g, workers, wall)
             with checkpoint.writing(self.run_dir):
+                trouble = self.failures.generation(g.generation, g.trained)  # none trained: stops here
                 folder.record(g, row)
                 if g.done or g.generation % every == 0:
                     checkpoint.save(self.run_dir, g.generation, g.population, list(hof), keep=keep,
-                                    payload={"epochs": g.epochs, "next_id": g.next_id, "logbook": g.logbook})
+                                    payload={"epochs": g.epochs, "next_id": g.next_id, "logbook": g.logbook,
+                                             "config": cfg})
             self._gen = g.generation
             front = f" | front {row['front_size']}, hypervolume {_fmt(row['hypervolume'])}" if "front_size" in row else ""
             self._say(f"gen {g.generation:3d} | epochs {g.epochs}/{alg['e_total']} | best {_fmt(row['best'])}"
                       f" median {_fmt(row['median'])}{front} | failed {g.failed} | {wall:.1f}s,"
                       f" framework {100 * row['framework_share']:.1f}%")
+            if trouble:  # also when quiet: it changes what the run finds
+                print(f"warning: generation {g.generation}: {trouble}", file=sys.stderr, flush=True)
             if not g.done:
                 checkpoint.check_room(self.run_dir)  # before the next generation is trained in vain
 
@@ -229,72 +241,19 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m pbt_evo.run", description=__doc__.splitlines()[0])
-    p.add_argument("config", nargs="?", help="a config file (spaces/*.yaml) or a run folder to resume")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set algorithm.e_total=10 (repeatable)")
-    p.add_argument("--seed", type=int, help="shorthand for --set seed=N")
-    p.add_argument("--out", help="shorthand for --set output.dir=DIR")
-    p.add_argument("--name", help="shorthand for --set name=NAME")
-    p.add_argument("--resume", action="store_true", help="continue the run folder's last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="delete an existing run folder of the same name first")
-    p.add_argument("--quiet", action="store_true", help="no progress output; logs only")
-    p.add_argument("--keys", action="store_true", help="list every config key with its default and exit")
-    return p.parse_args(argv)
-
-
-def resolve_run(args: argparse.Namespace) -> tuple[dict[str, Any], Path, bool]:
-    """The config, the run folder and whether to resume, from the command line."""
-    if args.config is None:
-        raise ConfigError("give a config file (e.g. spaces/digits.yaml) or a run folder to resume")
-    path = Path(args.config)
-    overrides = list(args.set)
-    overrides += [f"seed={args.seed}"] * (args.seed is not None) + [f"output.dir={args.out}"] * (args.out is not None)
-    overrides += [f"name={args.name}"] * (args.name is not None)
-    if path.is_dir():
-        if not (path / "config.yaml").is_file():
-            raise ConfigError(f"{path} is a folder without config.yaml: not a pbt_evo run folder")
-        if overrides:
-            raise ConfigError(f"{path}: a run folder resumes with its own config; --set/--seed/--out/--name are not allowed")
-        cfg = config.load(path / "config.yaml")
-        return cfg, path, True
-    cfg = config.load(path, overrides)
-    run_dir = Path(cfg["output"]["dir"]) / cfg["name"]
-    if args.overwrite:
-        return cfg, run_dir, False  # emptied by Search.run once it holds the folder's lock
-    if (run_dir / "config.yaml").is_file():
-        saved = config.load(run_dir / "config.yaml")  # with the defaults of keys added since it was written
-        if saved != cfg:
-            changed = config.diff(saved, cfg)
-            raise ConfigError(f"{run_dir} holds a run with a different config (differs in: {', '.join(changed)});"
-                              f" resume it with `python -m pbt_evo.run {run_dir} --resume`, or start a new one"
-                              " with --name NEW or --overwrite")
-        return cfg, run_dir, True
-    return cfg, run_dir, args.resume
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parse(argv)
-    if args.keys:
-        print(config.describe())
-        return 0
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    with signals.handled():
-        try:
-            cfg, run_dir, resume = resolve_run(args)
-            return Search(cfg, run_dir, quiet=args.quiet, source=str(args.config)).run(resume, overwrite=args.overwrite)
-        except (ConfigError, TaskError, ResourceError, RunFolderBusy, CheckpointError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        except WriteError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            return signals.report("the last complete generation is checkpointed: run the same command again to"
-                                  " continue")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def start(cfg: dict[str, Any], run_dir: Path, resume: bool, overwrite: bool = False, quiet: bool = False,
+          source: str = "config") -> int:
+    """Run (or continue) a resolved config's search in ``run_dir``; every failure one line, returns the exit
+    code (the command line: :mod:`pbt_evo.cli.launch`)."""
+    try:
+        return Search(cfg, run_dir, quiet=quiet, source=source).run(resume, overwrite=overwrite)
+    except (ConfigError, TaskError, ResourceError, RunFolderError, CheckpointError, UntrustedTask) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (WriteError, NothingTrained) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return signals.report(f"{checkpoint.saved_text(run_dir)}: run the same command again to continue"
+                              if checkpoint.last_complete(run_dir) else
+                              "no generation is checkpointed yet: the same command starts the run over")

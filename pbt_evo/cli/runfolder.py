@@ -41,13 +41,17 @@ from ..individual import Individual
 from ..objectives import Objectives
 from ..space import SearchSpace
 from ..task import Task
+from .checkpoint import CheckpointError
 from .config import spec_of
-from .front import front_record, front_table
+from .failures import nonfinite_members
+from .front import front_record, front_table, member_folder
+from .runread import RunReadError, read_jsonl
 from .tbhparams import HParamsWriter
 
-LOG_FIELDS = ["gen", "epochs", "best", "median", "worst", "failed", "replaced", "wall_s", "train_s",
+LOG_FIELDS = ["gen", "epochs", "best", "median", "worst", "failed", "nonfinite", "replaced", "wall_s", "train_s",
               "framework_s", "framework_share"]
 FRONT_FIELDS = ["hypervolume", "front_size"]  # log columns of a multi-objective run
+APPENDED = ("log.jsonl", "population.jsonl", "lineage.jsonl", "front.jsonl")  # JSON lines, one record per line
 
 
 def _task_record(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -81,9 +85,29 @@ def generation_row(g: Generation, workers: int, wall: float) -> dict[str, Any]:
             "best": float(finite.max()) if finite.size else None,
             "median": float(np.median(finite)) if finite.size else None,
             "worst": float(finite.min()) if finite.size else None,
-            "failed": g.failed, "replaced": len(g.replaced), "wall_s": round(wall, 4),
-            "train_s": round(g.outcome.train_seconds, 4), "framework_s": round(framework, 4),
+            "failed": g.failed, "nonfinite": len(nonfinite_members(g.trained)), "replaced": len(g.replaced),
+            "wall_s": round(wall, 4), "train_s": round(g.outcome.train_seconds, 4), "framework_s": round(framework, 4),
             "framework_share": round(framework / wall, 5) if wall > 0 else 0.0}
+
+
+def read_appended(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The records of a JSON-lines file the run appends to (:func:`.runread.read_jsonl`), and whether its
+    last line was torn: a crash while appending (appends are buffered) leaves a last line cut anywhere,
+    which is dropped. A damaged line before the last is not what a crash leaves:
+    :class:`~.checkpoint.CheckpointError` names it.
+
+    >>> import tempfile
+    >>> f = Path(tempfile.mkdtemp()) / "lineage.jsonl"; f.write_bytes(b'{"gen": 1}\\n{"gen": 2, "be')
+    25
+    >>> read_appended(f)
+    ([{'gen': 1}], True)
+    """
+    try:
+        rows = read_jsonl(path, required=("gen",))
+    except RunReadError as exc:
+        raise CheckpointError(f"{exc}: restore the file, or start the run over with --overwrite") from None
+    data = path.read_bytes()
+    return rows, bool(data.strip()) and not data.endswith(b"\n")
 
 
 def clear(path: str | Path, keep: Iterable[str] = ()) -> None:
@@ -109,12 +133,14 @@ class RunFolder:
     """Writes one run's files; resumable (rows past the checkpoint are dropped on resume)."""
 
     def __init__(self, path: str | Path, space: SearchSpace, tensorboard: bool = True,
-                 objectives: Objectives | None = None, reference: Sequence[float] | None = None):
+                 objectives: Objectives | None = None, reference: Sequence[float] | None = None,
+                 extra_fields: Sequence[str] = ()):
         self.path = Path(path)
         self.space = space
         self.objectives = objectives if objectives is not None and not objectives.single else None
         self.reference = reference
-        self.fields = LOG_FIELDS + FRONT_FIELDS * (self.objectives is not None)
+        # log.csv's columns (log.jsonl keeps every key of a row)
+        self.fields = LOG_FIELDS + FRONT_FIELDS * (self.objectives is not None) + list(extra_fields)
         self.path.mkdir(parents=True, exist_ok=True)
         self._tb = self._hparams = None
         if tensorboard:
@@ -129,18 +155,22 @@ class RunFolder:
     def write_config(self, cfg: dict[str, Any]) -> None:
         (self.path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
-    def truncate(self, generation: int) -> None:
-        """Drop rows of generations after ``generation`` (written after the checkpoint we resume from)."""
-        for name in ("log.jsonl", "population.jsonl", "lineage.jsonl", "front.jsonl"):
+    def truncate(self, generation: int, files: Iterable[str] = APPENDED) -> list[str]:
+        """Drop rows of generations after ``generation`` (written after the checkpoint we resume from) and a
+        last line a crash tore while it was appended; returns the files that had one (:func:`read_appended`)."""
+        torn = []
+        for name in files:
             f = self.path / name
             if f.exists():
-                keep = [line for line in f.read_text().splitlines() if line and json.loads(line)["gen"] <= generation]
-                f.write_text("".join(line + "\n" for line in keep))
+                rows, dropped = read_appended(f)
+                torn += [name] * dropped
+                f.write_text("".join(json.dumps(r) + "\n" for r in rows if r["gen"] <= generation))
         rows = self.read_log()
         with open(self.path / "log.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, self.fields)
+            writer = csv.DictWriter(f, self.fields, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
+        return torn
 
     def read_log(self) -> list[dict[str, Any]]:
         f = self.path / "log.jsonl"
@@ -157,7 +187,7 @@ class RunFolder:
         self._append("log.jsonl", [row])
         new_csv = not (self.path / "log.csv").exists()
         with open(self.path / "log.csv", "a", newline="") as f:
-            writer = csv.DictWriter(f, self.fields)
+            writer = csv.DictWriter(f, self.fields, extrasaction="ignore")
             if new_csv:
                 writer.writeheader()
             writer.writerow(row)
@@ -221,14 +251,15 @@ class RunFolder:
         shutil.rmtree(root, ignore_errors=True)  # a resumed run writes its front again
         infos = []
         for k, ind in enumerate(front):
-            folder = self.export_best(task, ind, cfg, root / f"{k:02d}", final_evaluation=False,
+            folder = self.export_best(task, ind, cfg, root / member_folder(k), final_evaluation=False,
                                       title=f"{cfg['name']}, Pareto front member {k}")
             infos.append(json.loads((folder / "genome.json").read_text()))
         (self.path / "best" / "front.json").write_text(json.dumps(infos, indent=2))
         table = self.path / "best" / "front.md"
         table.write_text(f"# Pareto front of run `{cfg['name']}`\n\n{len(infos)} trained networks, none dominated by"
-                         f" another of the run; member k loads with `pbt_evo.load_best(\"{root}/<k>\")`,"
-                         f" all with `pbt_evo.load_front(\"{self.path}\")`.\n\n"
+                         f" another of the run; the member in folder front/00 loads with"
+                         f" `pbt_evo.load_best(\"{root / member_folder(0)}\")`, all with"
+                         f" `pbt_evo.load_front(\"{self.path}\")`.\n\n"
                          + front_table(infos, self.objectives))
         return table
 

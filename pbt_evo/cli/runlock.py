@@ -34,7 +34,12 @@ except ImportError:  # Windows: no flock; runs are not locked there
 LOCK = "run.lock"
 
 
-class RunFolderBusy(RuntimeError):
+class RunFolderError(RuntimeError):
+    """The run folder cannot be used: a file where a folder must be, a place that cannot be written (a
+    read-only filesystem, no permission); the message says which path and what to do."""
+
+
+class RunFolderBusy(RunFolderError):
     """Another live process holds the run folder; the message names it."""
 
 
@@ -50,8 +55,11 @@ class RunLock:
     def acquire(self) -> "RunLock":
         missing = [self.run_dir, *self.run_dir.parents]
         self._made = missing[:next(k for k, d in enumerate(missing) if d.exists())]
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunFolderError(unusable(self.run_dir, exc)) from None
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -85,6 +93,27 @@ class RunLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+def unusable(run_dir: Path, exc: OSError) -> str:
+    """Why a run folder cannot be made or locked, in one line with what to do.
+
+    >>> import tempfile
+    >>> f = Path(tempfile.mkdtemp()) / "f"; f.write_text("")
+    0
+    >>> unusable(f / "r", NotADirectoryError(20, "Not a directory")).startswith(f"{f} is a file, not a folder")
+    True
+    """
+    blocker = next((p for p in (run_dir, *run_dir.parents) if p.exists() and not p.is_dir()), None)
+    if blocker == run_dir:
+        return (f"{run_dir} is a file, not a run folder: move it away, or start the run elsewhere (--name NEW or"
+                " --out DIR)")
+    if blocker is not None:
+        return (f"{blocker} is a file, not a folder, so the run folder {run_dir} cannot be made in it: give --out a"
+                " folder (output.dir)")
+    where = exc.filename or run_dir
+    return (f"cannot write the run folder {run_dir} ({exc.strerror or exc}: {where}): run it where you can write"
+            " (--out DIR; a run folder to resume can be copied there)")
 
 
 def _read(fd: int) -> dict[str, Any]:

@@ -29,9 +29,9 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
-_state = {"installed": False, "received": 0}
-STOPPED_AT_ONCE = b"\nsecond signal: stopped at once; the last complete generation is checkpointed: run the same" \
-                  b" command again to continue\n"
+_state = {"installed": False, "received": 0, "defer": False, "pending": 0}
+STOPPED_AT_ONCE = b"\nsecond signal: stopped at once; a run continues from its last complete checkpoint, if it has" \
+                  b" one: run the same command again\n"
 
 
 class Terminated(KeyboardInterrupt):
@@ -54,6 +54,9 @@ def report(advice: str, stream: TextIO | None = None) -> int:
 
 
 def _handle(signum: int, frame: Any) -> None:
+    if _state["defer"] and not _state["pending"]:
+        _state["pending"] = signum
+        return
     if _state["received"]:
         os.write(2, STOPPED_AT_ONCE)
         os._exit(128 + _state["received"])
@@ -77,6 +80,22 @@ def handled() -> Iterator[None]:
         _state.update(installed=False, received=0)
         for s, handler in previous.items():
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)  # None: set outside Python
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Inside :func:`handled`: a stop signal received while the block runs (a long import, a checkpoint
+    being written: what an exception would leave half done) is raised when the block ends; a second one at
+    once. Outside :func:`handled` nothing changes."""
+    _state["defer"] = True
+    try:
+        yield
+    finally:
+        _state["defer"] = False
+        pending, _state["pending"] = _state["pending"], 0
+    if pending:
+        _state["received"] = 0
+        _handle(pending, None)
 
 
 def reinstall() -> None:

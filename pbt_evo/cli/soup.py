@@ -27,23 +27,23 @@ from ..rng import seed_everything
 from ..soup import SoupResult, State, greedy_soup
 from . import checkpoint
 from .config import TaskError, build_task
+from .saved import load_saved
 
 
-def final_candidates(run_dir: str | Path) -> tuple[Any, list[Any], dict[str, Any]]:
+def final_candidates(run_dir: str | Path, trust: Sequence[str] = ()) -> tuple[Any, list[Any], dict[str, Any]]:
     """The task, the final population's trained members sharing the best one's genome (best first), and
-    the run's config. Raises FileNotFoundError / ValueError with a user-facing message."""
-    import yaml
-
+    the run's config. The task is built only if an installed package registers it or ``trust`` names it
+    (:mod:`pbt_evo.trusted`). Raises FileNotFoundError / ValueError with a user-facing message."""
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
         raise FileNotFoundError(f"{run} is not a pbt_evo run folder (no config.yaml)")
+    cfg = load_saved(run, trust, "run it with --trust-task {target}")
     found = checkpoint.load_latest(run)
     if found is None:
         raise FileNotFoundError(f"{run} has no checkpoint: the run has not finished a generation")
     for line in found.notices():
         print(f"warning: {line}", file=sys.stderr)
     ckpt, data = found.folder, found.data
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
     trained = [ind for ind in data["population"]
                if isinstance(ind.handle, StoredState) and ind.fitness.valid and np.isfinite(ind.score)]
     if not trained:
@@ -54,12 +54,13 @@ def final_candidates(run_dir: str | Path) -> tuple[Any, list[Any], dict[str, Any
 
 
 def soup_run(run_dir: str | Path, prefixes: Sequence[str] | None = None, seed: int = 0,
-             log: Callable[[str], None] = print) -> tuple[SoupResult, Path]:
-    """Greedy soup of a run's final population; saves it; returns the result and its folder.
+             log: Callable[[str], None] = print, trust: Sequence[str] = ()) -> tuple[SoupResult, Path]:
+    """Greedy soup of a run's final population; saves it; returns the result and its folder (``trust``:
+    task targets to build although not registered, see :func:`final_candidates`).
 
     >>> # result, folder = soup_run("runs/digits"); result.gain
     """
-    task, members, cfg = final_candidates(run_dir)
+    task, members, cfg = final_candidates(run_dir, trust)
     genome = list(members[0])
     states = [ind.handle.load()["model"] for ind in members]
     log(f"{len(members)} member(s) of the final population share the best architecture"
@@ -98,9 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefix", action="append", default=None, metavar="PREFIX",
                    help="average only state-dict entries under this prefix, e.g. encoder. (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="seed of every evaluation (default 0)")
+    p.add_argument("--trust-task", action="append", default=[], metavar="TARGET",
+                   help="build this task (package.module:Class) although no installed package registers it: only for"
+                        " a run folder whose origin you trust (repeatable)")
     args = p.parse_args(argv)
     try:
-        result, folder = soup_run(args.run, args.prefix, args.seed)
+        result, folder = soup_run(args.run, args.prefix, args.seed, trust=args.trust_task)
     except (FileNotFoundError, ValueError, TaskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -26,15 +26,18 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-
+from ..parallel.connect import init_ray
 from ..parallel.resources import ResourceError
+from ..trusted import UntrustedTask
 from ..variants import VARIANTS, variant
 from ..weights import SHRINK_PERTURB
 from . import config, signals
 from .checkpoint import CheckpointError, WriteError
 from .config import ConfigError
+from .failures import NothingTrained
 from .run import Search
-from .runlock import RunFolderBusy
+from .runlock import RunFolderError
+from .saved import differences
 
 # suffix -> (config overrides it stands for, how to recognise it in a resolved config)
 SUFFIXES: dict[str, list[str]] = {
@@ -141,10 +144,10 @@ def run_sweep(config_path: str | Path, algorithms: list[str], seeds: list[int], 
             head = f"[{k}/{len(runs)}] {run_dir}"
             resume = False
             if (run_dir / "config.yaml").is_file():
-                saved = config.load(run_dir / "config.yaml")  # with defaults of keys added since it was written
-                if saved != cfg:
+                changed = differences(run_dir, cfg)
+                if changed:
                     log(f"{head}: skipped, the folder holds a run with a different config"
-                        f" (differs in: {', '.join(config.diff(saved, cfg))})")
+                        f" (differs in: {', '.join(changed)})")
                     outcome["failed"].append(run_dir)
                     continue
                 if is_finished(run_dir, cfg):
@@ -161,7 +164,8 @@ def run_sweep(config_path: str | Path, algorithms: list[str], seeds: list[int], 
                 Search(cfg, run_dir, quiet=quiet).run(resume)
             except KeyboardInterrupt:
                 raise
-            except (RunFolderBusy, CheckpointError, WriteError, ResourceError) as exc:  # their message says it all
+            except (RunFolderError, CheckpointError, WriteError, ResourceError, UntrustedTask,
+                    NothingTrained) as exc:  # their message says it all
                 log(f"{head}: failed: {exc}")
                 outcome["failed"].append(run_dir)
                 continue
@@ -186,13 +190,8 @@ def _init_ray(cfg: dict[str, Any]) -> bool:
     """Start (or join) the one Ray instance the sweep's runs share."""
     import logging
 
-    import ray
-
-    if ray.is_initialized():
-        return False
-    ray.init(address=cfg["parallel"]["address"] or "local", include_dashboard=False, logging_level=logging.WARNING,
-             log_to_driver=os.environ.get("PBT_EVO_WORKER_LOGS", "0") == "1")
-    return True
+    return init_ray(cfg["parallel"]["address"], key="parallel.address", include_dashboard=False,
+                    logging_level=logging.WARNING, log_to_driver=os.environ.get("PBT_EVO_WORKER_LOGS", "0") == "1")
 
 
 def _best(run_dir: Path) -> Any:
@@ -213,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m pbt_evo.sweep", description=__doc__.splitlines()[0])
     p.add_argument("config", help="a config file, e.g. spaces/digits_hard.yaml")
     p.add_argument("--algorithms", required=True,
-                   help="comma-separated labels: pbt_nas, searl, random, no_mixing, random_sp, bohb, + _sp10 / _sp01 / _naswot / _wfresh")
+                   help=f"comma-separated labels: {', '.join(VARIANTS)}, each optionally + _{' / _'.join(SUFFIXES)}")
     p.add_argument("--seeds", required=True, help="comma-separated integers, e.g. 0,1,2")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--out", help="shorthand for --set output.dir=DIR")
@@ -232,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
             outcome = run_sweep(args.config, algorithms, seeds, overrides, quiet=not args.verbose,
                                 log=lambda s: print(s, flush=True))
-        except ConfigError as exc:
+        except (ConfigError, ResourceError) as exc:  # ResourceError: no cluster at parallel.address
             print(f"error: {exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:

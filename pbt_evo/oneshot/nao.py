@@ -13,17 +13,22 @@ Each of L rounds:
 
 Steps 3-4 are skipped in the last round: their candidates would never be trained or scored. The output
 is X ranked by one-shot score; the caller trains the best of them stand-alone (:mod:`pbt_evo.cli.oneshot`).
+
+After each round, :func:`nao_state` is everything the search needs to go on (the supernet's weights and
+their optimizer state, the controller, the pool and its scores, the random streams); ``nao_ws(...,
+start=state)`` continues from it with the result of an uninterrupted search.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..task import Task
 from .controller import CELLS, fit, new_controller, propose
@@ -71,6 +76,9 @@ class NAOResult:
     scores: dict[tuple[int, ...], float]
     rounds: list[dict[str, Any]] = field(default_factory=list)
     supernet: Supernet | None = None
+    controller: Any = None                     # NAO's controller (it keeps training from round to round)
+    x_eval: list[list[int]] = field(default_factory=list)  # the candidates the next round trains
+    rng: np.random.Generator | None = None     # the supernet's sampling stream
 
     def ranked(self) -> list[list[int]]:
         """X, best one-shot score first (ties: the earlier candidate first)."""
@@ -106,10 +114,12 @@ def split(total: int, parts: int) -> list[int]:
 
 
 def nao_ws(task: Task, settings: NAOSettings, supernet_steps: int, seed: int = 0,
-           hook: Callable[[dict[str, Any], NAOResult], None] | None = None) -> NAOResult:
+           hook: Callable[[dict[str, Any], NAOResult], None] | None = None,
+           start: Mapping[str, Any] | None = None) -> NAOResult:
     """Run Algorithm 1 with ``supernet_steps`` minibatches of supernet training in all; ``hook`` gets
     each round's record (round, supernet steps so far, pool size, best and median one-shot score, ...)
     and the result so far (the pool and its scores; the round's new candidates are not scored yet).
+    ``start``: a :func:`nao_state` to continue from (its rounds are not run again).
 
     >>> from tasks.digits import DigitsTask
     >>> s = NAOSettings(candidates=6, seeds=2, rounds=2, controller_epochs=5)
@@ -117,14 +127,19 @@ def nao_ws(task: Task, settings: NAOSettings, supernet_steps: int, seed: int = 0
     >>> [r["supernet_steps"] for r in res.rounds], len(res.pool) >= 6, len(res.ranked()) == len(res.pool)
     ([2, 4], True, True)
     """
-    pyrng, rng = random.Random(seed), np.random.default_rng(seed)
-    pool = initial_pool(task, settings.candidates, pyrng)
-    x_eval = list(pool)
     net = Supernet(task, seed)
     controller = new_controller([v.n_options for v in task.space], seed, cell=settings.cell)
-    scores: dict[tuple[int, ...], float] = {}
-    result = NAOResult(pool, scores, supernet=net)
+    if start is None:
+        pool = initial_pool(task, settings.candidates, random.Random(seed))
+        result = NAOResult(pool, {}, supernet=net, controller=controller, x_eval=list(pool),
+                           rng=np.random.default_rng(seed))
+    else:
+        result = restore(start, net, controller)
+    pool, scores, rng = result.pool, result.scores, result.rng
     for rnd, steps in enumerate(split(supernet_steps, settings.rounds), 1):
+        if rnd <= len(result.rounds):
+            continue  # done before the state it started from
+        x_eval = result.x_eval
         t0 = time.perf_counter()
         p = sampling_probabilities([model_size(task, g) for g in x_eval], settings.sampling)
         trained = net.train(x_eval, p, steps, settings.steps_per_sample, rng)
@@ -144,7 +159,7 @@ def nao_ws(task: Task, settings: NAOSettings, supernet_steps: int, seed: int = 0
             new = propose(controller, seeds, settings.eta, known=[tuple(g) for g in pool],
                           max_steps=settings.max_steps)
             pool.extend(new)
-            x_eval = new or list(pool)  # no new architecture: keep training the whole pool
+            result.x_eval = new or list(pool)  # no new architecture: keep training the whole pool
             record.update(controller_mse=fitted.mse, controller_ce=fitted.ce, reconstructed=fitted.reconstructed,
                           new=len(new), controller_s=round(time.perf_counter() - t2, 3))
         result.rounds.append(record)
@@ -152,3 +167,40 @@ def nao_ws(task: Task, settings: NAOSettings, supernet_steps: int, seed: int = 0
             hook(record, result)
     return result
 
+
+def nao_state(result: NAOResult) -> dict[str, Any]:
+    """Everything :func:`nao_ws` needs to continue after ``result``'s last round, as plain values and
+    tensors (:mod:`pbt_evo.plain`: a checkpoint's state file).
+
+    >>> from tasks.digits import DigitsTask
+    >>> task, s, states = DigitsTask(channels=4), NAOSettings(candidates=6, seeds=2, rounds=2, controller_epochs=5), []
+    >>> whole = nao_ws(task, s, supernet_steps=4, hook=lambda rec, res: states.append(nao_state(res)))
+    >>> rest = nao_ws(task, s, supernet_steps=4, start=states[0])  # from the end of round 1
+    >>> rest.scores == whole.scores, [r["best"] for r in rest.rounds] == [r["best"] for r in whole.rounds]
+    (True, True)
+    """
+    net = result.supernet
+    return {"pool": [list(g) for g in result.pool], "x_eval": [list(g) for g in result.x_eval],
+            "scores": [[list(g), float(v)] for g, v in result.scores.items()], "rounds": list(result.rounds),
+            "bank": {"tensors": dict(net.bank.tensors), "optim": dict(net.bank.optim)}, "steps_done": net.steps_done,
+            "controller": {k: v.detach().clone() for k, v in result.controller.state_dict().items()},
+            "rng": result.rng.bit_generator.state,
+            "random": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def restore(state: Mapping[str, Any], net: Supernet, controller: Any) -> NAOResult:
+    """The result a :func:`nao_state` was taken from, its supernet and controller loaded into ``net`` and
+    ``controller`` (fresh ones, made as the search makes them)."""
+    net.bank.tensors = {tuple(k): torch.as_tensor(v) for k, v in state["bank"]["tensors"].items()}
+    net.bank.optim = {tuple(k): {n: torch.as_tensor(x) if isinstance(x, np.ndarray) else x for n, x in v.items()}
+                      for k, v in state["bank"]["optim"].items()}
+    net.steps_done = int(state["steps_done"])
+    controller.load_state_dict({k: torch.as_tensor(v) for k, v in state["controller"].items()})
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state["rng"]
+    random.setstate(state["random"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(torch.as_tensor(state["torch"]))
+    pool = [list(g) for g in state["pool"]]
+    return NAOResult(pool, {tuple(g): float(v) for g, v in state["scores"]}, list(state["rounds"]), net, controller,
+                     [list(g) for g in state["x_eval"]], rng)

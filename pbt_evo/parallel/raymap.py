@@ -19,6 +19,7 @@ from typing import Any
 
 from ..handles import StoredState, TrainResult
 from ..task import Task, TaskSpec
+from .connect import init_ray
 from .protocol import Call, MapBase, check_max_early
 from .resources import ResourceError, WorkerRequest, check, room_now, timeout_message, waiting_line
 from .scheduler import Job, Scheduler
@@ -26,6 +27,7 @@ from .serial import failed_result
 from .worker import Worker
 
 log = logging.getLogger(__name__)
+failures = logging.getLogger("pbt_evo.parallel.failures")  # each failed attempt, its traceback in `extra`
 # seconds until the first "waiting for workers" line when they wait for resources (or half the wait timeout,
 # if shorter), and between lines; workers that had room are only reported after WAIT_REPORT_EVERY (a normal
 # start takes a few seconds, more on a busy machine, and prints nothing)
@@ -84,11 +86,10 @@ class RayMap(MapBase):
         self.max_early, self.progress = check_max_early(max_early), progress
         self._scheduler = Scheduler(workers, pipeline)
         joined = address is not None or ray.is_initialized()  # a cluster that may grow, unlike one started here
-        if not ray.is_initialized():
-            # None starts a Ray instance of this process's own ("local"); Ray's default would join any cluster
-            # that `ray start` left on this machine, someone else's included
-            ray.init(address=address or "local", include_dashboard=False, logging_level=logging.WARNING,
-                     log_to_driver=os.environ.get("PBT_EVO_WORKER_LOGS", "0") == "1")
+        # None starts a Ray instance of this process's own ("local"); Ray's default would join any cluster
+        # that `ray start` left on this machine, someone else's included. Joining is bounded (connect.py)
+        init_ray(address, key=f"{key_prefix}address", include_dashboard=False, logging_level=logging.WARNING,
+                 log_to_driver=os.environ.get("PBT_EVO_WORKER_LOGS", "0") == "1")
         request = WorkerRequest(workers, cpus_per_worker, gpus_per_worker, dict(resources or {}), key_prefix)
         busy = self._check_resources(request, wait_timeout, joined)
         self.spec = spec
@@ -113,6 +114,8 @@ class RayMap(MapBase):
         self._pending: dict[Any, int] = {}  # result ref -> ticket of a dispatched call
         self._done: dict[int, Any] = {}     # results that arrived while ``wait`` looked for other tickets
         self._tickets = self._token = 0
+        self._request, self._wait_timeout = request, wait_timeout
+        self._starting: dict[int, tuple[Any, float]] = {}  # replaced worker -> (its start probe, since when)
 
     def _spawn(self) -> Any:
         return self._remote.remote(self.spec, self._threads, self.reuse_members, self.scope)
@@ -176,8 +179,6 @@ class RayMap(MapBase):
 
     def wait(self, among: Container[int] | None = None) -> tuple[int, Any]:
         """Dispatch what fits, then block until a call of ``among`` (default: any) returns."""
-        import ray
-
         while True:
             for ticket in self._done:
                 if among is None or ticket in among:
@@ -186,9 +187,9 @@ class RayMap(MapBase):
             if not self._pending:
                 raise RuntimeError("RayMap.wait: nothing submitted" if not self._scheduler.jobs else
                                    "RayMap: calls left but no worker can take them")
-            done, _ = ray.wait(list(self._pending), num_returns=1)
-            ticket = self._pending.pop(done[0])
-            res = self._collect(ticket, done[0])
+            done = self._next_done()
+            ticket = self._pending.pop(done)
+            res = self._collect(ticket, done)
             if res is not None:
                 if among is None or ticket in among:
                     return ticket, res
@@ -205,14 +206,26 @@ class RayMap(MapBase):
         try:
             res, kept = ray.get(ref)
         except (RayTaskError, RayActorError) as exc:
-            if isinstance(exc, RayActorError) and self.actors[w] is job.actor:
+            try:  # its state holds the same error: read, or Ray prints it when the reference goes
+                ray.get(job.state)
+            except (RayTaskError, RayActorError):
+                pass
+            died = isinstance(exc, RayActorError)
+            if died and self.actors[w] is job.actor:
                 log.warning("worker %d died; starting a new one", w)
                 self._respawn(w)
             job.failures += 1
             if job.failures <= self.max_retries:
-                log.warning("%s failed on worker %d, retrying elsewhere: %s", job.call.label, w,
-                            str(exc).strip().splitlines()[-1])
                 self._scheduler.retry(ticket, w)
+                if died:
+                    # the others may have died at the same moment (a lost node, a killed process group), unseen
+                    # as yet: the call waits for the new worker rather than go to a worker that may be dead too
+                    job.tried = set(range(len(self.actors))) - {w}
+                    log.warning("%s was on worker %d, which died: it is retried on the new worker %d once that"
+                                " has started", job.call.label, w, w)
+                else:
+                    failures.warning("%s failed on worker %d, retrying elsewhere: %s", job.call.label, w,
+                                     str(exc).strip().splitlines()[-1], extra={"traceback": str(exc)})
                 return None
             self._scheduler.remove(ticket)
             return failed_result(str(exc))
@@ -224,6 +237,27 @@ class RayMap(MapBase):
             if kept:
                 self._homes[key] = (w, job.token)
         return res
+
+    def _next_done(self) -> Any:
+        """The next call that returned; meanwhile, a line every so often about a new worker that has not
+        started (and ResourceError after ``wait_timeout``)."""
+        import ray
+
+        while True:
+            done, _ = ray.wait(list(self._pending), num_returns=1,
+                               timeout=WAIT_REPORT_EVERY if self._starting else None)
+            if done:
+                return done[0]
+            for w, (probe, since) in list(self._starting.items()):
+                if ray.wait([probe], timeout=0)[0]:
+                    del self._starting[w]
+                    continue
+                waited, free, total = time.monotonic() - since, ray.available_resources(), ray.cluster_resources()
+                if self._wait_timeout is not None and waited >= self._wait_timeout:
+                    raise ResourceError(timeout_message(self._request, 1, free, total, self._wait_timeout))
+                log.warning("the new worker %d has not started after %.0f s; %s", w, waited,
+                            waiting_line(self._request, 1, free, total, None if self._wait_timeout is None
+                                         else self._wait_timeout - waited))
 
     def _dispatch(self) -> None:
         """Send queued calls to workers while they have room."""
@@ -256,6 +290,7 @@ class RayMap(MapBase):
         """Replace a dead worker; the members it kept alive are gone with it."""
         self.actors[w] = self._spawn()
         self._run[w] = self.actors[w].run.options(num_returns=2)
+        self._starting[w] = (self.actors[w].node.remote(), time.monotonic())
         self._homes = {k: h for k, h in self._homes.items() if h[0] != w}
         for job in self._scheduler.jobs.values():
             if job.home == w:

@@ -17,7 +17,7 @@ from ..task import Task
 from ..train import set_scope
 from .protocol import Call, Context, MapBase, check_max_early, stored_locally
 
-log = logging.getLogger(__name__)
+failures = logging.getLogger("pbt_evo.parallel.failures")  # each failed attempt, its traceback in `extra`
 
 
 def failed_result(error: str) -> TrainResult:
@@ -31,7 +31,9 @@ class SerialMap(MapBase):
     A call that raises is retried ``max_retries`` times, then returned as a failed result, so one
     member's failure does not end the run. The driver's random streams are kept across calls. Calls run
     with a :class:`~pbt_evo.parallel.protocol.Context` holding ``task``; ``max_early`` and ``progress``:
-    see :class:`~pbt_evo.parallel.protocol.MapBase`.
+    see :class:`~pbt_evo.parallel.protocol.MapBase`. Members train with ``num_threads`` torch threads, 1
+    by default as a Ray worker of 1 CPU does: small networks run no faster on more, and on a busy machine
+    many times slower (None: torch's own count); :meth:`close` gives the process its previous count back.
 
     >>> from tasks.digits import DigitsTask
     >>> smap = SerialMap(DigitsTask(channels=4))
@@ -39,10 +41,11 @@ class SerialMap(MapBase):
     [2, 3]
     """
 
-    def __init__(self, task: Task, num_threads: int | None = None, max_retries: int = 1,
+    def __init__(self, task: Task, num_threads: int | None = 1, max_retries: int = 1,
                  max_early: int | None = None, progress: Callable[[int, Any], None] | None = None):
         self.task = task
         self.num_threads = num_threads
+        self._threads_before: int | None = None
         self.max_retries = max_retries
         self.max_early, self.progress = check_max_early(max_early), progress
         self.scope = uuid.uuid4().hex  # names this map's per-node services (pbt_evo.train.current_scope)
@@ -62,7 +65,8 @@ class SerialMap(MapBase):
             if among is None or ticket in among:
                 return ticket, self._done.pop(ticket)
         set_scope(self.scope)  # several maps may share this process
-        if self.num_threads:
+        if self.num_threads and torch.get_num_threads() != self.num_threads:  # (setting it costs milliseconds)
+            self._threads_before = self._threads_before or torch.get_num_threads()
             torch.set_num_threads(self.num_threads)
         while self._queue:
             ticket, call = self._queue.popleft()
@@ -84,8 +88,12 @@ class SerialMap(MapBase):
                 return stored_locally(call.run(Context(self.task, self.scope)))
             except Exception:  # a member's failure must not end the run
                 err = traceback.format_exc()
-                log.warning("%s failed (attempt %d): %s", call.label, attempt + 1, err.strip().splitlines()[-1])
+                failures.warning("%s failed (attempt %d): %s", call.label, attempt + 1, err.strip().splitlines()[-1],
+                                 extra={"traceback": err})
         return failed_result(err)
 
     def close(self) -> None:
         self.task.close()
+        if self._threads_before is not None:
+            torch.set_num_threads(self._threads_before)
+            self._threads_before = None
