@@ -17,7 +17,7 @@ import torch
 from tasks.rl import RLTask
 from tasks.rl.agent import random_shift, schedule
 from tasks.rl.env import DMCEnv, default_camera
-from tasks.rl.networks import SNLinear, _spectral_weight
+from tasks.rl.networks import SNLinear, spectral_weight
 from tasks.rl.replay import ReplayBuffer
 from tasks.rl.shared_replay import SEGMENT_PREFIX
 from tasks.rl.spaces import drqv2_default, pixel_space, state_space
@@ -135,7 +135,7 @@ def test_spectral_norm_keeps_keys_and_normalises():
     assert {k: v.shape for k, v in off.items()} == {k: v.shape for k, v in on.items()}
     layer = SNLinear(20, 30, spectral=True)
     for _ in range(50):  # power iteration converges on the top singular value
-        w = _spectral_weight(layer.weight, layer.sn_u, training=True)
+        w = spectral_weight(layer.weight, layer.sn_u, training=True)
     assert torch.linalg.matrix_norm(w.detach(), ord=2).item() == pytest.approx(1.0, abs=1e-3)
 
 
@@ -241,10 +241,10 @@ def test_replay_rebuilds_frame_stacks_like_the_env():
             buf.add(np.zeros(1, np.float32), r, d, obs)
             seen.append(obs)
     assert len(buf) == 8 and buf.n_written == 10  # wrapped: the first episode's start is gone
-    for k in range(buf._lo(), buf.n_written):
+    for k in range(buf.oldest_key(), buf.n_written):
         pos = buf.ep_pos[k % buf.capacity]
-        if k - min(2, pos) >= buf._lo():
-            assert np.array_equal(buf._stack(np.array([k]))[0], seen[k])
+        if k - min(2, pos) >= buf.oldest_key():
+            assert np.array_equal(buf.stacked(np.array([k]))[0], seen[k])
 
 
 def test_extras_round_trip(state_task):
@@ -441,13 +441,13 @@ def test_shared_replay_is_one_ray_actor_per_node(ray_session):
 
 
 def test_orphaned_segments_are_freed(tmp_path):
-    from tasks.rl.shared_replay import _try_lock, free_orphaned_segments
+    from tasks.rl.shared_replay import try_lock, free_orphaned_segments
 
     live, dead = f"{SEGMENT_PREFIX}aaaa_", f"{SEGMENT_PREFIX}bbbb_"
     for tag in (live, dead):
         (tmp_path / f"{tag}frames").write_bytes(b"x")
         (tmp_path / f"{tag}lock").write_bytes(b"")
-    fd = _try_lock(str(tmp_path / f"{live}lock"))  # the live buffer's owner holds its lock
+    fd = try_lock(str(tmp_path / f"{live}lock"))  # the live buffer's owner holds its lock
     try:
         assert free_orphaned_segments(str(tmp_path)) == [f"{dead}frames"]
         assert sorted(p.name for p in tmp_path.iterdir()) == [f"{live}frames", f"{live}lock"]

@@ -32,8 +32,13 @@ CONV_OPS = ("identity", "conv3", "conv5", "conv7", "resnet3", "resnet5", "resnet
 LINEAR_OPS = ("identity", "linear", "residual0.5", "residual2.0")
 
 
-def _spectral_weight(weight: torch.Tensor, u: torch.Tensor, training: bool, eps: float = 1e-12) -> torch.Tensor:
-    """``weight / sigma`` with sigma estimated by one power iteration per training forward (Miyato et al.)."""
+def spectral_weight(weight: torch.Tensor, u: torch.Tensor, training: bool, eps: float = 1e-12) -> torch.Tensor:
+    """``weight / sigma`` with sigma estimated by one power iteration per training forward (Miyato et al.).
+
+    >>> w = spectral_weight(torch.diag(torch.tensor([3.0, 1.0])), torch.tensor([1.0, 0.0]), training=True)
+    >>> round(torch.linalg.matrix_norm(w, 2).item(), 4)
+    1.0
+    """
     w = weight.flatten(1)
     with torch.no_grad():
         u_ = F.normalize(u, dim=0, eps=eps)  # u may have been shrink-perturbed by mixing: renormalise
@@ -55,7 +60,7 @@ class SNLinear(nn.Linear):
         self.register_buffer("sn_u", F.normalize(torch.randn(out_features), dim=0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = _spectral_weight(self.weight, self.sn_u, self.training) if self.spectral else self.weight
+        w = spectral_weight(self.weight, self.sn_u, self.training) if self.spectral else self.weight
         return F.linear(x, w, self.bias)
 
 
@@ -69,7 +74,7 @@ class SNConv2d(nn.Conv2d):
         self.register_buffer("sn_u", F.normalize(torch.randn(c_out), dim=0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = _spectral_weight(self.weight, self.sn_u, self.training) if self.spectral else self.weight
+        w = spectral_weight(self.weight, self.sn_u, self.training) if self.spectral else self.weight
         return self._conv_forward(x, w, self.bias)
 
 

@@ -83,9 +83,15 @@ class ReplayBuffer:
                          lambda self, value: self._counters.__setitem__(1, value))
 
     def __len__(self) -> int:
-        return self.n_written - self._lo()
+        return self.n_written - self.oldest_key()
 
-    def _lo(self) -> int:
+    def oldest_key(self) -> int:
+        """The key of the oldest frame still held (keys count every frame written).
+
+        >>> buf = ReplayBuffer(capacity=4, frame_shape=(1,), action_dim=1)
+        >>> buf.oldest_key()
+        0
+        """
         return max(self.first_key, self.n_written - self.capacity)
 
     def _write(self, obs: np.ndarray, ep_pos: int) -> None:
@@ -137,7 +143,7 @@ class ReplayBuffer:
         self.n_written += n
 
     def _valid(self, k: np.ndarray) -> np.ndarray:
-        lo = self._lo()
+        lo = self.oldest_key()
         c = self.capacity
         ok = (k >= lo) & (k + self.nstep < self.n_written)
         pos = self.ep_pos[k % c]
@@ -155,10 +161,11 @@ class ReplayBuffer:
 
     def n_valid(self) -> int:
         """How many n-step transitions can be sampled now."""
-        lo = self._lo()
+        lo = self.oldest_key()
         return int(self._valid(np.arange(lo, self.n_written)).sum())
 
-    def _stack(self, k: np.ndarray) -> np.ndarray:
+    def stacked(self, k: np.ndarray) -> np.ndarray:
+        """The stacked observations of keys ``k``: the frames up to each, the episode's first repeated."""
         c = self.capacity
         pos = self.ep_pos[k % c]
         # oldest first, like the environment's frame stack; clamp to the episode's first frame
@@ -171,7 +178,7 @@ class ReplayBuffer:
         """``(obs, action, reward, discount, next_obs)`` of ``batch_size`` n-step transitions drawn
         uniformly with ``numpy.random``: ``reward = sum_i gamma^i r_i`` and ``discount = prod_i gamma d_i``
         over the n steps (DrQ-v2's definition), ``next_obs`` n steps later."""
-        lo = self._lo()
+        lo = self.oldest_key()
         keys = np.empty(0, dtype=np.int64)
         for _ in range(1000):  # rejection sampling; almost all slots are valid once episodes are stored
             if keys.size >= batch_size or self.n_written == lo:
@@ -187,7 +194,7 @@ class ReplayBuffer:
         # overwrites them: a key retired by the time the batch is gathered may hold a torn transition,
         # so it is drawn again (never happens with a buffer of one's own)
         oldest = k - np.minimum(self.frame_stack - 1, self.ep_pos[k % self.capacity])
-        stale = np.flatnonzero(oldest < self._lo())
+        stale = np.flatnonzero(oldest < self.oldest_key())
         if stale.size:
             again = self.sample(stale.size, gamma)
             for part, redo in zip(batch, again):
@@ -202,13 +209,13 @@ class ReplayBuffer:
         for i in range(self.nstep):
             reward += discount * self.reward[(k + i) % c]
             discount *= self.discount[(k + i) % c] * gamma
-        return (self._stack(k), self.action[k % c].copy(), reward[:, None], discount[:, None],
-                self._stack(k + self.nstep))
+        return (self.stacked(k), self.action[k % c].copy(), reward[:, None], discount[:, None],
+                self.stacked(k + self.nstep))
 
     # -- travelling with the individual -------------------------------------------------------------
     def export(self) -> dict[str, np.ndarray]:
         """Contents oldest first (only the filled part) as numpy arrays; see :meth:`load`."""
-        lo = self._lo()
+        lo = self.oldest_key()
         order = np.arange(lo, self.n_written) % self.capacity
         return {"frames": self.frames[order], "action": self.action[order], "reward": self.reward[order],
                 "discount": self.discount[order], "ep_pos": self.ep_pos[order],

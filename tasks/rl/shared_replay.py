@@ -70,8 +70,15 @@ SEGMENT_PREFIX = "pbt_evo_rb_"  # + a random tag + "_" + array name; the owner h
 SHM_DIR = "/dev/shm"
 
 
-def _try_lock(path: str) -> int | None:
-    """An fd holding an exclusive ``flock`` on ``path``, or None if another process holds it."""
+def try_lock(path: str) -> int | None:
+    """An fd holding an exclusive ``flock`` on ``path``, or None if another process holds it.
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "lock")
+    >>> fd = try_lock(path); try_lock(path) is None   # a second open file description is refused
+    True
+    >>> os.close(fd)
+    """
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -87,7 +94,7 @@ def free_orphaned_segments(shm_dir: str = SHM_DIR) -> list[str]:
     namespaces that share ``/dev/shm``. Returns the names freed."""
     freed = []
     for lock in glob.glob(os.path.join(shm_dir, SEGMENT_PREFIX + "*_lock")):
-        fd = _try_lock(lock)
+        fd = try_lock(lock)
         if fd is None:
             continue  # its owner is alive
         try:
@@ -149,7 +156,7 @@ class NodeReplay:
             free_orphaned_segments()
             check_shared_memory(spec)
             tag = self._tag = f"{SEGMENT_PREFIX}{secrets.token_hex(6)}_"
-            self._lock = _try_lock(os.path.join(SHM_DIR, tag + "lock"))  # held while this owner lives
+            self._lock = try_lock(os.path.join(SHM_DIR, tag + "lock"))  # held while this owner lives
             for name, (shape, dtype) in ReplayBuffer.layout(**spec).items():
                 size = max(1, _nbytes(shape, dtype))
                 seg = SharedMemory(name=tag + name, create=True, size=size)  # zero-filled
