@@ -1,6 +1,7 @@
-"""Every README block runs as written. Each fenced block is marked ``<!-- example: NAME -->`` and run, verbatim,
-by the test :data:`RUN_BY` names (bash blocks in a fresh folder that has the repository's ``spaces/``, as
-from a clone; long runs are marked slow); CI runs the set-up and test commands."""
+"""Every block of the README and of its guides (docs/*.md that hold the README's former sections) runs as
+written. Each fenced block is marked ``<!-- example: NAME -->`` and run, verbatim, by the test :data:`RUN_BY`
+names (bash blocks in a fresh folder that has the repository's ``spaces/``, as from a clone; long runs are
+marked slow); CI runs the set-up and test commands."""
 
 import json
 import os
@@ -14,6 +15,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+PAGES = [README] + [ROOT / "docs" / f"{g}.md" for g in ("TASKS", "RUNS", "COMPARING", "HYPERPARAMETERS", "ONESHOT",
+                                                       "MULTIOBJECTIVE")]
 BLOCK = re.compile(r"<!-- example: (\w+) -->\n```(\w+)\n(.*?)```", re.S)
 RUN_BY = {"setup": "test_readme_commands_match_ci", "tests": "test_readme_commands_match_ci",
           "toolbox": "test_toolbox_example_runs", "widths": "test_widths_example_declares_what_pbt_evo_checks",
@@ -28,8 +31,10 @@ RUN_BY = {"setup": "test_readme_commands_match_ci", "tests": "test_readme_comman
 
 
 def blocks() -> dict[str, tuple[str, str]]:
-    """Every marked block: name -> (language, code)."""
-    return {name: (lang, code) for name, lang, code in BLOCK.findall(README.read_text())}
+    """Every marked block of the pages: name -> (language, code)."""
+    found = [block for page in PAGES for block in BLOCK.findall(page.read_text())]
+    assert len({name for name, _, _ in found}) == len(found), "two blocks with one name"
+    return {name: (lang, code) for name, lang, code in found}
 
 
 def readme_block(marker: str) -> str:
@@ -57,15 +62,16 @@ def run_python(name: str, folder: Path | None = None) -> dict:
     cwd = os.getcwd()
     os.chdir(folder or cwd)
     try:
-        exec(compile(code, f"README.md:{name}", "exec"), namespace)
+        exec(compile(code, f"README or guide block {name}", "exec"), namespace)
     finally:
         os.chdir(cwd)
     return namespace
 
 
 def test_every_block_is_marked_and_run_by_a_test():
-    text = README.read_text()
-    assert text.count("```") == 2 * len(blocks()), "a README block without its <!-- example: NAME --> marker"
+    for page in PAGES:
+        text = page.read_text()
+        assert text.count("```") == 2 * len(BLOCK.findall(text)), f"a block of {page.name} without its marker"
     assert set(blocks()) == set(RUN_BY)
     assert all(callable(globals().get(test)) for test in RUN_BY.values())
 
