@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+import scipy.stats
 import torch
 import yaml
 from deap import tools
@@ -409,7 +410,11 @@ def test_compare_reports_the_final_hypervolume_against_one_stated_reference(tmp_
     by_hand = [0.5 * (1000 - 500) + (0.8 - 0.5) * (1000 - (800 - 100 * s)) for s in range(3)]
     assert "reference point [0.0, 1000.0], the same for every run" in text
     assert f"| **pbt_nas** (baseline) | 3 | {sum(by_hand) / 3:.4f} +- 30.0000 |" in text
-    assert "| random | 3 | 240.0000 +- 0.0000 | 0.125 |" in text  # 0.6 x 400; 3 pairs favour pbt_nas: 1/8
+    # random: 0.6 x 400 = 240; the baseline's lead 70, 100, 130: mean 100, paired t 95% interval
+    # 100 -+ t(0.975, 2) x 30 / sqrt(3); 3 pairs favour pbt_nas: exact signed-rank p 1/8
+    half = scipy.stats.t.ppf(0.975, 2) * 30 / math.sqrt(3)
+    assert (f"| random | 3 | 240.0000 +- 0.0000 | +100.0000 [{100 - half:+.4f}, {100 + half:+.4f}] | 0.125 |"
+            in text)
     files = compare([tmp_path / "s"], tmp_path / "cmp2", report="hypervolume", reference=(0.5, 1000))
     assert "| random | 3 | 40.0000 +- 0.0000 |" in files["markdown"].read_text()  # (0.6 - 0.5) x 400
     fake_run(tmp_path / "s", "p9", "pbt_nas", 9, [[(0.5, 500)]], reference=(0.0, 2000))
