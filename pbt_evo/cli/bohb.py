@@ -26,7 +26,7 @@ from ..handles import StoredState
 from ..individual import Individual
 from ..task import Task
 from . import checkpoint
-from .config import ConfigError, build_task
+from .config import ConfigError, build_task, check_runner
 from .plot import plot_run
 from .runfolder import RunFolder
 
@@ -65,6 +65,7 @@ def run_bohb_search(cfg: dict[str, Any], run_dir: Path, say: Any = print) -> int
 
     alg, par = cfg["algorithm"], cfg["parallel"]
     task: Task = build_task(cfg)
+    check_runner(cfg, task.space)
     folder = RunFolder(run_dir, task.space, tensorboard=False)
     try:
         with checkpoint.writing(run_dir):
