@@ -117,7 +117,7 @@ def time_varying_kernel(n_inputs: int) -> Kernel:
     shortest, longest = time_scale(EPS_BOUNDS[1]), time_scale(EPS_BOUNDS[0])  # a larger eps forgets faster
     return (ConstantKernel(1.0, (1e-5, 1e5))
             * Columns(Matern(time_scale(0.1), (shortest, longest), nu=0.5), (0,))
-            * Columns(RBF(1.0, (1e-2, 1e2)), tuple(range(1, n_inputs)))
+            * Columns(RBF(1.0, (0.1, 10.0)), tuple(range(1, n_inputs)))
             + WhiteKernel(1e-2, (1e-6, 1.0)))
 
 
