@@ -39,10 +39,9 @@ import numpy as np
 
 from . import gp
 from .handles import Reinit, as_recipe
-from .history import History
 from .individual import Individual
 from .operators import n_selected, sel_truncation
-from .pb2 import unit_scale
+from .pb2 import PB2
 from .space import SearchSpace
 
 LENGTH_INIT, LENGTH_MIN, LENGTH_MAX = 0.8, 0.5 ** 7, 1.6  # CASMOPOLITAN's continuous trust region
@@ -69,25 +68,26 @@ class TrustRegion:
             self.length, self.failures = self.length / 2, 0
 
 
-class BGPBT(History):
+class BGPBT(PB2):
     """BG-PBT's memory (history rows tagged with their generation and where their hyperparameters came
     from; the trust region; the best fitness of the generation and how long since it improved) and
-    operators over ``space``."""
+    operators over ``space``. Its GP is PB2's (:class:`~pbt_evo.pb2.PB2`, continuous hyperparameters and
+    numeric grids modelled, other grids resampled), fitted on this generation's steps only (the newest ``WINDOW``)."""
 
     def __init__(self, space: SearchSpace, tau: float = 0.25, patience: int = PATIENCE):
-        super().__init__()
-        self.space, self.tau, self.patience = space, tau, patience
+        super().__init__(space)
+        self.tau, self.patience = tau, patience
         self.hyper = space.hyperparameters
         self.architecture = [i for i, v in enumerate(space) if not v.hyper]
         self.generation, self.best, self.stalled = 0, -math.inf, 0
         self.region = TrustRegion()
-        self.renew = False                   # this exploit starts a new generation of architectures
-        self.pending: list[np.ndarray] = []  # this exploit's suggestions (unit points or genome rows)
+        self.renew = False  # this exploit starts a new generation of architectures
+        self.new: list[np.ndarray] = []  # this exploit's new genomes (as GP inputs): not state
 
     # -- select --------------------------------------------------------------------------------------
-    def select(self, population: Sequence[Individual]) -> tuple[list[Individual], list[Individual]]:
+    def select(self, population: Sequence[Individual]) -> tuple[list[Individual], list[Individual]]:  # type: ignore[override]
         self.record(population, generation=self.generation)
-        self.pending = []
+        self.pending, self.fitted, self.new = [], None, []
         finite = [m for m in population if math.isfinite(m.score)]
         if not finite:
             return [], []
@@ -117,34 +117,26 @@ class BGPBT(History):
         return (best[0],) if self.renew else (random.choice(list(best)),)
 
     def mutate(self, child: Individual) -> tuple[Individual]:
-        if self.renew:
-            source = self.new_network(child)
-        else:
-            source = self.explore(child)
+        source = self.new_network(child) if self.renew else self.trust_region_explore(child)
         self.start(child, generation=self.generation, source=source)
         del child.fitness.values
         return (child,)
 
-    def explore(self, child: Individual) -> str:
+    def trust_region_explore(self, child: Individual) -> str:
         """Trust-region BO of the child's hyperparameters; random before the GP has data."""
-        steps = self.steps([r for r in self.rows if r.get("generation") == self.generation])
-        if len(steps) < 2 or not self.hyper:
+        steps = self.steps([r for r in self.rows if r.get("generation") == self.generation])[-self.window:]
+        if len(steps) < 2 or not self.modelled:
             for i in self.hyper:
                 child[i] = self.space[i].sample(random)
             return "random"
         base = self.last(child.parents[0])
-        scale_t, scale_f = unit_scale([s.t for s in steps] + [base["t"]]), unit_scale([s.f for s in steps] + [base["f"]])
-        X = np.array([[scale_t(s.t), scale_f(s.f)] + [self.space[i].to_unit(s.genome[i]) for i in self.hyper]
-                      for s in steps])
-        centre = np.array([self.space[i].to_unit(child[i]) for i in self.hyper])
+        centre = np.array([self.space[i].to_unit(child[i]) for i in self.modelled])
         half = self.region.length / 2
-        box = (np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1))
-        pending = np.array(self.pending).reshape(-1, len(self.hyper))
-        x = gp.suggest(X, np.array([s.y for s in steps]), np.array([scale_t(base["t"]), scale_f(base["f"])]), pending,
-                       np.random.default_rng(random.getrandbits(32)), box=box)
-        self.pending.append(x)
-        for i, u in zip(self.hyper, x):
+        x = self.suggest(steps, base["t"], base["f"], child, (np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)))
+        for i, u in zip(self.modelled, x):
             child[i] = self.space[i].from_unit(u)
+        for i in self.resampled:
+            child[i] = self.space[i].sample(random)
         return "bo"
 
     def features(self, genome: Sequence[Any]) -> list[float]:
@@ -162,11 +154,10 @@ class BGPBT(History):
             X = np.array([self.features(r["genome"]) for r in lasts.values()])
             y = np.array([r["f"] for r in lasts.values()])
             C = np.array([self.features(c) for c in candidates])
-            pending = np.array(self.pending).reshape(-1, X.shape[1])
-            genome = candidates[gp.best_candidate(X, y, C, pending)]
+            genome = candidates[gp.best_candidate(X, y, C, np.array(self.new).reshape(-1, X.shape[1]))]
         else:
             genome = candidates[0]
-        self.pending.append(np.array(self.features(genome)))
+        self.new.append(np.array(self.features(genome)))
         changed = tuple(i for i in self.architecture if genome[i] != child[i])
         for i in range(len(child)):
             child[i] = genome[i]

@@ -60,12 +60,13 @@ class PB2(History):
         self.modelled = [i for i in hyper if space[i].continuous or (not mix and space[i].numeric)]
         self.resampled = [i for i in hyper if i not in self.modelled and i not in self.categorical]
         self.pending: list[np.ndarray] = []  # this generation's suggestions (unit points): not state
+        self.fitted: tuple[Any, ...] | None = None  # this generation's GP and scales: not state (refitted alike)
 
     # -- operators ----------------------------------------------------------------------------------
     def select(self, population: Sequence[Individual], select: Callable[..., Any]) -> Any:
         """Record the trained population, then ``select(population)``."""
         self.record(population)
-        self.pending = []
+        self.pending, self.fitted = [], None
         return select(population)
 
     def explore(self, child: Individual) -> tuple[Individual]:
@@ -104,16 +105,30 @@ class PB2(History):
             out += [0.5 ** 0.5 * (genome[i] == k) for k in range(self.space[i].n_options)]
         return out + [self.space[i].to_unit(genome[i]) for i in self.modelled]
 
-    def suggest(self, steps: Sequence[Step], t: int, f: float, child: Individual) -> np.ndarray:
-        """The modelled genes' unit values for a child starting at time ``t`` with fitness ``f``."""
-        ts, fs = [s.t for s in steps] + [t], [s.f for s in steps] + [f]
-        scale_t, scale_f = unit_scale(ts), unit_scale(fs)
+    def model(self, steps: Sequence[Step]) -> tuple[Any, Callable[[float], float], Callable[[float], float]]:
+        """The GP of ``steps`` with the scales of time and fitness, fitted once per generation (the data
+        are the same for every child of a generation): times and fitness are scaled over the steps' and
+        the population's latest values (every base parent's)."""
+        if self.fitted is None:
+            trained = [r for r in self.rows if not r["start"] and r["f"] is not None]
+            latest = max(r["t"] for r in trained)
+            now = [r for r in trained if r["t"] == latest]
+            scale_t = unit_scale([s.t for s in steps] + [r["t"] for r in now])
+            scale_f = unit_scale([s.f for s in steps] + [r["f"] for r in now])
+            X = np.array([[scale_t(s.t), scale_f(s.f)] + self.inputs(s.genome) for s in steps])
+            self.fitted = (gp.fit(X, gp.standardise(np.array([s.y for s in steps]))), scale_t, scale_f)
+        return self.fitted
+
+    def suggest(self, steps: Sequence[Step], t: int, f: float, child: Individual,
+                box: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """The modelled genes' unit values for a child starting at time ``t`` with fitness ``f`` (within
+        ``box``, default all of [0, 1])."""
+        fitted, scale_t, scale_f = self.model(steps)
         d = len(self.modelled)
-        X = np.array([[scale_t(s.t), scale_f(s.f)] + self.inputs(s.genome) for s in steps])
-        y = np.array([s.y for s in steps])
-        fixed = np.array([scale_t(t), scale_f(f)] + self.inputs(child)[:X.shape[1] - 2 - d])
+        n_fixed = fitted.X_train_.shape[1] - d
+        fixed = np.array([scale_t(t), scale_f(f)] + self.inputs(child)[:n_fixed - 2])
         pending = np.array(self.pending).reshape(-1, d)
-        x = gp.suggest(X, y, fixed, pending, np.random.default_rng(random.getrandbits(32)))
+        x = gp.suggest(fitted, fixed, pending, np.random.default_rng(random.getrandbits(32)), box)
         self.pending.append(x)
         return x
 
