@@ -463,3 +463,14 @@ def test_the_hyperparameter_demo_runs_with_each_variant(tmp_path, name):
                           cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "mnist1d_hp" / "best" / "genome.json").is_file()
+
+
+def test_sweep_labels_of_the_family(tmp_path):
+    """``pb2_mix`` is a variant, ``pb2_mixing`` is ``pb2`` with ``algorithm.mixing: true``: both round-trip."""
+    from pbt_evo.cli.sweep import algorithm_label, plan
+
+    runs = plan("spaces/mnist1d_family.yaml", ["pb2_mix", "pb2_mixing", "pb2_mix_mixing", "fire_pbt", "bg_pbt"], [0],
+                [f"output.dir={tmp_path}"])
+    assert [(cfg["algorithm"]["name"], cfg["algorithm"]["mixing"], algorithm_label(cfg)) for _, _, cfg, _ in runs] == [
+        ("pb2_mix", False, "pb2_mix"), ("pb2", True, "pb2_mixing"), ("pb2_mix", True, "pb2_mix_mixing"),
+        ("fire_pbt", False, "fire_pbt"), ("bg_pbt", False, "bg_pbt")]
