@@ -95,6 +95,7 @@ class Variant:
 
     - ``runner``: ``loop`` (:func:`~pbt_evo.algorithms.ea_pbt`), ``tune`` (a Ray Tune search) or ``oneshot``;
     - ``parents``: the parents its selection must yield (``round(population * tau)`` at least this);
+    - ``min_population``: the smallest population it can run (``why_population`` says why);
     - ``shrink_perturbs``: layers are shrink-perturbed, so ``shrink_perturb`` is part of its sweep label;
     - ``hyperparameters``: it searches hyperparameter variables, so the space must have some;
     - ``one_architecture``: every member has one architecture (classic PBT);
@@ -111,6 +112,8 @@ class Variant:
     build: Builder | None = None
     runner: str = "loop"
     parents: int = 0
+    min_population: int = 2
+    why_population: str = ""
     shrink_perturbs: bool = False
     hyperparameters: bool = False
     one_architecture: bool = False
@@ -287,7 +290,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             pb2_builder(mix=True), parents=1, hyperparameters=True, optional_mixing=True,
             reads=("tau", "mixing", "architecture") + EXPLORE_KEYS + MIXING_KEYS),
     Variant("fire_pbt", "FIRE-PBT: sub-populations; evaluators rank P2 by fitness improvement rate for P1",
-            fire_pbt, parents=1, hyperparameters=True, optional_mixing=True, multi_objective=False,
+            fire_pbt, parents=1, min_population=4, why_population="two P1 members, one P2 member, one evaluator",
+            hyperparameters=True, optional_mixing=True, multi_objective=False,
             reads=("tau", "mixing", "architecture") + EXPLORE_KEYS + MIXING_KEYS),
     Variant("bg_pbt", "BG-PBT: trust-region BO explore; new architectures and hyperparameters by generations",
             bg_pbt, parents=1, hyperparameters=True, multi_objective=False, reads=("tau", "patience")),
@@ -369,6 +373,12 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
         raise VariantError(f"optimizer_policy {optimizer_policy!r}: allowed values are {', '.join(OPTIMIZER_POLICIES)}")
     if init not in v.inits:
         raise VariantError(f"algorithm {algorithm!r} takes init {' or '.join(v.inits)}, not {init!r}")
+    if population < v.min_population:
+        raise VariantError(f"algorithm {algorithm!r} needs a population of at least {v.min_population}"
+                           f" ({v.why_population}), got {population}")
+    if mixing and not v.optional_mixing:
+        raise VariantError(f"algorithm {algorithm!r} does not take mixing ({v.summary}); those that do:"
+                           f" {', '.join(n for n, x in VARIANTS.items() if x.optional_mixing)}")
     multi = objectives is not None and not objectives.single
     compat = research_code_compat and task is not None
     settings = Settings(tau, p, (float(shrink_perturb[0]), float(shrink_perturb[1])), optimizer_policy, width_policy,

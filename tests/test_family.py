@@ -474,3 +474,16 @@ def test_sweep_labels_of_the_family(tmp_path):
     assert [(cfg["algorithm"]["name"], cfg["algorithm"]["mixing"], algorithm_label(cfg)) for _, _, cfg, _ in runs] == [
         ("pb2_mix", False, "pb2_mix"), ("pb2", True, "pb2_mixing"), ("pb2_mix", True, "pb2_mix_mixing"),
         ("fire_pbt", False, "fire_pbt"), ("bg_pbt", False, "bg_pbt")]
+
+
+@pytest.mark.parametrize("algorithm, extra, message", [
+    ("fire_pbt", {"population": 3}, "'algorithm.population' 3: fire_pbt needs at least 4 (two P1 members, one P2"
+                                    " member, one evaluator)"),
+    ("pbt_nas", {"mixing": True}, "'algorithm.mixing' is for pb2, pb2_mix, fire_pbt, not pbt_nas"),
+    ("pb2", {"mixing": True, "population": 4}, "gives 1 parent; mixing needs at least 2"),
+])
+def test_family_config_errors_are_one_line(tmp_path, capsys, algorithm, extra, message):
+    path = write_config(tmp_path, {"adam": {"lr": {"loguniform": [1e-4, 0.1]}}}, algorithm=algorithm, **extra)
+    assert run_cli.main([str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err

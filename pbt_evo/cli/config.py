@@ -302,6 +302,12 @@ def resolve(data: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
 
 def check_variant(v: Variant, alg: Mapping[str, Any], where: str) -> None:
     """What the chosen variant needs of the ``algorithm`` section (its registry entry says)."""
+    if alg["population"] < v.min_population:
+        raise ConfigError(f"{where}: 'algorithm.population' {alg['population']}: {v.name} needs at least"
+                          f" {v.min_population} ({v.why_population})")
+    if alg["mixing"] and not v.optional_mixing:
+        optional = ", ".join(n for n, x in VARIANTS.items() if x.optional_mixing)
+        raise ConfigError(f"{where}: 'algorithm.mixing' is for {optional}, not {v.name} ({v.summary})")
     k, parents = n_selected(alg["population"], alg["tau"]), v.min_parents(alg["mixing"])
     if parents >= 2 and k < parents:
         raise ConfigError(f"{where}: 'algorithm.population' {alg['population']} with tau {alg['tau']} gives {k} parent;"
