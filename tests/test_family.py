@@ -420,6 +420,22 @@ def test_a_pb2_run_records_continuous_genes_and_checkpoints_its_memory(tmp_path)
         [r for r in lineage if r["gen"] <= 2])
     assert (run / "plots" / "hyperparameters.png").is_file()
 
+    # replay: the best member's architecture from scratch along its schedule, beside the searched network
+    from pbt_evo.cli import replay
+    from pbt_evo.cli.schedule import best_member, schedule
+
+    assert replay.main([str(run), "--seeds", "3,3"]) == 0
+    record = json.loads((run / "replay.json").read_text())
+    best = json.loads((run / "best" / "genome.json").read_text())
+    assert record["member"] == best["id"] == best_member(run, pop)
+    epochs = best["epochs"]  # the hall of fame's best state, maybe from before the last generation
+    assert record["searched"] == {"fitness": best["fitness"], "test_score": best["test_score"], "epochs": epochs}
+    steps = schedule(pop, lineage, best["id"], "adam.lr")[:epochs]
+    assert [s[2]["adam.lr"] for s in record["schedule"]] == [s[2] for s in steps]
+    assert [s[:2] for s in record["schedule"]] == [[k, k + 1] for k in range(epochs)]
+    a, b = record["replayed"]
+    assert a == b and 0 <= a["fitness"] <= 1 and 0 <= a["test_score"] <= 1  # a seed replays exactly
+
 
 def cli(config, out, *extra):
     return [sys.executable, "-m", "pbt_evo.run", str(config), "--out", str(out), "--quiet", *extra]

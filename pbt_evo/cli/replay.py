@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..handles import FreshState, StoredState, capture
 from ..rng import seed_everything
@@ -74,6 +75,7 @@ def run_replay(run: Path, seeds: Sequence[int]) -> dict[str, Any]:
         raise ConfigError(f"{run}: no config.yaml or best/genome.json: not a finished pbt_evo run folder")
     cfg = config.load(run / "config.yaml")
     task = build_task(cfg, str(run / "config.yaml"))
+    torch.set_num_threads(max(1, int(cfg["parallel"]["cpus_per_worker"])))  # as the run's workers trained
     info = json.loads(info_path.read_text())
     population, lineage = _jsonl(run / "population.jsonl"), _jsonl(run / "lineage.jsonl")
     member = best_member(run, population)
