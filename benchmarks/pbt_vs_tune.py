@@ -112,7 +112,8 @@ def run_tune(seed: int, algorithm: str = "pbt") -> dict:
     import ray
     import torch
     from ray import tune
-    from ray.tune.schedulers import PB2, PopulationBasedTraining
+    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.schedulers.pb2 import PB2
 
     from pbt_evo.space import log_grid
 
