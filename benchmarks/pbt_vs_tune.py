@@ -1,6 +1,7 @@
-"""Classic PBT on one hyperparameter, side by side: Ray Tune's ``PopulationBasedTraining`` and pbt_evo's ``pbt``.
+"""PBT and PB2 on one hyperparameter, side by side: Ray Tune's ``PopulationBasedTraining`` and pbt_evo's
+``pbt``; Ray Tune's ``PB2`` and pbt_evo's ``pb2``.
 
-    python benchmarks/pbt_vs_tune.py [--seeds 0,1,2,3,4]
+    python benchmarks/pbt_vs_tune.py [--seeds 0,1,2,3,4] [--algorithms pbt,pb2]
 
 The problem (the same for both, built by the same code, ``tasks.mnist1d``): MNIST-1D's default
 architecture (``tasks.mnist1d.DEFAULT_ARCHITECTURE``, 8 channels), Adam's learning rate on the grid
@@ -9,17 +10,23 @@ the worst quarter replaced by copies (weights and Adam state) of the best quarte
 learning rate resampled with probability 0.25, else moved to a neighbouring option (Tune's rule for a
 list; pbt_evo's ``mut_explore`` is the same rule). Fitness: validation accuracy (1,000 samples).
 
+PB2 (``--algorithms pb2``): the same problem with Adam's learning rate continuous in [1e-4, 1e-1] (Ray
+Tune's ``hyperparam_bounds``, which it normalises linearly, so pbt_evo's is ``uniform: [1e-4, 1e-1]``
+too), the same N, budget, exploit interval and truncation; explore is each tool's GP-UCB.
+
 Same seeds: for seed s both start from the same initial learning rates (pbt_evo's balanced initial
-population under ``random.seed(s)``, each option at least once; Tune gets them as a ``grid_search``),
-and both drivers' ``random`` is seeded with s. Network initialisations and batch orders differ (each
+population under ``random.seed(s)``, each option at least once, or one per stratum of the continuous range;
+Tune gets them as a ``grid_search`` over members), and both drivers' ``random`` (and numpy's) are seeded
+with s. Network initialisations and batch orders differ (each
 tool seeds its own way), so the fitness of a seed is not expected to match, only its distribution.
 
 Both on 2 Ray workers (``RayMap(workers=2)``; Tune: ``reuse_actors``, ``synch=True``, 1 CPU a trial),
 each run in a fresh subprocess; wall time excludes ``ray.init``; pbt_evo's includes starting its workers,
 as Tune starts its actors inside ``Tuner.fit`` (the convention of ``benchmarks/w1.py``).
 
-Prints, per seed, each tool's best final fitness and wall time; then their mean +- std over seeds, and
-last ``tune_vs_pbt_evo=<median over seeds of Tune's wall / pbt_evo's wall>``.
+Prints, per algorithm and seed, each tool's best final fitness and wall time; then their mean +- std over
+seeds, and ``tune_vs_pbt_evo=<median over seeds of Tune's wall / pbt_evo's wall>`` (PB2:
+``tune_pb2_vs_pbt_evo=``).
 """
 
 from __future__ import annotations
@@ -39,30 +46,35 @@ MARK = "PBTRESULT "
 N, E_TOTAL, E_STEP, TAU, RESAMPLE = 8, 6, 2, 0.25, 0.25
 TASK_ARGS = {"channels": 8, "batch_size": 100, "lr": 0.003, "data_seed": 0}
 GRID = {"log": [1e-4, 1e-1, 7]}
+BOUNDS = {"uniform": [1e-4, 1e-1]}
+LR = {"pbt": GRID, "pb2": BOUNDS}  # the learning rate each algorithm searches
 
 
-def problem():
-    """The hyperparameter-only task (default architecture + Adam's lr) and the pbt toolbox's space."""
+def problem(algorithm: str = "pbt"):
+    """The hyperparameter-only task (default architecture + Adam's lr) of ``algorithm``."""
     from pbt_evo.hyper import HyperparameterTask
     from tasks.mnist1d import MNIST1DTask
 
-    return HyperparameterTask(MNIST1DTask(**TASK_ARGS), hyperparameters={"adam": {"lr": GRID}})
+    return HyperparameterTask(MNIST1DTask(**TASK_ARGS), hyperparameters={"adam": {"lr": LR[algorithm]}})
 
 
-def initial_lrs(seed: int) -> list[float]:
+def initial_lrs(seed: int, algorithm: str = "pbt") -> list[float]:
     """The initial learning rates of seed ``seed``: pbt_evo's balanced initial population."""
     import random
 
+    import numpy as np
+
     from pbt_evo.variants import make_toolbox
 
-    task = problem()
+    task = problem(algorithm)
     random.seed(seed)
-    pop = make_toolbox("pbt", task.space, N, task=task).population()
+    np.random.seed(seed)
+    pop = make_toolbox(algorithm, task.space, N, task=task).population()
     lr = task.space.index("adam.lr")
-    return [task.space[lr].options[ind[lr]] for ind in pop]
+    return [task.space[lr].value(ind[lr]) for ind in pop]
 
 
-def run_pbt_evo(seed: int) -> dict:
+def run_pbt_evo(seed: int, algorithm: str = "pbt") -> dict:
     import random
 
     import numpy as np
@@ -74,11 +86,11 @@ def run_pbt_evo(seed: int) -> dict:
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     t_init = time.perf_counter() - t0
-    task = problem()
+    task = problem(algorithm)
     t0 = time.perf_counter()
-    rmap = pbt_evo.RayMap(task_spec("tasks.mnist1d:MNIST1DTask", TASK_ARGS, {"adam": {"lr": GRID}}), workers=2,
-                          local_task=task)
-    toolbox = pbt_evo.make_toolbox("pbt", task.space, N, tau=TAU, task=task, resample_probability=RESAMPLE)
+    rmap = pbt_evo.RayMap(task_spec("tasks.mnist1d:MNIST1DTask", TASK_ARGS, {"adam": {"lr": LR[algorithm]}}),
+                          workers=2, local_task=task)
+    toolbox = pbt_evo.make_toolbox(algorithm, task.space, N, tau=TAU, task=task, resample_probability=RESAMPLE)
     toolbox.map = rmap
     random.seed(seed)
     np.random.seed(seed)
@@ -90,32 +102,35 @@ def run_pbt_evo(seed: int) -> dict:
     lr = task.space.index("adam.lr")
     best = max(pop, key=lambda ind: ind.score)
     return {"wall": wall, "init": t_init, "best": best.fitness.values[0],
-            "best_lr": task.space[lr].options[best[lr]]}
+            "best_lr": task.space[lr].value(best[lr])}
 
 
-def run_tune(seed: int) -> dict:
+def run_tune(seed: int, algorithm: str = "pbt") -> dict:
     import random
 
+    import numpy as np
     import ray
     import torch
     from ray import tune
     from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.schedulers.pb2 import PB2
 
     from pbt_evo.space import log_grid
 
     grid = list(log_grid(*GRID["log"]))
-    lrs = initial_lrs(seed)
+    lrs = initial_lrs(seed, algorithm)
 
     class Member(tune.Trainable):
         """One member: the same network, data and training code as pbt_evo's (``tasks.mnist1d``)."""
 
         def setup(self, config: dict) -> None:
             torch.set_num_threads(1)
-            task = problem()
+            task = problem(algorithm)
             torch.manual_seed(seed * 1000 + config["member"])
             genome = [0] * len(task.space)
             genome[:9] = task.inner.space.encode(task.inner.default_architecture)
-            genome[task.space.index("adam.lr")] = grid.index(config["lr"])
+            lr = task.space.index("adam.lr")
+            genome[lr] = grid.index(config["lr"]) if algorithm == "pbt" else task.space[lr].clip(config["lr"])
             self.member = task.build(genome)
 
         def step(self) -> dict:
@@ -152,8 +167,13 @@ def run_tune(seed: int) -> dict:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     t_init = time.perf_counter() - t0
     random.seed(seed)  # Tune's PBT explores with the driver's `random`
-    pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=1, quantile_fraction=TAU,
-                                  resample_probability=RESAMPLE, hyperparam_mutations={"lr": grid}, synch=True)
+    np.random.seed(seed)  # ... and PB2's acquisition starts with numpy's
+    if algorithm == "pbt":
+        pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=1, quantile_fraction=TAU,
+                                      resample_probability=RESAMPLE, hyperparam_mutations={"lr": grid}, synch=True)
+    else:
+        pbt = PB2(time_attr="training_iteration", perturbation_interval=1, quantile_fraction=TAU,
+                  hyperparam_bounds={"lr": list(BOUNDS["uniform"])}, synch=True)
     with tempfile.TemporaryDirectory() as storage:
         tuner = tune.Tuner(
             tune.with_resources(Member, {"cpu": 1}),
@@ -179,12 +199,12 @@ def _env() -> dict:
             "RAY_DEDUP_LOGS": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0"}
 
 
-def in_subprocess(name: str, seed: int, attempts: int = 3) -> dict:
+def in_subprocess(name: str, seed: int, algorithm: str = "pbt", attempts: int = 3) -> dict:
     """One tool on one seed in a fresh interpreter; retried when Ray's node did not start (its raylet has
     30 s, which a loaded machine can miss): a start-up failure, not the run's."""
     for _ in range(attempts):
-        proc = subprocess.run([sys.executable, __file__, "--one", name, "--seeds", str(seed)], cwd=ROOT, env=_env(),
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run([sys.executable, __file__, "--one", name, "--seeds", str(seed), "--algorithms",
+                               algorithm], cwd=ROOT, env=_env(), capture_output=True, text=True, check=False)
         for line in proc.stdout.splitlines():
             if line.startswith(MARK):
                 return json.loads(line[len(MARK):])
@@ -197,19 +217,27 @@ def in_subprocess(name: str, seed: int, attempts: int = 3) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds (default 0..4)")
+    parser.add_argument("--algorithms", default="pbt,pb2", help="pbt, pb2 or both (default)")
     parser.add_argument("--one", choices=("pbt_evo", "tune"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    algorithms = [a for a in args.algorithms.split(",") if a]
     if args.one:
         runner = run_pbt_evo if args.one == "pbt_evo" else run_tune
-        print(MARK + json.dumps(runner(seeds[0])), flush=True)
+        print(MARK + json.dumps(runner(seeds[0], algorithms[0])), flush=True)
         return
+    for algorithm in algorithms:
+        compare(algorithm, seeds)
+
+
+def compare(algorithm: str, seeds: list[int]) -> None:
+    """Both tools on every seed, then the table and the wall-time ratio."""
     rows = []
     for seed in seeds:
-        row = {name: in_subprocess(name, seed) for name in ("pbt_evo", "tune")}
+        row = {name: in_subprocess(name, seed, algorithm) for name in ("pbt_evo", "tune")}
         rows.append(row)
         pe, tu = row["pbt_evo"], row["tune"]
-        print(f"seed {seed}: pbt_evo best {pe['best']:.3f} (lr {pe['best_lr']:.3g}) in {pe['wall']:.1f} s,"
+        print(f"{algorithm} seed {seed}: pbt_evo best {pe['best']:.3f} (lr {pe['best_lr']:.3g}) in {pe['wall']:.1f} s,"
               f" tune best {tu['best']:.3f} (lr {tu['best_lr']:.3g}) in {tu['wall']:.1f} s;"
               f" initial lrs {[f'{x:.3g}' for x in tu['initial_lrs']]}", flush=True)
 
@@ -217,14 +245,15 @@ def main() -> None:
         xs = [r[name][key] for r in rows]
         return f"{statistics.mean(xs):.4f} +- {statistics.stdev(xs) if len(xs) > 1 else 0.0:.4f}"
 
+    space = "lr in log_grid(1e-4, 1e-1, 7)" if algorithm == "pbt" else "lr continuous in [1e-4, 1e-1]"
     print()
-    print(f"MNIST-1D, lr in log_grid(1e-4, 1e-1, 7), N={N}, {E_TOTAL} epochs, exploit every {E_STEP}; {len(seeds)} seeds,"
+    print(f"{algorithm}: MNIST-1D, {space}, N={N}, {E_TOTAL} epochs, exploit every {E_STEP}; {len(seeds)} seeds,"
           f" 2 Ray workers, {os.cpu_count()} CPUs")
     print(f"{'':10s} {'best final fitness':>22s} {'wall s':>18s}")
     for name in ("pbt_evo", "tune"):
         print(f"{name:10s} {mean_std(name, 'best'):>22s} {mean_std(name, 'wall'):>18s}")
     ratio = statistics.median(r["tune"]["wall"] / r["pbt_evo"]["wall"] for r in rows)
-    print(f"tune_vs_pbt_evo={ratio:.3f}")
+    print(f"tune{'_pb2' if algorithm == 'pb2' else ''}_vs_pbt_evo={ratio:.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from .rng import kept_rng, skip_init
-from .space import SearchSpace, SpaceError, Variable, grid_options
+from .space import SearchSpace, SpaceError, Variable, values_of
 from .task import Member, Task, TaskSpec
 from .widths import UnitAxis
 
@@ -42,27 +42,32 @@ class HyperparameterError(ValueError):
 
 
 def optimizer_variables(spec: Mapping[str, Any], where: str = WHERE) -> list[Variable]:
-    """Hyperparameter variables ``<optimizer>.<parameter>`` from ``{optimizer: {parameter: grid}}``, a grid
-    being a list of increasing options, ``{log: [low, high, n]}`` or ``{linear: [low, high, n]}``.
+    """Hyperparameter variables ``<optimizer>.<parameter>`` from ``{optimizer: {parameter: values}}``, the
+    values being a grid (a list of increasing options, ``{log: [low, high, n]}`` or ``{linear: [low, high,
+    n]}``) or a continuous range (``{uniform: [low, high]}`` or ``{loguniform: [low, high]}``).
 
     >>> [(v.name, v.options) for v in optimizer_variables({"adam": {"weight_decay": [0, 1e-4]}})]
     [('adam.weight_decay', (0, 0.0001))]
+    >>> [(v.name, v.bounds, v.log) for v in optimizer_variables({"adam": {"lr": {"loguniform": [1e-4, 0.1]}}})]
+    [('adam.lr', (0.0001, 0.1), True)]
     """
     if not isinstance(spec, Mapping):
-        raise HyperparameterError(f"'{where}' must be a mapping {{optimizer: {{parameter: grid}}}}")
+        raise HyperparameterError(f"'{where}' must be a mapping {{optimizer: {{parameter: grid or range}}}}")
     variables = []
     for opt, params in spec.items():
         if not isinstance(params, Mapping) or not params:
-            raise HyperparameterError(f"'{where}.{opt}' must map parameter names to grids, e.g. {{lr: {{log:"
-                                      f" [1.0e-4, 1.0e-2, 5]}}}}, got {params!r}")
+            raise HyperparameterError(f"'{where}.{opt}' must map parameter names to grids or ranges, e.g."
+                                      f" {{lr: {{log: [1.0e-4, 1.0e-2, 5]}}}} or {{lr: {{loguniform: [1.0e-4, 1.0e-1]}}}},"
+                                      f" got {params!r}")
         for param, grid in params.items():
             key = f"{where}.{opt}.{param}"
             body = grid if isinstance(grid, Mapping) else {"options": grid}
             try:
-                options = grid_options(body, key)
+                values = values_of(body, key)
+                options = values.get("options", ())
                 if not all(isinstance(o, (int, float)) and not isinstance(o, bool) for o in options):
                     raise SpaceError(f"{key}: an optimizer hyperparameter's options must be numbers, got {list(options)}")
-                variables.append(Variable(f"{opt}.{param}", options, hyper=True))
+                variables.append(Variable(f"{opt}.{param}", hyper=True, **values))
             except SpaceError as exc:  # worded with the config's key: 'task.hyperparameters.adam.lr[.log]': ...
                 where_part, _, reason = str(exc).partition(": ")
                 if where_part.startswith("variable ") or (where_part == f"{key}.options" and body is not grid):

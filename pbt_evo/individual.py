@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from deap import base
 
 from .handles import WeightHandle, as_recipe
@@ -44,7 +45,7 @@ class WeightedFitness(base.Fitness):
 
 
 class Individual(list):
-    """A genome (list of option indices) that DEAP's tools accept, with PBT bookkeeping.
+    """A genome (option indices; values of continuous variables) that DEAP's tools accept, with PBT bookkeeping.
 
     Attributes: ``fitness``; ``id`` (stable, unique in a run); ``parents`` (ids); ``origin`` (per
     variable, the id of the initial network the gene descends from); ``handle`` (weights);
@@ -110,7 +111,7 @@ class Individual(list):
         return child
 
     @property
-    def changed(self) -> tuple[tuple[int, int, int], ...]:
+    def changed(self) -> tuple[tuple[int, Any, Any], ...]:
         """``(variable, old option, new option)`` of each gene in which it differs from its base parent (by
         mixing, resampling or explore), for the lineage; empty for a member of the initial population.
 
@@ -120,7 +121,8 @@ class Individual(list):
         """
         if self.base_genome is None:
             return ()
-        return tuple((i, int(old), int(new)) for i, (old, new) in enumerate(zip(self.base_genome, self)) if old != new)
+        return tuple((i, plain_gene(old), plain_gene(new)) for i, (old, new) in enumerate(zip(self.base_genome, self))
+                     if old != new)
 
     def __reduce__(self):
         return (self.__class__, (list(self),), self.__dict__)
@@ -145,6 +147,16 @@ class Individual(list):
             return -math.inf
         w = self.fitness.wvalues[0]
         return w if math.isfinite(w) else -math.inf
+
+
+def plain_gene(gene: Any) -> int | float:
+    """A gene as a plain number: a continuous value stays a float, an option index becomes an int (numpy
+    integers included), so records and logs keep each gene's kind.
+
+    >>> plain_gene(np.int64(2)), plain_gene(0.5)
+    (2, 0.5)
+    """
+    return float(gene) if isinstance(gene, (float, np.floating)) else int(gene)
 
 
 def worst_value(fitness_class: type[base.Fitness]) -> float:

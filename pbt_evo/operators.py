@@ -32,6 +32,8 @@ from .individual import Individual
 from .space import SearchSpace
 from .weights import SHRINK_PERTURB
 
+PERTURBATION_FACTORS = (1.2, 0.8)  # Ray Tune's, for continuous hyperparameters (PBT paper: 0.8 or 1.2)
+
 
 def init_population(space: SearchSpace, n: int, balanced: bool = True,
                     container: Callable[..., Individual] = Individual,
@@ -274,11 +276,14 @@ def mut_resample(individual: Individual, space: SearchSpace, width_policy: str =
     >>> list(ind), ind.origin, ind.handle.steps, ind.handle.width_policy
     ([1], [3], (Reinit(variables=(0,)),), 'adapt')
     """
-    choices = [i for i, v in enumerate(space) if v.n_options > 1]
+    choices = [i for i, v in enumerate(space) if v.n_options > 1 or v.continuous]
     if not choices:
         return (individual,)
     i = random.choice(choices)
-    individual[i] = random.choice([o for o in range(space[i].n_options) if o != individual[i]])
+    if space[i].continuous:
+        individual[i] = space[i].sample(random)
+    else:
+        individual[i] = random.choice([o for o in range(space[i].n_options) if o != individual[i]])
     individual.origin[i] = individual.id
     individual.handle = as_recipe(individual.handle).then(Reinit((i,)), seed=random.getrandbits(31),
                                                           width_policy=width_policy)
@@ -344,23 +349,33 @@ def mut_searl(individual: Individual, space: SearchSpace, width_policy: str = "a
 
 def mut_explore(individual: Individual, space: SearchSpace, resample_probability: float = 0.25,
                 explore_probability: float = 1.0) -> tuple[Individual]:
-    """PBT's explore (Jaderberg et al. 2017) as Ray Tune's ``PopulationBasedTraining`` does it for a grid:
-    each hyperparameter variable, with probability ``explore_probability``, is resampled uniformly with
-    probability ``resample_probability``, else moved one option down or up (equally likely), clamped at
-    the grid's ends. Architecture variables are not touched; the weights and optimizer state are the
-    parent's (or the mixed child's) unchanged: a new learning rate keeps Adam's moments.
+    """PBT's explore (Jaderberg et al. 2017) as Ray Tune's ``PopulationBasedTraining`` does it: each
+    hyperparameter variable, with probability ``explore_probability``, is resampled uniformly with
+    probability ``resample_probability``; else a grid gene moves one option down or up (equally likely),
+    clamped at the grid's ends, and a continuous gene is multiplied by 1.2 or 0.8 (Tune's perturbation
+    factors, equally likely), clipped to its bounds (where Tune does not clip). Architecture variables are
+    not touched; the weights and optimizer state are the parent's (or the mixed child's) unchanged: a new
+    learning rate keeps Adam's moments.
 
     >>> from pbt_evo.space import Variable
     >>> random.seed(0)
-    >>> space = SearchSpace([Variable("act", ("relu", "tanh")), Variable("lr", (0.1, 0.2, 0.3), hyper=True)])
-    >>> ind, = mut_explore(Individual([1, 0], id=3), space, resample_probability=0.0)
-    >>> list(ind)
-    [1, 1]
+    >>> space = SearchSpace([Variable("act", ("relu", "tanh")), Variable("lr", (0.1, 0.2, 0.3), hyper=True),
+    ...                      Variable("wd", bounds=(0.0, 0.1), hyper=True)])
+    >>> ind, = mut_explore(Individual([1, 0, 0.05], id=3), space, resample_probability=0.0)
+    >>> ind[:2], round(ind[2], 12)   # the grid gene one option up, the continuous one times 0.8
+    ([1, 1], 0.04)
     """
     for i in space.hyperparameters:
         if explore_probability < 1 and random.random() >= explore_probability:
             continue
-        k = space[i].n_options
+        v = space[i]
+        if v.continuous:
+            if random.random() < resample_probability:
+                individual[i] = v.sample(random)
+            else:
+                individual[i] = v.clip(individual[i] * random.choice(PERTURBATION_FACTORS))
+            continue
+        k = v.n_options
         if random.random() < resample_probability:
             individual[i] = random.randrange(k)
         else:

@@ -24,6 +24,9 @@ from typing import Any
 
 from deap import base
 
+from .bgpbt import BGPBT
+from .fire import Fire
+from .history import Memory
 from .hyper import fixed_architecture
 from .individual import Individual
 from .naswot import init_population_naswot, task_scorer
@@ -50,6 +53,7 @@ from .operators import (
     sure_survivors,
 )
 from .pareto import sel_nsga2, sure_survivors_nsga2
+from .pb2 import PB2
 from .space import SearchSpace
 from .task import Task
 from .train import train_member
@@ -77,6 +81,8 @@ class Settings:
     multi: bool = False                 # several objectives: NSGA-II's order, parents paired by rank
     copied: tuple[str, ...] = ()        # prefixes mixing copies from the donor unperturbed (averaged copies)
     kept_apart: tuple[str, ...] = ()    # prefixes the SEARL weight mutation and random_sp leave alone
+    mixing: bool = False                # optional_mixing variants: architectures searched by mixing too
+    patience: int = 5                   # bg_pbt: generations without a new best before new architectures
 
 
 Builder = Callable[[base.Toolbox, SearchSpace, Settings], None]
@@ -89,9 +95,12 @@ class Variant:
 
     - ``runner``: ``loop`` (:func:`~pbt_evo.algorithms.ea_pbt`), ``tune`` (a Ray Tune search) or ``oneshot``;
     - ``parents``: the parents its selection must yield (``round(population * tau)`` at least this);
+    - ``min_population``: the smallest population it can run (``why_population`` says why);
     - ``shrink_perturbs``: layers are shrink-perturbed, so ``shrink_perturb`` is part of its sweep label;
     - ``hyperparameters``: it searches hyperparameter variables, so the space must have some;
     - ``one_architecture``: every member has one architecture (classic PBT);
+    - ``optional_mixing``: one architecture (as ``one_architecture``) unless ``algorithm.mixing`` is true,
+      when PBT-NAS's mixing searches the architecture too (two parents then);
     - ``inits``: the initial populations it accepts; ``multi_objective``: whether it takes several objectives;
     - ``reads``: the ``algorithm`` keys it reads besides population, e_total, e_step and seed;
     - ``research_code``: what ``research_code_compat`` changes in its toolbox (an overlay of registrations);
@@ -103,14 +112,25 @@ class Variant:
     build: Builder | None = None
     runner: str = "loop"
     parents: int = 0
+    min_population: int = 2
+    why_population: str = ""
     shrink_perturbs: bool = False
     hyperparameters: bool = False
     one_architecture: bool = False
+    optional_mixing: bool = False
     inits: tuple[str, ...] = INITS
     multi_objective: bool = True
     reads: tuple[str, ...] = ()
     research_code: Callable[[base.Toolbox, Settings], None] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    def fixes_architecture(self, mixing: bool = False) -> bool:
+        """Whether every member has one architecture (with ``algorithm.mixing`` as given)."""
+        return self.one_architecture or (self.optional_mixing and not mixing)
+
+    def min_parents(self, mixing: bool = False) -> int:
+        """The parents its selection must yield (with ``algorithm.mixing`` as given)."""
+        return 2 if self.optional_mixing and mixing else self.parents
 
 
 # -- builders: a variant's selection and variation -----------------------------------------------------
@@ -184,6 +204,51 @@ def perturb_every(tb: base.Toolbox, space: SearchSpace, s: Settings) -> None:
                 copied=s.kept_apart)
 
 
+# -- the PBT family: explore and select policies with a memory (pbt_evo.history) ------------------------
+def exploit(tb: base.Toolbox, space: SearchSpace, s: Settings) -> None:
+    """Truncation, then a copy of a top member (one architecture) or, with ``algorithm.mixing``, PBT-NAS's
+    mixing of two; the variant's explore follows as ``mutate``."""
+    if s.mixing:
+        mixing(tb, space, s)
+    else:
+        one_parent(tb, s)
+
+
+def pb2_builder(mix: bool) -> Builder:
+    """PB2 (``mix=False``) or PB2-Mix: the GP (and bandit) explore of :mod:`pbt_evo.pb2`."""
+    def build(tb: base.Toolbox, space: SearchSpace, s: Settings) -> None:
+        exploit(tb, space, s)
+        tb.memory = model = PB2(space, mix=mix, resample_probability=s.resample_probability,
+                                explore_probability=s.explore_probability)
+        tb.register("select", model.select, select=tb.select)
+        tb.register("mutate", model.explore)
+    build.__name__ = "pb2_mix" if mix else "pb2"
+    return build
+
+
+def fire_pbt(tb: base.Toolbox, space: SearchSpace, s: Settings) -> None:
+    """FIRE-PBT (:mod:`pbt_evo.fire`): P1, P2 and evaluators; explore is classic PBT's, mixing optional."""
+    explore(tb, space, s)
+    mix = partial(cx_mix, p=s.p, shrink_perturb=s.shrink_perturb, optimizer_policy=s.optimizer_policy,
+                  width_policy=s.width_policy, copied=s.copied) if s.mixing else None
+    tb.memory = model = Fire(space, tb.mutate, mix, tau=s.tau)
+    tb.register("select", model.select)
+    tb.register("survivors", no_survivors)  # the groups' truncations are not the whole population's
+    tb.register("pair", model.pair)
+    tb.register("mate", model.mate)
+    tb.register("mutate", model.mutate)
+
+
+def bg_pbt(tb: base.Toolbox, space: SearchSpace, s: Settings) -> None:
+    """BG-PBT (:mod:`pbt_evo.bgpbt`): trust-region BO explore, new architectures generation by generation."""
+    tb.memory = model = BGPBT(space, tau=s.tau, patience=s.patience)
+    tb.register("select", model.select)
+    tb.register("survivors", no_survivors)  # a new generation replaces more than the worst tau
+    tb.register("pair", model.pair)
+    tb.register("mate", cx_none)
+    tb.register("mutate", model.mutate)
+
+
 # -- research_code_compat: the research code's choices as overlays (docs/REPRODUCING.md) ---------------
 def fitter_of_two(tb: base.Toolbox, s: Settings) -> None:
     tb.register("pair", pair_fitter_of_two)
@@ -218,6 +283,18 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             reads=("oneshot",), options={"sampling": "proportional"}),
     Variant("nao", "NAO-WS: one-shot NAO with uniform sampling", runner="oneshot", reads=("oneshot",),
             options={"sampling": "uniform"}),
+    Variant("pb2", "PB2: truncation, then a time-varying GP bandit (UCB) chooses the hyperparameters",
+            pb2_builder(mix=False), parents=1, hyperparameters=True, optional_mixing=True,
+            reads=("tau", "mixing", "architecture") + EXPLORE_KEYS + MIXING_KEYS),
+    Variant("pb2_mix", "PB2-Mix: categorical hyperparameters by EXP3, continuous ones by the GP given them",
+            pb2_builder(mix=True), parents=1, hyperparameters=True, optional_mixing=True,
+            reads=("tau", "mixing", "architecture") + EXPLORE_KEYS + MIXING_KEYS),
+    Variant("fire_pbt", "FIRE-PBT: sub-populations; evaluators rank P2 by fitness improvement rate for P1",
+            fire_pbt, parents=1, min_population=4, why_population="two P1 members, one P2 member, one evaluator",
+            hyperparameters=True, optional_mixing=True, multi_objective=False,
+            reads=("tau", "mixing", "architecture") + EXPLORE_KEYS + MIXING_KEYS),
+    Variant("bg_pbt", "BG-PBT: trust-region BO explore; new architectures and hyperparameters by generations",
+            bg_pbt, parents=1, hyperparameters=True, multi_objective=False, reads=("tau", "patience")),
 )}
 
 
@@ -252,7 +329,8 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
                  naswot_candidates: int = 10, objectives: Objectives | None = None,
                  width_policy: str = "adapt", research_code_compat: bool = False,
                  resample_probability: float = 0.25, explore_probability: float = 1.0,
-                 architecture: Mapping[str, Any] | None = None) -> base.Toolbox:
+                 architecture: Mapping[str, Any] | None = None, mixing: bool = False,
+                 patience: int = 5) -> base.Toolbox:
     """The toolbox of a loop variant of :data:`VARIANTS` (see each entry's summary); set ``toolbox.map``
     before running the loop. It registers ``population``, ``train`` and the variant's ``select``,
     ``survivors``, ``pair``, ``mate`` and ``mutate``.
@@ -260,7 +338,12 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
     ``init``: ``balanced`` (each option N // k times), ``random``, ``naswot`` (the best N of
     ``naswot_candidates * N`` candidates by the training-free score; needs ``task``), ``size_proportional``
     (Balanced NAO's sampling; needs ``task``). Classic PBT (``pbt``) gives every member one architecture
-    (``architecture``: values by name, else the task's ``default_architecture``, else first options).
+    (``architecture``: values by name, else the task's ``default_architecture``, else first options), and
+    so do the PBT family's ``pb2``, ``pb2_mix`` and ``fire_pbt`` unless ``mixing`` (then PBT-NAS's mixing
+    searches the architecture too).
+
+    ``toolbox.memory`` is what the variant remembers between generations (:mod:`pbt_evo.history`; nothing
+    for most): a run's checkpoints save its ``state()``.
 
     ``objectives`` other than the fitness alone (:mod:`pbt_evo.objectives`) make the same variant
     multi-objective: individuals with one weight per objective, the values computed in the workers,
@@ -290,15 +373,23 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
         raise VariantError(f"optimizer_policy {optimizer_policy!r}: allowed values are {', '.join(OPTIMIZER_POLICIES)}")
     if init not in v.inits:
         raise VariantError(f"algorithm {algorithm!r} takes init {' or '.join(v.inits)}, not {init!r}")
+    if population < v.min_population:
+        raise VariantError(f"algorithm {algorithm!r} needs a population of at least {v.min_population}"
+                           f" ({v.why_population}), got {population}")
+    if mixing and not v.optional_mixing:
+        raise VariantError(f"algorithm {algorithm!r} does not take mixing ({v.summary}); those that do:"
+                           f" {', '.join(n for n, x in VARIANTS.items() if x.optional_mixing)}")
     multi = objectives is not None and not objectives.single
     compat = research_code_compat and task is not None
     settings = Settings(tau, p, (float(shrink_perturb[0]), float(shrink_perturb[1])), optimizer_policy, width_policy,
                         resample_probability, explore_probability, multi,
                         tuple(task.averaged_prefixes) if compat else (),
-                        tuple(task.research_code_kept_apart) if compat else ())
+                        tuple(task.research_code_kept_apart) if compat else (), mixing, patience)
     tb = base.Toolbox()
+    tb.memory = Memory()  # a stateful variant's builder puts its model here
     container = partial(Individual, weights=objectives.weights) if multi else Individual
-    register_population(tb, v, space, population, init, task, naswot_candidates, container, architecture)
+    register_population(tb, v, space, population, init, task, naswot_candidates, container, architecture,
+                        v.fixes_architecture(mixing))
     tb.register("train", train_member, objectives=objectives if multi else None)
     v.build(tb, space, settings)
     if research_code_compat and v.research_code is not None:
@@ -308,7 +399,7 @@ def make_toolbox(algorithm: str, space: SearchSpace, population: int, tau: float
 
 def register_population(tb: base.Toolbox, v: Variant, space: SearchSpace, n: int, init: str, task: Task | None,
                         candidates: int, container: Callable[..., Individual],
-                        architecture: Mapping[str, Any] | None) -> None:
+                        architecture: Mapping[str, Any] | None, one_architecture: bool) -> None:
     """``tb.population``: the initial population ``init`` names."""
     if init in ("naswot", "size_proportional") and task is None:
         raise VariantError(f"init {init!r} scores or measures candidate networks: pass task= to make_toolbox")
@@ -320,6 +411,6 @@ def register_population(tb: base.Toolbox, v: Variant, space: SearchSpace, n: int
                     k=candidates, container=container)
     else:
         fixed = (fixed_architecture(space, architecture or {}, task.default_architecture if task else {})
-                 if v.one_architecture else None)
+                 if one_architecture else None)
         tb.register("population", init_population, space, n, balanced=(init == "balanced"), container=container,
                     fixed=fixed)

@@ -96,6 +96,9 @@ def test_no_reader_of_a_crafted_run_folder_runs_the_code_it_names(reference, tmp
     proc = command(run, module="pbt_evo.soup")
     assert proc.returncode == 2
     assert one_line(proc.stderr) == f"error: {run}/config.yaml {refusal}run it with --trust-task {EVIL}"
+    proc = command(run, module="pbt_evo.replay")
+    assert proc.returncode == 2
+    assert one_line(proc.stderr) == f"error: {run}/config.yaml {refusal}run it with --trust-task {EVIL}"
     other = copy_run(reference, tmp_path, "r2")  # compare needs two algorithms: this one is genuine
     cfg = yaml.safe_load((other / "config.yaml").read_text())
     cfg["algorithm"]["name"] = "random"

@@ -16,7 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PAGES = [README] + [ROOT / "docs" / f"{g}.md" for g in ("TASKS", "RUNS", "COMPARING", "HYPERPARAMETERS", "ONESHOT",
-                                                       "MULTIOBJECTIVE")]
+                                                       "MULTIOBJECTIVE", "PBT_FAMILY")]
 BLOCK = re.compile(r"<!-- example: (\w+) -->\n```(\w+)\n(.*?)```", re.S)
 RUN_BY = {"setup": "test_readme_commands_match_ci", "tests": "test_readme_commands_match_ci",
           "toolbox": "test_toolbox_example_runs", "widths": "test_widths_example_declares_what_pbt_evo_checks",
@@ -27,7 +27,8 @@ RUN_BY = {"setup": "test_readme_commands_match_ci", "tests": "test_readme_comman
           "objectives_yaml": "test_objectives_yaml_is_a_valid_config_fragment",
           "multiobj_python": "test_multiobjective_python_example_runs",
           "hyperparameters_yaml": "test_hyperparameters_yaml_is_a_valid_config_fragment",
-          "hyperparameters_runs": "test_hyperparameter_commands"}
+          "hyperparameters_runs": "test_hyperparameter_commands",
+          "family_yaml": "test_family_yaml_is_a_valid_config_fragment", "family_runs": "test_family_commands"}
 
 
 def blocks() -> dict[str, tuple[str, str]]:
@@ -165,6 +166,14 @@ def test_hyperparameters_yaml_is_a_valid_config_fragment():
     assert list(task.space.names[-2:]) == ["adam.lr", "adam.weight_decay"] and len(task.space["adam.lr"].options) == 7
 
 
+def test_family_yaml_is_a_valid_config_fragment():
+    from pbt_evo.cli.config import build_task, resolve
+
+    task = build_task(resolve(mnist1d_config_with("family_yaml"), "docs/PBT_FAMILY.md"))
+    lr = task.space["adam.lr"]
+    assert task.space.names[-1] == "adam.lr" and lr.bounds == (1.0e-4, 1.0e-1) and lr.log
+
+
 def test_multiobjective_python_example_runs():
     namespace = run_python("multiobj_python")
     front = namespace["front"]
@@ -217,3 +226,15 @@ def test_hyperparameter_commands(tmp_path):
     run_bash("hyperparameters_runs", tmp_path)
     runs = tmp_path / "runs"
     assert all((runs / name / "best" / "genome.json").is_file() for name in ("mnist1d_hp", "mnist1d_hp_nas", "mnist1d_co"))
+
+
+@pytest.mark.slow
+def test_family_commands(tmp_path):
+    run_bash("family_runs", tmp_path)
+    runs = tmp_path / "runs"
+    names = ("mnist1d_family", "family_pb2_mix", "family_fire", "family_bg", "family_pb2_nas")
+    algorithms = [yaml.safe_load((runs / n / "config.yaml").read_text())["algorithm"]["name"] for n in names]
+    assert algorithms == ["pb2", "pb2_mix", "fire_pbt", "bg_pbt", "pb2"]
+    assert all((runs / n / "best" / "genome.json").is_file() for n in names)
+    record = json.loads((runs / "mnist1d_family" / "replay.json").read_text())
+    assert len(record["replayed"]) == 1 and 0 < record["replayed"][0]["fitness"] <= 1

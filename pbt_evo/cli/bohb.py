@@ -26,7 +26,7 @@ from ..handles import StoredState
 from ..individual import Individual
 from ..task import Task
 from . import checkpoint
-from .config import ConfigError, build_task
+from .config import ConfigError, build_task, check_runner
 from .plot import plot_run
 from .runfolder import RunFolder
 
@@ -56,7 +56,7 @@ def log_rows(results: Sequence[dict[str, Any]], population: int) -> list[dict[st
     return rows
 
 
-def run_bohb_search(cfg: dict[str, Any], run_dir: Path, say: Any = print) -> int:
+def run_bohb_search(cfg: dict[str, Any], run_dir: Path, say: Any = print, where: str = "config") -> int:
     """Run BOHB for a resolved config into ``run_dir`` (held locked by the caller); returns 0."""
     try:
         from ..bohb import run_bohb  # Ray Tune is imported for BOHB runs only
@@ -64,7 +64,8 @@ def run_bohb_search(cfg: dict[str, Any], run_dir: Path, say: Any = print) -> int
         raise ConfigError(f"'algorithm.name' bohb needs the bohb extra: pip install -e \".[bohb]\" ({exc})") from None
 
     alg, par = cfg["algorithm"], cfg["parallel"]
-    task: Task = build_task(cfg)
+    task: Task = build_task(cfg, where)
+    check_runner(cfg, task.space, where)
     folder = RunFolder(run_dir, task.space, tensorboard=False)
     try:
         with checkpoint.writing(run_dir):

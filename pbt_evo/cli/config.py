@@ -26,6 +26,7 @@ from .keys import EXPECTED, REQUIRED, Key, Library, choice_error, type_ok
 
 if TYPE_CHECKING:  # the library (torch) is imported where it is used: a bad config fails before it loads
     from ..objectives import Objectives
+    from ..space import SearchSpace
     from ..task import Task, TaskSpec
     from ..variants import Variant
 
@@ -86,9 +87,11 @@ SCHEMA: dict[str, Any] = {
     "task": {
         "target": Key(REQUIRED, "str", "the task class, 'package.module:Class' (e.g. tasks.digits:DigitsTask)"),
         "args": Key({}, "map", "keyword arguments of the task class"),
-        "hyperparameters": Key({}, "map", "optimizer hyperparameters in the genome, {optimizer: {parameter: grid}},"
-                               " a grid being [increasing options], {log: [low, high, n]} or {linear: [low, high, n]}"
-                               " (e.g. adam: {lr: {log: [1.0e-4, 1.0e-2, 5]}}; pbt_evo.hyper)"),
+        "hyperparameters": Key({}, "map", "optimizer hyperparameters in the genome, {optimizer: {parameter: values}},"
+                               " the values a grid ([increasing options], {log: [low, high, n]}, {linear: [low, high,"
+                               " n]}) or a continuous range ({uniform: [low, high]}, {loguniform: [low, high]})"
+                               " (e.g. adam: {lr: {log: [1.0e-4, 1.0e-2, 5]}} or adam: {lr: {loguniform: [1.0e-4,"
+                               " 1.0e-1]}}; pbt_evo.hyper)"),
     },
     "algorithm": {
         "name": Key("pbt_nas", "choice", "the algorithm: a variant of the loop, BOHB or a one-shot search (the"
@@ -117,8 +120,13 @@ SCHEMA: dict[str, Any] = {
                                     " (docs/REPRODUCING.md): SEARL-like parent the fitter of two, averaged layers"
                                     " copied unperturbed, the task's research_code_args (GAN: Adam eps 1e-4,"
                                     " GanHard cell without branch 2), ..."),
-        "architecture": Key({}, "map", "algorithm pbt: the one architecture, values by variable name (missing"
-                            " ones: the task's default_architecture, else the first option)"),
+        "architecture": Key({}, "map", "algorithm pbt (and pb2, pb2_mix, fire_pbt without mixing): the one"
+                            " architecture, values by variable name (missing ones: the task's default_architecture,"
+                            " else the first option)"),
+        "patience": Key(5, "int", "bg_pbt: generations without a new best fitness before a new generation of"
+                        " architectures and hyperparameters", check=_positive, rule="> 0"),
+        "mixing": Key(False, "bool", "pb2, pb2_mix, fire_pbt: search the architecture too, by PBT-NAS's mixing of"
+                      " two parents (false: one architecture, as classic PBT; docs/PBT_FAMILY.md)"),
         "resample_probability": Key(0.25, "float", "explore: probability that a hyperparameter is resampled"
                                     " instead of moved to a neighbouring option (Ray Tune's default 0.25)",
                                     check=lambda p: 0 <= p <= 1, rule="in [0, 1]"),
@@ -269,12 +277,19 @@ def resolve(data: Mapping[str, Any], where: str = "config", origin: Mapping[str,
 def check_variant(v: Variant, alg: Mapping[str, Any], where: str) -> None:
     """What the chosen variant needs of the ``algorithm`` section (its registry entry says)."""
     from ..operators import n_selected
+    from ..variants import VARIANTS
 
-    k = n_selected(alg["population"], alg["tau"])
-    if v.parents >= 2 and k < v.parents:
+    if alg["population"] < v.min_population:
+        raise ConfigError(f"{where}: 'algorithm.population' {alg['population']}: {v.name} needs at least"
+                          f" {v.min_population} ({v.why_population})")
+    if alg["mixing"] and not v.optional_mixing:
+        optional = ", ".join(n for n, x in VARIANTS.items() if x.optional_mixing)
+        raise ConfigError(f"{where}: 'algorithm.mixing' is for {optional}, not {v.name} ({v.summary})")
+    k, parents = n_selected(alg["population"], alg["tau"]), v.min_parents(alg["mixing"])
+    if parents >= 2 and k < parents:
         raise ConfigError(f"{where}: 'algorithm.population' {alg['population']} with tau {alg['tau']} gives {k} parent;"
-                          f" mixing needs at least {v.parents} (use population >= 6 with tau 0.25)")
-    if v.parents == 1 and k < 1:
+                          f" mixing needs at least {parents} (use population >= 6 with tau 0.25)")
+    if parents == 1 and k < 1:
         raise ConfigError(f"{where}: 'algorithm.population' * 'algorithm.tau' rounds to 0; nothing would be replaced")
     if not v.multi_objective and (len(alg["objectives"]) > 1 or alg["init"] not in v.inits):
         raise ConfigError(f"{where}: 'algorithm.name' {v.name} optimises the fitness alone from its own samples"
@@ -283,6 +298,19 @@ def check_variant(v: Variant, alg: Mapping[str, Any], where: str) -> None:
     if alg["init"] not in v.inits:
         raise ConfigError(f"{where}: 'algorithm.init' {alg['init']} is not for algorithm {v.name}"
                           f" ({v.summary}); use {' or '.join(v.inits)}")
+
+
+def check_runner(cfg: Mapping[str, Any], space: SearchSpace, where: str = "config") -> None:
+    """Only the loop's variants take continuous hyperparameters (BOHB and the one-shot searches model
+    categorical genes): :class:`ConfigError` naming them otherwise."""
+    from ..variants import RUNNER_WORDS, variant
+
+    name = cfg["algorithm"]["name"]
+    runner = variant(name).runner
+    if runner != "loop" and space.continuous:
+        names = ", ".join(space[i].name for i in space.continuous)
+        raise ConfigError(f"{where}: 'algorithm.name' {name} is a {RUNNER_WORDS[runner]} over categorical genes;"
+                          f" {names} has a continuous range: give a grid instead, e.g. {{log: [low, high, 7]}}")
 
 
 def research_code_args(target: str, where: str = "config") -> dict[str, Any]:

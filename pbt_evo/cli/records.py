@@ -29,7 +29,7 @@ from deap import tools
 
 from .. import plain
 from ..handles import Inherit, MutateWeights, PerturbAll, Reinit, Step, StoredState, WeightHandle
-from ..individual import Individual
+from ..individual import Individual, plain_gene
 
 
 class RecordError(ValueError):
@@ -120,7 +120,7 @@ def legacy_recipe(fields: dict[str, Any]) -> WeightHandle:
 def individual_record(ind: Individual, store: Callable[[StoredState], str]) -> dict[str, Any]:
     """An individual as a record (genome, fitness values, handle, every other attribute)."""
     attrs = {k: v for k, v in vars(ind).items() if k not in ("fitness", "handle")}
-    return {"genome": [int(g) for g in ind], "fitness": plain.encode(tuple(ind.fitness.values)),
+    return {"genome": [plain_gene(g) for g in ind], "fitness": plain.encode(tuple(ind.fitness.values)),
             "weights": [float(w) for w in ind.fitness.weights],
             "handle": handle_record(ind.handle, store), "attrs": plain.encode(attrs, path=f"individual {ind.id}")}
 
@@ -129,7 +129,7 @@ def individual_from_record(record: Any, stored: Callable[[str], StoredState]) ->
     """The individual of a record (see :func:`individual_record`)."""
     try:
         weights = record.get("weights")  # several objectives: a WeightedFitness with these directions
-        ind = Individual([int(g) for g in record["genome"]],
+        ind = Individual([plain_gene(g) for g in record["genome"]],
                          weights=None if weights in (None, [1.0]) else [float(w) for w in weights])
         values = plain.decode(record["fitness"])
         if values:

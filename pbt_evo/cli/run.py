@@ -18,6 +18,7 @@ import numpy as np
 from deap import tools
 
 from ..algorithms import Generation, LoopState, ea_pbt
+from ..history import Memory
 from ..hyper import HyperparameterError, fixed_architecture
 from ..parallel import RayMap, SerialMap
 from ..parallel.resources import ResourceError
@@ -95,7 +96,7 @@ class Search:
             if runner == "tune":
                 from .bohb import run_bohb_search  # not a toolbox of the loop: Ray Tune's BOHB
 
-                return run_bohb_search(self.cfg, self.run_dir, self._say)
+                return run_bohb_search(self.cfg, self.run_dir, self._say, self.source)
             with self.failures.kept():  # a member's failed attempts: their tracebacks in errors.log
                 return self._search(resume, runner)
 
@@ -126,7 +127,8 @@ class Search:
                                        width_policy=alg["width_policy"],
                                        research_code_compat=alg["research_code_compat"],
                                        resample_probability=alg["resample_probability"],
-                                       explore_probability=alg["explore_probability"], architecture=alg["architecture"])
+                                       explore_probability=alg["explore_probability"], architecture=alg["architecture"],
+                                       mixing=alg["mixing"], patience=alg["patience"])
             except VariantError as exc:
                 raise ConfigError(f"{self.source}: 'algorithm.name': {exc}") from None
             toolbox.map = pmap
@@ -141,6 +143,7 @@ class Search:
                 random.setstate(data["random"])
                 np.random.set_state(data["numpy"])
                 population, logbook = data["population"], data["logbook"]
+                toolbox.memory.load(data.get("memory", {}))  # a checkpoint of a variant without memory has none
                 hof.update(data["halloffame"])
                 start = LoopState(data["generation"], data["epochs"], data["next_id"])
                 with checkpoint.writing(self.run_dir):
@@ -164,7 +167,7 @@ class Search:
                           f"{alg['e_total']} x {task.epoch_unit}")
             self._gen = start.generation
             ea_pbt(population, toolbox, alg["e_total"], alg["e_step"], stats=_fitness_stats(), halloffame=hof,
-                   logbook=logbook, hook=self._hook(folder, hof), start=start)
+                   logbook=logbook, hook=self._hook(folder, hof, toolbox.memory), start=start)
             self._close_bar()
             with checkpoint.writing(self.run_dir):
                 if len(hof):
@@ -190,7 +193,7 @@ class Search:
 
         return ray.put  # resumed states go back to the object store, not through worker files
 
-    def _hook(self, folder: RunFolder, hof: tools.HallOfFame) -> Any:
+    def _hook(self, folder: RunFolder, hof: tools.HallOfFame, memory: Memory) -> Any:
         """What runs after every generation: log, checkpoint, report; stop if the disk cannot hold the next."""
         cfg, alg = self.cfg, self.cfg["algorithm"]
         workers = cfg["parallel"]["workers"] if cfg["parallel"]["backend"] == "ray" else 1
@@ -206,7 +209,7 @@ class Search:
                 if g.done or g.generation % every == 0:
                     checkpoint.save(self.run_dir, g.generation, g.population, list(hof), keep=keep,
                                     payload={"epochs": g.epochs, "next_id": g.next_id, "logbook": g.logbook,
-                                             "config": cfg})
+                                             "config": cfg, "memory": memory.state()})
             self._gen = g.generation
             front = f" | front {row['front_size']}, hypervolume {_fmt(row['hypervolume'])}" if "front_size" in row else ""
             self._say(f"gen {g.generation:3d} | epochs {g.epochs}/{alg['e_total']} | best {_fmt(row['best'])}"
@@ -225,11 +228,13 @@ class Search:
 
 
 def check_hyperparameters(cfg: dict[str, Any], task: Task, where: str) -> None:
-    """A variant that searches hyperparameters needs some in the space; classic PBT's architecture must exist
-    (before anything starts)."""
+    """A variant that searches hyperparameters needs some in the space; classic PBT's architecture must exist;
+    only the loop takes continuous hyperparameters (before anything starts)."""
     alg = cfg["algorithm"]
+    v = variant(alg["name"])
+    config.check_runner(cfg, task.space, where)
     try:
-        check_space(variant(alg["name"]), task.space)
+        check_space(v, task.space)
         fixed_architecture(task.space, alg["architecture"], task.default_architecture)
     except VariantError as exc:
         raise ConfigError(f"{where}: 'algorithm.name' {alg['name']} {exc}") from None

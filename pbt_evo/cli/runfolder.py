@@ -37,7 +37,7 @@ import yaml
 
 from ..algorithms import Generation
 from ..export import save_best
-from ..individual import Individual
+from ..individual import Individual, plain_gene
 from ..objectives import Objectives
 from ..space import SearchSpace
 from ..task import Task
@@ -65,7 +65,7 @@ def _finite(x: float) -> float | None:
 
 
 def member_record(ind: Individual, space: SearchSpace, generation: int) -> dict[str, Any]:
-    rec = {"gen": generation, "id": ind.id, "genome": list(ind), "arch": space.decode(list(ind)),
+    rec = {"gen": generation, "id": ind.id, "genome": [plain_gene(g) for g in ind], "arch": space.decode(list(ind)),
            "fitness": _finite(ind.fitness.values[0]) if ind.fitness.valid else None, "epochs": ind.epochs,
            "origin": list(ind.origin), "parents": list(ind.parents),
            "metrics": {k: v for k, v in ind.metrics.items() if isinstance(v, (int, float))}}
@@ -204,7 +204,7 @@ class RunFolder:
         self._append("lineage.jsonl", [{
             "gen": g.generation, "child": c.id, "replaced_slot": j, "parents": list(c.parents),
             "taken": [names[i] for i in c.taken], "origin": list(c.origin), "genome": list(c),
-            "changes": {names[i]: [self.space[i].options[a], self.space[i].options[b]] for i, a, b in c.changed}}
+            "changes": {names[i]: [self.space[i].value(a), self.space[i].value(b)] for i, a, b in c.changed}}
             for j, c in g.replaced])
         if self._tb is not None:
             for key in ("best", "median", "worst", "framework_share"):
@@ -216,10 +216,10 @@ class RunFolder:
             best = max(g.trained, key=lambda ind: ind.score)
             for i in self.space.hyperparameters:  # the best member's, and the population's median option
                 v = self.space[i]
-                if isinstance(v.options[0], (int, float)):
-                    self._tb.add_scalar(f"hyperparameters/{v.name}/best", v.options[best[i]], g.epochs)
+                if v.numeric:
+                    self._tb.add_scalar(f"hyperparameters/{v.name}/best", v.value(best[i]), g.epochs)
                     self._tb.add_scalar(f"hyperparameters/{v.name}/median",
-                                        float(np.median([v.options[ind[i]] for ind in g.trained])), g.epochs)
+                                        float(np.median([v.value(ind[i]) for ind in g.trained])), g.epochs)
             self._tb.flush()
             self._hparams.record(g.trained)  # each member's genome and fitness: the HPARAMS tab
 

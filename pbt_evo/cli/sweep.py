@@ -12,7 +12,9 @@ Algorithm labels are a variant of the loop plus optional suffixes (see :func:`al
 ``pbt_nas``, ``searl``, ``random``, ``no_mixing``; ``_sp10`` / ``_sp01`` set shrink-perturb to
 ``[1, 0]`` (copy the donor's layers exactly) / ``[0, 1]`` (re-initialise them); ``_naswot`` starts
 from the training-free initial population; ``_wfresh`` re-initialises layers whose width a child changes
-(``algorithm.width_policy: fresh``). E.g. ``pbt_nas_sp10``, ``pbt_nas_naswot``, ``pbt_nas_wfresh``.
+(``algorithm.width_policy: fresh``); ``_mixing`` searches the architecture too by mixing (``pb2``,
+``pb2_mix``, ``fire_pbt``: ``algorithm.mixing: true``). E.g. ``pbt_nas_sp10``, ``pbt_nas_naswot``,
+``pbt_nas_wfresh``, ``pb2_mixing``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ SUFFIXES: dict[str, list[str]] = {
     "naswot": ["algorithm.init=naswot"],
     "wfresh": ["algorithm.width_policy=fresh"],
     "rc": ["algorithm.research_code_compat=true"],
+    "mixing": ["algorithm.mixing=true"],
 }
 
 
@@ -89,6 +92,8 @@ def algorithm_label(cfg: dict[str, Any]) -> str:
         label += "_wfresh"
     if alg.get("research_code_compat"):
         label += "_rc"
+    if alg.get("mixing") and variant(alg["name"]).optional_mixing:
+        label += "_mixing"
     return label
 
 

@@ -1,7 +1,7 @@
 """TensorBoard's HParams plugin data of a run: every member a session, with its genome and fitness.
 
 The run's ``tb/`` gets the experiment once (``_hparams_/experiment``): each variable of the search
-space as a hyperparameter whose domain is its options, and the metric ``hparams/fitness`` (with several
+space as a hyperparameter whose domain is its options (a continuous one's: its bounds), and the metric ``hparams/fitness`` (with several
 objectives, ``hparams/<objective>`` each). Each member gets a run of its own, ``tb/members/<id>``: its
 session (``_hparams_/session_start_info``: its variables' values) and its fitness after every
 generation it trained, at its epochs. TensorBoard's HPARAMS tab then shows the population as a table
@@ -13,10 +13,11 @@ threads for a population of 512); the files are TensorBoard's record format (``R
 >>> import tempfile
 >>> from pbt_evo.individual import Individual
 >>> from pbt_evo.space import SearchSpace, Variable
->>> space = SearchSpace([Variable("op", ("conv", "pool")), Variable("lr", (0.01, 0.1), hyper=True)])
+>>> space = SearchSpace([Variable("op", ("conv", "pool")), Variable("lr", (0.01, 0.1), hyper=True),
+...                      Variable("wd", bounds=(0.0, 0.1), hyper=True)])
 >>> tb = Path(tempfile.mkdtemp())
 >>> writer = HParamsWriter(tb, space)
->>> ind = Individual([1, 0], id=3); ind.fitness.values = (0.5,); ind.epochs = 2
+>>> ind = Individual([1, 0, 0.05], id=3); ind.fitness.values = (0.5,); ind.epochs = 2
 >>> writer.record([ind])
 >>> sorted(str(p.parent.relative_to(tb)) for p in tb.rglob("events.out.tfevents.*"))
 ['.', 'members/000003']
@@ -59,13 +60,14 @@ class HParamsWriter:
 
         self.tb = Path(tb)
         self.space = space
-        self.domains = [_values(v.options) for v in space.variables]
+        self.domains = [None if v.continuous else _values(v.options) for v in space.variables]
         names = list(objectives.names) if objectives is not None and not objectives.single else []
         self.metrics = [METRIC] + [f"hparams/{n}" for n in names]
         self.objective_names = names
         self._files: dict[int, Path] = {}  # member id -> its event file (this process's)
         config = hp.hparams_config_pb(
-            [hp.HParam(v.name, hp.Discrete(d)) for v, d in zip(space.variables, self.domains)],
+            [hp.HParam(v.name, hp.RealInterval(*v.bounds) if d is None else hp.Discrete(d))
+             for v, d in zip(space.variables, self.domains)],
             [hp.Metric(m, display_name=m.split("/", 1)[1]) for m in self.metrics])
         self._append(self._new_file(self.tb), [(config, 0)])
 
@@ -108,7 +110,7 @@ class HParamsWriter:
             path = self._files.get(ind.id)
             if path is None:
                 path = self._files[ind.id] = self._new_file(self.tb / "members" / f"{ind.id:06d}")
-                values = {v.name: d[g] for v, d, g in zip(self.space.variables, self.domains, ind)}
+                values = {v.name: float(g) if d is None else d[g] for v, d, g in zip(self.space.variables, self.domains, ind)}
                 summaries.append((hp.hparams_pb(values, trial_id=f"member {ind.id}"), ind.epochs))
             values = list(ind.fitness.values) if ind.fitness.valid else []
             if values and all(math.isfinite(v) for v in values):  # a failed member has no fitness to show
