@@ -238,3 +238,13 @@ def test_family_commands(tmp_path):
     assert all((runs / n / "best" / "genome.json").is_file() for n in names)
     record = json.loads((runs / "mnist1d_family" / "replay.json").read_text())
     assert len(record["replayed"]) == 1 and 0 < record["replayed"][0]["fitness"] <= 1
+
+
+def test_every_relative_link_of_the_readme_and_docs_resolves():
+    """Images, guides, study scripts: a moved or renamed file breaks the page that links it."""
+    pages = [README, *sorted((ROOT / "docs").glob("*.md"))]
+    broken = [(page.name, target) for page in pages
+              for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text())
+              if not target.startswith(("http://", "https://")) and not (page.parent / target).exists()]
+    assert broken == []
+    assert len(list((ROOT / "docs" / "img").glob("*.png"))) == 24 and not list((ROOT / "docs").glob("*.png"))

@@ -1,7 +1,7 @@
 """The final Pareto fronts of a multi-objective sweep, every seed, one colour per algorithm
-(docs/fronts_multiobj.png), and a per-seed table of their hypervolumes against one reference point:
+(docs/img/fronts_multiobj.png), and a per-seed table of their hypervolumes against one reference point:
 
-    python docs/fronts_multiobj.py runs/study_multiobj --reference 0,2000 --out docs/fronts_multiobj.png
+    python docs/studies/fronts_multiobj.py runs/study_multiobj --reference 0,2000 --out docs/img/fronts_multiobj.png
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sweep")
     p.add_argument("--reference", required=True)
-    p.add_argument("--out", default="docs/fronts_multiobj.png")
+    p.add_argument("--out", default="docs/img/fronts_multiobj.png")
     args = p.parse_args()
     reference = parse_reference(args.reference)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))

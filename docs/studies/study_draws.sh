@@ -1,8 +1,8 @@
 #!/bin/sh
 # Reproduces "MNIST-1D: where mixing pays off" of docs/RESULTS.md (issue 30; CPU; resumable: every sweep
 # skips finished runs and continues interrupted ones, so running it again completes it).
-#   sh docs/study_draws.sh           # the runs, then the reports
-#   sh docs/study_draws.sh runs      # only the runs        sh docs/study_draws.sh report   # only the reports
+#   sh docs/studies/study_draws.sh           # the runs, then the reports
+#   sh docs/studies/study_draws.sh runs      # only the runs        sh docs/studies/study_draws.sh report   # only the reports
 # pbt_nas, searl, random, no_mixing x 9 seeds (0-8) on
 #   - spaces/mnist1d_study.yaml (4 cells, 9 variables) on 3 data draws: mnist1d's dataset_seed 42 (the
 #     operator study's draw) / data_seed 0, dataset_seed 1 / data_seed 1, dataset_seed 2 / data_seed 2;
@@ -51,6 +51,6 @@ if [ "$PART" = all ] || [ "$PART" = report ]; then
         --baseline mnist1d_c8_$alg --report $report --out $OUT/compare_size_${alg}_$report
     done
   done
-  cp $OUT/compare_draws_best/anytime_pooled.png docs/anytime_mnist1d_draws.png
-  cp $OUT/compare_cells8_best/anytime.png docs/anytime_mnist1d_cells8.png
+  cp $OUT/compare_draws_best/anytime_pooled.png docs/img/anytime_mnist1d_draws.png
+  cp $OUT/compare_cells8_best/anytime.png docs/img/anytime_mnist1d_cells8.png
 fi

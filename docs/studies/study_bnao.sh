@@ -1,7 +1,7 @@
 #!/bin/sh
 # Reproduces the Balanced NAO section of docs/RESULTS.md (CPU; the sweep resumes/skips finished runs).
 # 1. bnao and nao, 9 seeds each, on spaces/mnist1d_study.yaml's budget (8 x 24 = 192 member-epochs).
-# 2. compare against pbt_nas and random of the MNIST-1D operator study (docs/study_mnist1d.sh; its run
+# 2. compare against pbt_nas and random of the MNIST-1D operator study (docs/studies/study_mnist1d.sh; its run
 #    folders in $STUDY, default runs/study_mnist1d), paired by seed, three reported quantities.
 # 3. the ranking experiment: 30 random architectures, stand-alone 24 epochs vs supernets of 5..50 epochs, 2 repeats.
 set -e
@@ -18,7 +18,7 @@ for report in best final test; do
   $PY -m pbt_evo.compare $RUNS --only pbt_nas,bnao,nao,random --baseline pbt_nas --report $report \
     --out $OUT/compare_$report
 done
-cp $OUT/compare_test/anytime.png docs/anytime_bnao.png
+cp $OUT/compare_test/anytime.png docs/img/anytime_bnao.png
 $PY -m pbt_evo.oneshot rank spaces/mnist1d_study.yaml --archs 30 --supernet-epochs 5,10,20,30,50 --repeats 2 \
   --out $OUT/rank
-cp $OUT/rank/rank.png docs/rank_bnao.png
+cp $OUT/rank/rank.png docs/img/rank_bnao.png

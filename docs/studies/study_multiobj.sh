@@ -10,7 +10,7 @@ $PY -m pbt_evo.sweep spaces/mnist1d_multiobj.yaml --algorithms pbt_nas,random --
 for report in hypervolume best test; do
   $PY -m pbt_evo.compare $OUT --only pbt_nas,random --baseline pbt_nas --report $report --out $OUT/compare_$report
 done
-cp $OUT/compare_hypervolume/anytime.png docs/anytime_multiobj.png
-cp $OUT/mnist1d_multiobj_pbt_nas_s0/plots/front.png docs/front_mnist1d_pbt_nas.png
-cp $OUT/mnist1d_multiobj_random_s0/plots/front.png docs/front_mnist1d_random.png
-$PY docs/fronts_multiobj.py $OUT --reference 0,2000 --out docs/fronts_multiobj.png
+cp $OUT/compare_hypervolume/anytime.png docs/img/anytime_multiobj.png
+cp $OUT/mnist1d_multiobj_pbt_nas_s0/plots/front.png docs/img/front_mnist1d_pbt_nas.png
+cp $OUT/mnist1d_multiobj_random_s0/plots/front.png docs/img/front_mnist1d_random.png
+$PY docs/studies/fronts_multiobj.py $OUT --reference 0,2000 --out docs/img/fronts_multiobj.png

@@ -1,7 +1,7 @@
 """What BOHB did in each run of the MNIST-1D BOHB study (docs/RESULTS.md, "MNIST-1D: BOHB"): architectures
 tried, how many reached each budget, its answer's fitness and test score, beside PBT-NAS's run of the seed.
 
-    python docs/bohb_trials.py runs/study_bohb
+    python docs/studies/bohb_trials.py runs/study_bohb
 """
 
 import json

@@ -20,5 +20,5 @@ for report in best final test; do  # the other direction: is fresh better than a
       --only mnist1d_widths_pbt_nas_wfresh,mnist1d_widths_pbt_nas --report $report --out runs/widths/compare_reverse_$report
 done
 # 4. what the width searches found and how many children were adapted; the figure
-$PY docs/widths_found.py runs/widths > runs/widths/compare_best/widths.md
-cp runs/widths/compare_best/anytime.png docs/anytime_mnist1d_widths.png
+$PY docs/studies/widths_found.py runs/widths > runs/widths/compare_best/widths.md
+cp runs/widths/compare_best/anytime.png docs/img/anytime_mnist1d_widths.png

@@ -1,6 +1,6 @@
 """Markdown table of the greedy soups written by `python -m pbt_evo.soup` (one row per run folder).
 
-    python docs/soup_table.py runs/study/digits_hard_pbt_nas_s*
+    python docs/studies/soup_table.py runs/study/digits_hard_pbt_nas_s*
 """
 
 import json

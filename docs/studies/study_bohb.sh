@@ -24,5 +24,5 @@ for report in best test; do
   $PY -m pbt_evo.compare $OUT --only pbt_nas,bohb --baseline pbt_nas --report $report --ddof 0 \
     --out $OUT/compare_$report
 done
-cp $OUT/compare_best/anytime.png docs/anytime_mnist1d_bohb.png
-PYTHONPATH=${PYTHONPATH:-.} $PY docs/bohb_trials.py $OUT > $OUT/bohb_trials.md
+cp $OUT/compare_best/anytime.png docs/img/anytime_mnist1d_bohb.png
+PYTHONPATH=${PYTHONPATH:-.} $PY docs/studies/bohb_trials.py $OUT > $OUT/bohb_trials.md

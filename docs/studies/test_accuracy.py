@@ -3,7 +3,7 @@
 Best-of-run *validation* accuracy is what the search maximised, so it is optimistically biased (more so
 for algorithms that evaluate more distinct networks); the held-out test split is not.
 
-    python docs/test_accuracy.py runs/study --only pbt_nas,searl,random > runs/study/compare/test_accuracy.md
+    python docs/studies/test_accuracy.py runs/study --only pbt_nas,searl,random > runs/study/compare/test_accuracy.md
 """
 
 import argparse

@@ -3,7 +3,7 @@ of the exported best network per cell, those of the final population, and the sh
 a tensor of another width than its source's (from the base parent, or from the donor for a taken layer):
 the children in which ``width_policy`` adapt and fresh differ.
 
-    python docs/widths_found.py runs/widths > runs/widths/compare_best/widths.md
+    python docs/studies/widths_found.py runs/widths > runs/widths/compare_best/widths.md
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the hyperparameter searches of docs/RESULTS.md ("MNIST-1D: hyperparameters") found, per search:
 the final best network's learning rate per seed, its schedule, and how often explore moved a learning rate.
 
-    python docs/hp_found.py runs/study_hp > runs/study_hp/compare_best/hp_found.md
+    python docs/studies/hp_found.py runs/study_hp > runs/study_hp/compare_best/hp_found.md
 """
 
 from __future__ import annotations

@@ -19,5 +19,5 @@ done
 for run in $OUT/mnist1d_family_study_*_s*; do
   [ -f $run/replay.json ] || $PY -m pbt_evo.replay $run > /dev/null
 done
-$PY docs/replay_table.py $OUT > $OUT/replay.md
-cp $OUT/compare_best/anytime.png docs/anytime_mnist1d_family.png
+$PY docs/studies/replay_table.py $OUT > $OUT/replay.md
+cp $OUT/compare_best/anytime.png docs/img/anytime_mnist1d_family.png

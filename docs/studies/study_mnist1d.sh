@@ -9,5 +9,5 @@ $PY -m pbt_evo.sweep spaces/mnist1d_study.yaml --algorithms $ALGS --seeds 0,1,2,
 for report in best final test; do
   $PY -m pbt_evo.compare $OUT --only $ALGS --baseline pbt_nas --report $report --out $OUT/compare_$report
 done
-cp $OUT/compare_best/anytime.png docs/anytime_mnist1d.png
-$PY -m pbt_evo.plot $OUT/mnist1d_study_pbt_nas_s0 && cp $OUT/mnist1d_study_pbt_nas_s0/plots/origins.png docs/origins_mnist1d.png
+cp $OUT/compare_best/anytime.png docs/img/anytime_mnist1d.png
+$PY -m pbt_evo.plot $OUT/mnist1d_study_pbt_nas_s0 && cp $OUT/mnist1d_study_pbt_nas_s0/plots/origins.png docs/img/origins_mnist1d.png

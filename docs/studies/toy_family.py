@@ -1,6 +1,6 @@
 """The PBT family on the toy tasks (docs/RESULTS.md, "The PBT family: toy tasks"); CPU, serial, minutes.
 
-    python docs/toy_family.py [--seeds 0,1,...,9] [--out runs/toy_family.json]
+    python docs/studies/toy_family.py [--seeds 0,1,...,9] [--out runs/toy_family.json]
 
 1. PBT's Figure 2 (``tasks.toy.PBTToyTask``): two members starting at h = (1, 0) and (0, 1), 40 gradient
    steps, exploit and explore every 4; ``pbt`` (classic PBT: the worse copies the better's theta and h,
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import pbt_evo  # noqa: E402
 from tasks.toy import DeceptiveToyTask, PBTToyTask, PlainToyTask  # noqa: E402

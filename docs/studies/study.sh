@@ -14,9 +14,9 @@ $PY -m pbt_evo.compare runs/study/*_s[0-4] --only pbt_nas,pbt_nas_naswot --basel
 $PY -m pbt_evo.naswot spaces/digits_hard.yaml --archs 40 --out runs/naswot_tau
 # 5. greedy soups of the pbt_nas runs' final populations
 for s in 0 1 2 3 4 5 6; do $PY -m pbt_evo.soup runs/study/digits_hard_pbt_nas_s$s; done
-$PY docs/soup_table.py runs/study/digits_hard_pbt_nas_s? > runs/study/compare/soups.md
+$PY docs/studies/soup_table.py runs/study/digits_hard_pbt_nas_s? > runs/study/compare/soups.md
 # 6. figures for the docs
-$PY docs/test_accuracy.py runs/study --only $ALGS > runs/study/compare/test_accuracy.md
-cp runs/study/compare/anytime.png docs/anytime_digits_hard.png
-cp runs/study/compare_naswot/anytime.png docs/anytime_naswot.png
-cp runs/naswot_tau/naswot.png docs/naswot_tau.png
+$PY docs/studies/test_accuracy.py runs/study --only $ALGS > runs/study/compare/test_accuracy.md
+cp runs/study/compare/anytime.png docs/img/anytime_digits_hard.png
+cp runs/study/compare_naswot/anytime.png docs/img/anytime_naswot.png
+cp runs/naswot_tau/naswot.png docs/img/naswot_tau.png

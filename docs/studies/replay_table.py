@@ -2,7 +2,7 @@
 test accuracy against the same architecture retrained from scratch with its hyperparameter schedule
 (``python -m pbt_evo.replay``), paired by seed.
 
-    python docs/replay_table.py runs/study_family > runs/study_family/replay.md
+    python docs/studies/replay_table.py runs/study_family > runs/study_family/replay.md
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ for report in best final test; do
   $PY -m pbt_evo.compare $OUT --baseline pbt_nas_hp --report $report --out $OUT/compare_hp_$report
 done
 # 4. figures: the anytime curves, and one co-search run's learning-rate schedules (final best on top)
-cp $OUT/compare_best/anytime.png docs/anytime_mnist1d_hp.png
+cp $OUT/compare_best/anytime.png docs/img/anytime_mnist1d_hp.png
 $PY -m pbt_evo.plot $OUT/mnist1d_hp_study_pbt_nas_hp_s0
-cp $OUT/mnist1d_hp_study_pbt_nas_hp_s0/plots/hyperparameters.png docs/hp_schedule_mnist1d_pbt_nas_hp.png
+cp $OUT/mnist1d_hp_study_pbt_nas_hp_s0/plots/hyperparameters.png docs/img/hp_schedule_mnist1d_pbt_nas_hp.png
 $PY -m pbt_evo.plot $OUT/mnist1d_hp_study_pbt_s0
-cp $OUT/mnist1d_hp_study_pbt_s0/plots/hyperparameters.png docs/hp_schedule_mnist1d_pbt.png
+cp $OUT/mnist1d_hp_study_pbt_s0/plots/hyperparameters.png docs/img/hp_schedule_mnist1d_pbt.png
