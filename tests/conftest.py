@@ -42,3 +42,26 @@ def digits_task():
     from tasks.digits import DigitsTask
 
     return DigitsTask()
+
+
+@pytest.fixture
+def killed_after():
+    """Start a run's command and SIGKILL it once its folder's checkpoint reaches a generation.
+
+    ``killed_after(cmd, run_folder, "gen_00002", cwd=..., env=...)`` returns the generation the checkpoint
+    named when the process died (a kill between generations, as a crash or a pre-empted node leaves it)."""
+    import signal
+    import subprocess
+    import time
+
+    def kill(cmd, run_folder, generation, cwd, env=None, timeout=300):
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        latest = run_folder / "checkpoints" / "LATEST"
+        deadline = time.time() + timeout
+        while time.time() < deadline and not (latest.exists() and latest.read_text() >= generation):
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return latest.read_text()
+
+    return kill

@@ -8,10 +8,8 @@ import json
 import math
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -444,22 +442,15 @@ def cli(config, out, *extra):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FAMILY)
-def test_each_variant_resumes_identically_after_sigkill(tmp_path, name):
+def test_each_variant_resumes_identically_after_sigkill(tmp_path, name, killed_after):
     """Two generations and more on MNIST-1D (continuous learning rate, grid batch size), killed after the
     second generation's checkpoint, resumed: the same members, genomes and fitness as without the kill."""
     path = write_config(tmp_path, {"adam": {"lr": {"loguniform": [1e-4, 0.1]}}}, algorithm=name,
                         population=8, e_total=4)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(cli(path, tmp_path / "a"), check=True, cwd=ROOT, capture_output=True, env=env)
-    proc = subprocess.Popen(cli(path, tmp_path / "b"), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
-    latest = tmp_path / "b" / "fam" / "checkpoints" / "LATEST"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (latest.exists() and latest.read_text() >= "gen_00002"):
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert latest.read_text() < "gen_00004", "the run finished before it could be killed"
+    reached = killed_after(cli(path, tmp_path / "b"), tmp_path / "b" / "fam", "gen_00002", cwd=ROOT, env=env)
+    assert reached < "gen_00004", "the run finished before it could be killed"
     resumed = subprocess.run(cli(path, tmp_path / "b")[:-1], cwd=ROOT, capture_output=True, text=True, env=env)
     assert resumed.returncode == 0 and "resuming" in resumed.stdout, resumed.stderr
 

@@ -10,10 +10,8 @@ GPU is only defined for them.
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -197,7 +195,7 @@ def outcome(run):
     return population, {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in best.items()}
 
 
-def test_a_run_on_cuda_killed_mid_way_resumes_to_the_uninterrupted_result(tmp_path):
+def test_a_run_on_cuda_killed_mid_way_resumes_to_the_uninterrupted_result(tmp_path, killed_after):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({
         "name": "t", "task": {"target": "tasks.digits:DigitsTask", "args": {"channels": 8, "device": DEVICE}},
@@ -206,14 +204,8 @@ def test_a_run_on_cuda_killed_mid_way_resumes_to_the_uninterrupted_result(tmp_pa
     cmd, env = runner(config, tmp_path / "a")
     subprocess.run(cmd, check=True, env=env, capture_output=True, cwd=ROOT)
     cmd, env = runner(config, tmp_path / "b")
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    latest = tmp_path / "b" / "t" / "checkpoints" / "LATEST"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (latest.exists() and latest.read_text() >= "gen_00002"):
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert latest.read_text() < "gen_00008", "the run finished before it could be killed"
+    reached = killed_after(cmd, tmp_path / "b" / "t", "gen_00002", cwd=ROOT, env=env)
+    assert reached < "gen_00008", "the run finished before it could be killed"
     resumed = subprocess.run(cmd[:-1], env=env, cwd=ROOT, capture_output=True, text=True)  # not --quiet
     assert resumed.returncode == 0 and "resuming" in resumed.stdout, resumed.stderr
     a, b = outcome(tmp_path / "a" / "t"), outcome(tmp_path / "b" / "t")

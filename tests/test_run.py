@@ -1,11 +1,8 @@
 """The runner: config errors, run folder, exact resume after SIGKILL, best export (failures: test_robust.py)."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -98,17 +95,11 @@ def finished_run(tmp_path_factory):
     return tmp, config, tmp / "a" / "t"
 
 
-def test_resume_after_sigkill_equals_uninterrupted(finished_run):
+def test_resume_after_sigkill_equals_uninterrupted(finished_run, killed_after):
     tmp, config, run_a = finished_run
     out_b = tmp / "b"
-    proc = subprocess.Popen(cli(config, out_b), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    latest = out_b / "t" / "checkpoints" / "LATEST"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (latest.exists() and latest.read_text() >= "gen_00003"):
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert latest.read_text() < "gen_00006", "the run finished before it could be killed"
+    reached = killed_after(cli(config, out_b), out_b / "t", "gen_00003", cwd=ROOT, timeout=120)
+    assert reached < "gen_00006", "the run finished before it could be killed"
     resumed = subprocess.run(cli(config, out_b)[:-1], cwd=ROOT, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
