@@ -249,13 +249,14 @@ def p_foreign_folder(p: Probe, ref_run: Path) -> tuple[bool, str]:
     refused = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=p.env, capture_output=True, text=True)
                .stdout.count("which no installed package registers") == 1]
     for args, module, rc in (((run, "--resume"), "pbt_evo.run", 2), ((run,), "pbt_evo.soup", 2),
+                             ((run,), "pbt_evo.replay", 2),
                              ((run, run, "--report", "test"), "pbt_evo.compare", 2), ((run,), "pbt_evo.plot", 0),
                              ((run,), "pbt_evo.convert", 0)):
         proc = p.cmd(*args, module=module)
         refused.append(proc.returncode == rc and (rc == 0 or "which no installed package registers" in proc.stderr))
     ok = all(refused) and not marker.exists()
-    return ok, (f"load_best, resume, soup, compare --report test refuse in one line, plot and convert build no task:"
-                f" {sum(refused)}/6; the planted command ran: {marker.exists()}")
+    return ok, (f"load_best, resume, soup, replay, compare --report test refuse in one line, plot and convert build"
+                f" no task: {sum(refused)}/{len(refused)}; the planted command ran: {marker.exists()}")
 
 
 def p_cluster_address(p: Probe) -> tuple[bool, str]:

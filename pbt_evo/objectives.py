@@ -172,7 +172,7 @@ class Objectives:
                 raise ValueError(f"objective {name!r} is unknown; allowed for {type(task).__name__}: {', '.join(known)}")
             if name in COSTS:
                 try:
-                    genome_cost(task, [0] * len(task.space), name)
+                    genome_cost(task, task.space.first(), name)
                 except ValueError:
                     raise  # already says what is missing (example_input)
                 except Exception as exc:  # the task's network cannot run on its example input

@@ -274,6 +274,15 @@ class SearchSpace:
             genome.append(v.gene(values[v.name]))
         return genome
 
+    def first(self) -> Genome:
+        """The genome of first options (a continuous variable at its lower bound): a valid genome of any
+        space, e.g. to build a member before any real one.
+
+        >>> SearchSpace([Variable("op", ["a", "b"]), Variable("lr", bounds=(1e-4, 0.1), log=True, hyper=True)]).first()
+        [0, 0.0001]
+        """
+        return [0 if v.bounds is None else float(v.bounds[0]) for v in self.variables]
+
     def sample(self, rng: random.Random | None = None) -> Genome:
         """A uniformly random genome (``rng`` defaults to the ``random`` module, as in DEAP)."""
         rng = rng or random

@@ -495,3 +495,18 @@ def test_family_config_errors_are_one_line(tmp_path, capsys, algorithm, extra, m
     assert run_cli.main([str(path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_continuous_genes_train_on_real_ray_workers(tmp_path):
+    """A worker warms up on a valid genome of any space (a continuous gene at its lower bound), so members
+    with continuous hyperparameters train there as in-process (every member failed before)."""
+    path = write_config(tmp_path, {"adam": {"lr": {"loguniform": [1e-4, 0.1]}}}, e_total=2)
+    proc = subprocess.run([sys.executable, "-m", "pbt_evo.run", str(path), "--quiet", "--set", "parallel.backend=ray",
+                           "--set", "parallel.workers=2"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "runs" / "fam"
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [row["failed"] for row in log] == [0, 0] and not (run / "errors.log").exists()
+    pop = [json.loads(line) for line in (run / "population.jsonl").read_text().splitlines()]
+    assert len(pop) == 12 and all(isinstance(r["genome"][-1], float) and 0 <= r["fitness"] <= 1 for r in pop)

@@ -69,7 +69,7 @@ class Worker:
             task = self._spec.build()
             set_scope(self._scope)
             self._keep_members = bool(task.reuse_members if self._reuse is None else self._reuse)
-            member = task.build([0] * len(task.space))
+            member = task.build(task.space.first())
             restore(member, capture(member))
             self.task = task
         return self.task
