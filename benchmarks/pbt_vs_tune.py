@@ -95,8 +95,10 @@ def run_pbt_evo(seed: int, algorithm: str = "pbt") -> dict:
     random.seed(seed)
     np.random.seed(seed)
     pop = toolbox.population()
-    pop, _ = pbt_evo.ea_pbt(pop, toolbox, e_total=E_TOTAL, e_step=E_STEP)
+    pop, log = pbt_evo.ea_pbt(pop, toolbox, e_total=E_TOTAL, e_step=E_STEP)
     wall = time.perf_counter() - t0
+    if any(row["failed"] for row in log):  # a figure from failed members would compare nothing
+        raise RuntimeError(f"pbt_evo {algorithm} seed {seed}: members failed: {[row['failed'] for row in log]}")
     rmap.close()
     ray.shutdown()
     lr = task.space.index("adam.lr")
@@ -125,41 +127,50 @@ def run_tune(seed: int, algorithm: str = "pbt") -> dict:
 
         def setup(self, config: dict) -> None:
             torch.set_num_threads(1)
-            task = problem(algorithm)
-            torch.manual_seed(seed * 1000 + config["member"])
+            self.task = problem(algorithm)
+            self.reset_config(config)
+
+        def reset_config(self, new_config: dict) -> bool:
+            """A fresh member for ``new_config``: with ``reuse_actors`` Tune resets an actor for the next trial
+            and restores a checkpoint only if that trial has one, so a trial's first step must not continue
+            the network of the actor's previous trial (a restore then overwrites weights and moments)."""
+            task = self.task
+            torch.manual_seed(seed * 1000 + new_config["member"])
             genome = [0] * len(task.space)
             genome[:9] = task.inner.space.encode(task.inner.default_architecture)
             lr = task.space.index("adam.lr")
-            genome[lr] = grid.index(config["lr"]) if algorithm == "pbt" else task.space[lr].clip(config["lr"])
+            genome[lr] = grid.index(new_config["lr"]) if algorithm == "pbt" else task.space[lr].clip(new_config["lr"])
             self.member = task.build(genome)
+            self.config, self.epochs = new_config, 0
+            return True
 
         def step(self) -> dict:
             self.member.train(E_STEP)
-            return {"fitness": self.member.evaluate()}
+            self.epochs += E_STEP
+            return {"fitness": self.member.evaluate(), "epochs": self.epochs}
 
         def save_checkpoint(self, checkpoint_dir: str) -> None:
             torch.save({"model": self.member.model.state_dict(),
-                        "optim": self.member.optimizers["adam"].state_dict()}, os.path.join(checkpoint_dir, "s.pt"))
+                        "optim": self.member.optimizers["adam"].state_dict(), "epochs": self.epochs},
+                       os.path.join(checkpoint_dir, "s.pt"))
 
         def load_checkpoint(self, checkpoint_dir: str) -> None:
             state = torch.load(os.path.join(checkpoint_dir, "s.pt"), weights_only=False)
             self.member.model.load_state_dict(state["model"])
             self.member.optimizers["adam"].load_state_dict(state["optim"])  # restores the donor's lr ...
-            self.reset_config(self.config)
-
-        def reset_config(self, new_config: dict) -> bool:
+            self.epochs = state["epochs"]
             for group in self.member.optimizers["adam"].param_groups:  # ... then the explored one is set
-                group["lr"] = new_config["lr"]
-            self.config = new_config
-            return True
+                group["lr"] = self.config["lr"]
 
     class Collect(tune.Callback):
         def __init__(self) -> None:
             self.fitness: dict[str, float] = {}
             self.lr: dict[str, float] = {}
+            self.epochs: dict[str, int] = {}
 
         def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
             self.fitness[trial.trial_id] = float(result["fitness"])
+            self.epochs[trial.trial_id] = int(result["epochs"])
             self.lr[trial.trial_id] = float(trial.config["lr"])
 
     collect = Collect()
@@ -188,6 +199,8 @@ def run_tune(seed: int, algorithm: str = "pbt") -> dict:
         tuner.fit()
         wall = time.perf_counter() - t0
     ray.shutdown()
+    if set(collect.epochs.values()) != {E_TOTAL}:  # every trial's network trained the budget, no more, no less
+        raise RuntimeError(f"tune {algorithm} seed {seed}: trials' epochs {sorted(collect.epochs.values())}, not {E_TOTAL}")
     best = max(collect.fitness, key=collect.fitness.get)
     return {"wall": wall, "init": t_init, "best": collect.fitness[best], "best_lr": collect.lr[best],
             "initial_lrs": lrs}

@@ -187,9 +187,15 @@ def run_tune() -> dict:
         def setup(self, config: dict) -> None:
             torch.set_num_threads(1)
             self.data = make_data()
+            self.reset_config(config)
+
+        def reset_config(self, new_config: dict) -> bool:
+            """A fresh member (``reuse_actors``: a trial's first step must not continue the actor's previous
+            trial's network; a trial with a checkpoint is restored after this)."""
             torch.manual_seed(1000 + self._slot())
             self.model = make_model()
-            self.opt = torch.optim.Adam(self.model.parameters(), lr=config["lr"])
+            self.opt = torch.optim.Adam(self.model.parameters(), lr=new_config["lr"])
+            return True
 
         def _slot(self) -> int:
             return int(self.trial_id.rsplit("_", 1)[-1])
@@ -208,11 +214,6 @@ def run_tune() -> dict:
             state = torch.load(os.path.join(checkpoint_dir, "state.pt"), weights_only=False)
             self.model.load_state_dict(state["model"])
             self.opt.load_state_dict(state["optim"])
-
-        def reset_config(self, new_config: dict) -> bool:
-            for group in self.opt.param_groups:
-                group["lr"] = new_config["lr"]
-            return True
 
     class Collect(tune.Callback):
         """Sums the members' own training time and keeps each trial's last fitness (in the driver)."""
